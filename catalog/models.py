@@ -1,0 +1,190 @@
+"""Catalog data: categories, products, variants, images and their vectors.
+
+Vectors of different models and dimensions live side by side: every vector row names its
+:class:`EmbeddingSpace` (one model version, one dimension, one modality) and its ``kind``; the
+column itself is an untyped pgvector ``vector``. Each (space, kind) gets its own partial HNSW
+index on ``(vector::vector(dim))`` created by :func:`catalog.services.embedding_space_ensure`.
+Switching the embedding model therefore means registering a new space and re-embedding, never
+changing the schema.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from pgvector.django import VectorField
+
+
+class Category(models.Model):
+    """A node of the category tree; ``path`` is the full slug path used for descendant queries."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    path = models.CharField(max_length=600, unique=True, help_text="slug path from the root, e.g. women/tops")
+    depth = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "slug"], name="category_unique_slug_per_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path.replace("/", " › ")
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    brand = models.CharField(max_length=120, blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
+    colour = models.CharField(max_length=60, blank=True, db_index=True)
+    pattern = models.CharField(max_length=60, blank=True, db_index=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    currency = models.CharField(max_length=3, default="EUR")
+    attributes = models.JSONField(default=dict, blank=True, help_text="any further attributes, e.g. material")
+    design_group = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="products sharing this key are the same design in another colour",
+    )
+    is_active = models.BooleanField(default=True)
+    # sha256 of the text that was last embedded; the pipeline re-embeds when it changes.
+    text_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.title}"
+
+
+class Variant(models.Model):
+    ONE_SIZE = "one size"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    size = models.CharField(max_length=30, default=ONE_SIZE)
+    stock = models.PositiveIntegerField(default=0)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["product_id", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["product", "size"], name="variant_unique_size")]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} / {self.size}"
+
+
+def product_image_path(instance: ProductImage, filename: str) -> str:
+    return f"products/{instance.product.sku}/{filename}"
+
+
+class ProductImage(models.Model):
+    class Role(models.TextChoices):
+        PRODUCT = "product", "product shot"
+        ON_MODEL = "on_model", "on model"
+        DETAIL = "detail", "detail"
+        FLAT_LAY = "flat_lay", "flat lay"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        PROCESSING = "processing", "processing"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=product_image_path, max_length=300)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.PRODUCT)
+    content_hash = models.CharField(max_length=64, db_index=True, help_text="sha256 of the original file")
+    source_name = models.CharField(max_length=300, blank=True, help_text="original file name or import path")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    stage = models.CharField(max_length=40, blank=True, help_text="the stage running or last run")
+    error = models.TextField(blank=True, help_text="why processing failed, in words a person understands")
+    stage_timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
+    cutout = models.FileField(upload_to="cutouts/", max_length=300, blank=True)
+    mask = models.FileField(upload_to="masks/", max_length=300, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["product_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "content_hash"], name="image_unique_content_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} image {self.position}"
+
+
+class EmbeddingSpace(models.Model):
+    """One vector space: a model (name + version) producing vectors of one dimension and modality."""
+
+    class Modality(models.TextChoices):
+        IMAGE_TEXT = "image_text", "image and text (CLIP-style, shared space)"
+        IMAGE = "image", "image only"
+        TEXT = "text", "text only"
+
+    name = models.CharField(max_length=120, unique=True, help_text="e.g. shop-clip-effl0-minilm@3")
+    model_name = models.CharField(max_length=120)
+    model_version = models.CharField(max_length=60, blank=True)
+    dim = models.PositiveIntegerField()
+    modality = models.CharField(max_length=20, choices=Modality.choices)
+    is_active = models.BooleanField(default=False, help_text="search uses the active space of a modality")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.dim}-d)"
+
+
+class ImageVector(models.Model):
+    class Kind(models.TextChoices):
+        CUTOUT = "cutout", "garment cutout"
+        FULL = "full", "full photo"
+
+    image = models.ForeignKey(ProductImage, on_delete=models.CASCADE, related_name="vectors")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="image_vectors")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    vector = VectorField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "space", "kind"], name="imagevector_unique")]
+
+
+class ProductVector(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text", "title, description and attributes"
+        IMAGE = "image", "mean of the product's image vectors"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="vectors")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="product_vectors")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    vector = VectorField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "space", "kind"], name="productvector_unique")]

@@ -1,0 +1,92 @@
+"""Reads of catalog data. Other apps read catalog data only through these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connections, transaction
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from catalog.models import Category, EmbeddingSpace, Product, ProductImage, Variant
+from catalog.services import VECTOR_TABLES
+
+
+def product_list(*, active_only: bool = True) -> QuerySet[Product]:
+    """Products with ``in_stock`` and ``total_stock`` annotations and images prefetched."""
+    qs = (
+        Product.objects.select_related("category")
+        .annotate(
+            in_stock=Exists(Variant.objects.filter(product=OuterRef("pk"), stock__gt=0)),
+            total_stock=Coalesce(Sum("variants__stock"), 0),
+        )
+        .prefetch_related(Prefetch("images", queryset=ProductImage.objects.order_by("position", "id")))
+    )
+    if active_only:
+        qs = qs.filter(is_active=True)
+    return qs.order_by("sku")
+
+
+def product_get(sku: str) -> Product | None:
+    return product_list(active_only=False).filter(sku=sku).first()
+
+
+def product_is_in_stock(product: Product) -> bool:
+    return product.variants.filter(stock__gt=0).exists()
+
+
+def category_descendants(category: Category) -> QuerySet[Category]:
+    """The category and everything below it (by materialised path)."""
+    return Category.objects.filter(Q(path=category.path) | Q(path__startswith=f"{category.path}/"))
+
+
+def image_get(image_id: int) -> ProductImage | None:
+    return ProductImage.objects.select_related("product").filter(pk=image_id).first()
+
+
+def images_with_status(*statuses: str) -> QuerySet[ProductImage]:
+    return ProductImage.objects.filter(status__in=statuses).order_by("id")
+
+
+def embedding_space_active(modality: str) -> EmbeddingSpace | None:
+    return EmbeddingSpace.objects.filter(modality=modality, is_active=True).first()
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    owner_id: int
+    distance: float
+
+
+def vector_nearest(
+    *,
+    table: str,
+    space: EmbeddingSpace,
+    kind: str,
+    query: Sequence[float],
+    k: int = 10,
+    ef_search: int = 100,
+    using: str = "default",
+) -> list[Neighbour]:
+    """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
+    (space, kind) partial HNSW index."""
+    if table not in VECTOR_TABLES:
+        raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
+    if len(query) != space.dim:
+        raise ValueError(f"query has {len(query)} dimensions, space {space.name!r} holds {space.dim}")
+    model, kinds = VECTOR_TABLES[table]
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}")
+    owner = "image_id" if table == "image" else "product_id"
+    dim = int(space.dim)
+    sql = (
+        f"SELECT {owner}, (vector::vector({dim})) <=> %s::vector({dim}) AS distance "
+        f"FROM {model._meta.db_table} WHERE space_id = %s AND kind = %s "
+        f"ORDER BY (vector::vector({dim})) <=> %s::vector({dim}) LIMIT %s"
+    )
+    literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        cursor.execute(sql, [literal, space.pk, kind, literal, int(k)])
+        return [Neighbour(owner_id=row[0], distance=float(row[1])) for row in cursor.fetchall()]

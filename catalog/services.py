@@ -1,0 +1,377 @@
+"""Writes to the catalog. Other apps change catalog data only through these functions."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from catalog.csv_format import CatalogFileError, ProductRow, RowProblem, read_catalog
+from catalog.models import (
+    Category,
+    EmbeddingSpace,
+    ImageVector,
+    Product,
+    ProductImage,
+    ProductVector,
+    Variant,
+)
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
+
+
+# --- categories --------------------------------------------------------------------------------
+
+
+def category_ensure_path(names: Sequence[str]) -> Category | None:
+    """Return the category at ``names`` (root first), creating missing levels."""
+    parent: Category | None = None
+    path = ""
+    for depth, name in enumerate(names):
+        slug = slugify(name)[:120] or f"c{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+        path = f"{path}/{slug}" if path else slug
+        parent, _ = Category.objects.get_or_create(
+            path=path, defaults={"name": name[:120], "slug": slug, "parent": parent, "depth": depth}
+        )
+    return parent
+
+
+# --- products ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProductInput:
+    sku: str
+    title: str
+    price: Decimal
+    description: str = ""
+    currency: str = "EUR"
+    colour: str = ""
+    pattern: str = ""
+    brand: str = ""
+    category: Category | None = None
+    design_group: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    is_active: bool = True
+
+
+def product_upsert(data: ProductInput) -> tuple[Product, str]:
+    """Create or update the product with ``data.sku``. Returns (product, "created"|"updated"|"unchanged")."""
+    values = {
+        "title": data.title,
+        "description": data.description,
+        "price": data.price,
+        "currency": data.currency,
+        "colour": data.colour,
+        "pattern": data.pattern,
+        "brand": data.brand,
+        "category": data.category,
+        "design_group": data.design_group,
+        "attributes": data.attributes,
+        "is_active": data.is_active,
+    }
+    product = Product.objects.select_for_update().filter(sku=data.sku).first()
+    if product is None:
+        return Product.objects.create(sku=data.sku, **values), "created"
+    changed = [name for name, value in values.items() if getattr(product, name) != value]
+    if not changed:
+        return product, "unchanged"
+    for name in changed:
+        setattr(product, name, values[name])
+    product.save(update_fields=[*changed, "updated_at"])
+    return product, "updated"
+
+
+def product_set_stock(product: Product, stock: dict[str, int]) -> bool:
+    """Make the product's stock exactly ``stock`` (size → units). Sizes not named drop to 0
+    (they are kept, not deleted). Returns whether anything changed."""
+    changed = False
+    existing = {v.size: v for v in product.variants.select_for_update()}
+    for position, (size, units) in enumerate(stock.items()):
+        variant = existing.pop(size, None)
+        if variant is None:
+            Variant.objects.create(product=product, size=size, stock=units, position=position)
+            changed = True
+        elif variant.stock != units or variant.position != position:
+            variant.stock, variant.position = units, position
+            variant.save(update_fields=["stock", "position"])
+            changed = True
+    for variant in existing.values():
+        if variant.stock:
+            variant.stock = 0
+            variant.save(update_fields=["stock"])
+            changed = True
+    return changed
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def _safe_extension(name: str) -> str:
+    ext = Path(name).suffix.lower()
+    return ext if ext in IMAGE_EXTENSIONS else ".bin"
+
+
+@contextmanager
+def atomic_with_files() -> Iterator[None]:
+    """``transaction.atomic()`` that also deletes the files stored inside it when it rolls back,
+    so there is never a file without its row. Image writes must run inside it."""
+    stored: list[str] = []
+    token = _stored_files.set(stored)
+    try:
+        with transaction.atomic():
+            yield
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+    finally:
+        _stored_files.reset(token)
+
+
+_stored_files: ContextVar[list[str] | None] = ContextVar("stored_files", default=None)
+
+
+def product_image_add(
+    product: Product,
+    content: bytes,
+    *,
+    source_name: str,
+    role: str = ProductImage.Role.PRODUCT,
+    position: int | None = None,
+) -> tuple[ProductImage, bool]:
+    """Store an image for ``product`` unless the same bytes are already there.
+
+    Runs inside :func:`atomic_with_files`: the file is written first and removed again if the
+    transaction rolls back, so there is never a file without a row or a row without its file.
+    Processing is enqueued when the transaction commits. Returns (image, created).
+    """
+    stored_files = _stored_files.get()
+    if stored_files is None:
+        raise RuntimeError("product_image_add must run inside catalog.services.atomic_with_files()")
+    if not content:
+        raise ValueError(f"{source_name}: the file is empty")
+    if len(content) > settings.SHOP_MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{source_name}: {len(content) / 1e6:.1f} MB is over the "
+            f"{settings.SHOP_MAX_IMAGE_BYTES / 1e6:.0f} MB limit for one image"
+        )
+    digest = hashlib.sha256(content).hexdigest()
+    existing = ProductImage.objects.filter(product=product, content_hash=digest).first()
+    if existing is not None:
+        if position is not None and existing.position != position:
+            existing.position = position
+            existing.save(update_fields=["position", "updated_at"])
+        return existing, False
+    if position is None:
+        position = product.images.count()
+    name = f"products/{product.sku}/{digest[:16]}{_safe_extension(source_name)}"
+    stored = default_storage.save(name, ContentFile(content))
+    stored_files.append(stored)
+    image = ProductImage.objects.create(
+        product=product,
+        file=stored,
+        position=position,
+        role=role,
+        content_hash=digest,
+        source_name=source_name[:300],
+    )
+    from workers.services import image_processing_enqueue
+
+    image_processing_enqueue([image.pk])
+    return image, True
+
+
+def image_mark_processing(image_id: int, stage: str) -> bool:
+    """Claim an image for a stage. Returns False when it no longer exists."""
+    updated = ProductImage.objects.filter(pk=image_id).update(
+        status=ProductImage.Status.PROCESSING, stage=stage, error="", updated_at=timezone.now()
+    )
+    return bool(updated)
+
+
+def image_mark_ready(
+    image_id: int, *, timings: dict[str, float], width: int | None = None, height: int | None = None
+) -> None:
+    fields: dict[str, object] = {
+        "status": ProductImage.Status.READY,
+        "stage": "done",
+        "error": "",
+        "stage_timings": timings,
+        "processed_at": timezone.now(),
+        "updated_at": timezone.now(),
+    }
+    if width and height:
+        fields.update(width=width, height=height)
+    ProductImage.objects.filter(pk=image_id).update(**fields)
+
+
+def image_mark_failed(image_id: int, *, stage: str, reason: str, timings: dict[str, float] | None = None) -> None:
+    ProductImage.objects.filter(pk=image_id).update(
+        status=ProductImage.Status.FAILED,
+        stage=stage,
+        error=reason[:2000],
+        stage_timings=timings or {},
+        processed_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+# --- vectors -----------------------------------------------------------------------------------
+
+_SAFE_NAME = re.compile(r"[^a-z0-9_]")
+
+VECTOR_TABLES: dict[str, tuple[type[ImageVector] | type[ProductVector], tuple[str, ...]]] = {
+    "image": (ImageVector, tuple(ImageVector.Kind.values)),
+    "product": (ProductVector, tuple(ProductVector.Kind.values)),
+}
+
+
+def hnsw_index_name(table: str, space: EmbeddingSpace, kind: str) -> str:
+    return _SAFE_NAME.sub("_", f"{table}vec_hnsw_s{space.pk}_{kind}".lower())[:63]
+
+
+def embedding_space_ensure(
+    *, name: str, model_name: str, dim: int, modality: str, model_version: str = "", activate: bool = False
+) -> EmbeddingSpace:
+    """Register a vector space and make sure each of its (table, kind) pairs has a partial HNSW
+    index (cosine) on ``vector::vector(dim)``. Idempotent. A space's dimension never changes: a new
+    model with another dimension is a new space."""
+    if dim <= 0 or dim > 2000:
+        raise ValueError(f"dimension {dim} is outside 1..2000, the range an HNSW index supports")
+    with transaction.atomic():
+        space, created = EmbeddingSpace.objects.get_or_create(
+            name=name,
+            defaults={"model_name": model_name, "model_version": model_version, "dim": dim, "modality": modality},
+        )
+        if not created and space.dim != dim:
+            raise ValueError(f"space {name!r} already holds {space.dim}-d vectors; register a new name for {dim}-d")
+        if activate:
+            EmbeddingSpace.objects.filter(modality=space.modality).exclude(pk=space.pk).update(is_active=False)
+            if not space.is_active:
+                space.is_active = True
+                space.save(update_fields=["is_active"])
+        with connection.cursor() as cursor:
+            for table, (model, kinds) in VECTOR_TABLES.items():
+                db_table = model._meta.db_table
+                for kind in kinds:
+                    cursor.execute(
+                        f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(table, space, kind)} ON {db_table} "
+                        f"USING hnsw ((vector::vector({int(dim)})) vector_cosine_ops) "
+                        f"WITH (m = 16, ef_construction = 64) "
+                        f"WHERE space_id = %s AND kind = %s",
+                        [space.pk, kind],
+                    )
+    return space
+
+
+def _check_dim(space: EmbeddingSpace, vector: Sequence[float]) -> None:
+    if len(vector) != space.dim:
+        raise ValueError(f"vector has {len(vector)} dimensions, space {space.name!r} holds {space.dim}")
+
+
+def image_vector_upsert(image_id: int, space: EmbeddingSpace, kind: str, vector: Sequence[float]) -> None:
+    _check_dim(space, vector)
+    ImageVector.objects.update_or_create(image_id=image_id, space=space, kind=kind, defaults={"vector": list(vector)})
+
+
+def product_vector_upsert(product_id: int, space: EmbeddingSpace, kind: str, vector: Sequence[float]) -> None:
+    _check_dim(space, vector)
+    ProductVector.objects.update_or_create(
+        product_id=product_id, space=space, kind=kind, defaults={"vector": list(vector)}
+    )
+
+
+# --- CSV import --------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    images_added: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.rows} good rows: {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged; {self.images_added} new images queued for processing; "
+            f"{len(self.problems)} bad rows"
+        )
+
+
+def catalog_import_row(row: ProductRow) -> tuple[str, int]:
+    """Write one parsed CSV row in its own transaction. Returns (outcome, new image count)."""
+    with atomic_with_files():
+        category = category_ensure_path(row.category_path) if row.category_path else None
+        product, outcome = product_upsert(
+            ProductInput(
+                sku=row.sku,
+                title=row.title,
+                description=row.description,
+                price=row.price,
+                currency=row.currency,
+                colour=row.colour,
+                pattern=row.pattern,
+                category=category,
+                design_group=row.group,
+                attributes=row.attributes,
+            )
+        )
+        stock_changed = product_set_stock(product, row.stock)
+        added = 0
+        for position, path in enumerate(row.images):
+            _, created = product_image_add(product, path.read_bytes(), source_name=path.name, position=position)
+            added += int(created)
+        if outcome == "unchanged" and (stock_changed or added):
+            outcome = "updated"
+            product.save(update_fields=["updated_at"])
+    return outcome, added
+
+
+def catalog_import_csv(
+    csv_path: Path,
+    images_root: Path | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import a catalog CSV (see :mod:`catalog.csv_format`). Idempotent by SKU; each row commits
+    alone, so bad rows are reported while the good ones import. Raises CatalogFileError when the
+    file as a whole is unusable."""
+    if not csv_path.is_file():
+        raise CatalogFileError(f"{csv_path} does not exist or is not a file")
+    if images_root is not None and not images_root.is_dir():
+        raise CatalogFileError(f"images root {images_root} is not a folder")
+    rows, problems = read_catalog(csv_path.read_bytes(), images_root, settings.SHOP_DEFAULT_CURRENCY)
+    report = ImportReport(problems=list(problems))
+    for done, row in enumerate(rows, start=1):
+        try:
+            outcome, added = catalog_import_row(row)
+        except (OSError, ValueError) as exc:
+            report.problems.append(RowProblem(row.line, row.sku, str(exc)))
+        else:
+            report.rows += 1
+            report.images_added += added
+            setattr(report, outcome, getattr(report, outcome) + 1)
+        if on_progress:
+            on_progress(done, len(rows))
+    report.problems.sort(key=lambda p: p.line)
+    logger.info("catalog import of %s: %s", csv_path, report.summary())
+    return report

@@ -1,0 +1,176 @@
+"""Django settings for the shop.
+
+Every setting that differs between machines comes from the environment (see the README's
+"Configuration" table); the defaults run the local shop started by ``bin/run`` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} must be an integer") from exc
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """Turn ``postgres://user:pass@host:port/name`` into a Django DATABASES entry."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ValueError(f"database URL {url!r} must start with postgres://")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "shop",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": parsed.hostname or "127.0.0.1",
+        "PORT": str(parsed.port or 5432),
+        "CONN_MAX_AGE": env_int("SHOP_DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+        "TEST": {"NAME": env_str("SHOP_TEST_DB_NAME", "test_shop")},
+    }
+
+
+# --- where things live -------------------------------------------------------------------------
+DATA_DIR = Path(env_str("SHOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+MEDIA_ROOT = Path(env_str("SHOP_MEDIA_ROOT", str(DATA_DIR / "media")))
+MEDIA_URL = "/media/"
+STATIC_ROOT = Path(env_str("SHOP_STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Trained models and caches live outside the repository (never committed).
+MODELS_DIR = Path(env_str("SHOP_MODELS_DIR", str(Path.home() / ".cache" / "fashion-shop" / "models")))
+
+# --- security ----------------------------------------------------------------------------------
+DEBUG = env_bool("SHOP_DEBUG", False)
+SECRET_KEY = env_str("SHOP_SECRET_KEY", "local-dev-only-insecure-key-change-me-in-production")
+ALLOWED_HOSTS = env_list("SHOP_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("SHOP_CSRF_TRUSTED_ORIGINS", "")
+# Serve uploaded media from Django itself (local runs). In production a web server or object
+# storage serves /media/ and this is off.
+SERVE_MEDIA = env_bool("SHOP_SERVE_MEDIA", True)
+
+# --- applications --------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "shop",
+    "catalog",
+    "search",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shop.urls"
+WSGI_APPLICATION = "shop.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- database ----------------------------------------------------------------------------------
+# The local stack (bin/run) starts PostgreSQL 16 + pgvector on 127.0.0.1:55432 with trust auth.
+DATABASE_URL = env_str("DATABASE_URL", "postgres://shop@127.0.0.1:55432/shop")
+DATABASES: dict[str, dict[str, object]] = {"default": database_from_url(DATABASE_URL)}
+# Optional read replica: search reads go there (see shop/routers.py and the README).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+SEARCH_DB_ALIAS = "replica" if DATABASE_REPLICA_URL else "default"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis / Celery ----------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:56379/0")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("SHOP_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("SHOP_TASK_SOFT_TIME_LIMIT", 240)
+# Must exceed the hard time limit so that a task still running is never handed out twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("SHOP_VISIBILITY_TIMEOUT", 900)}
+CELERY_TASK_ALWAYS_EAGER = env_bool("SHOP_CELERY_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "shop"
+
+# --- shop --------------------------------------------------------------------------------------
+SHOP_DEFAULT_CURRENCY = env_str("SHOP_DEFAULT_CURRENCY", "EUR")
+SHOP_MAX_IMAGE_BYTES = env_int("SHOP_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
+# Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
+SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
+SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("SHOP_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

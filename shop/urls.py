@@ -1,0 +1,24 @@
+"""Top-level URLs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from shop import views
+
+urlpatterns = [
+    path("", include("search.urls")),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+if settings.SERVE_MEDIA:
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]
+
+admin.site.site_header = "Fashion shop staff"
+admin.site.site_title = "Fashion shop staff"
