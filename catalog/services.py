@@ -267,9 +267,13 @@ def embedding_space_ensure(
                 space.is_active = True
                 space.save(update_fields=["is_active"])
         with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s", [f"%vec_hnsw_s{space.pk}_%"])
+            existing = {row[0] for row in cursor.fetchall()}
             for table, (model, kinds) in VECTOR_TABLES.items():
                 db_table = model._meta.db_table
                 for kind in kinds:
+                    if hnsw_index_name(table, space, kind) in existing:
+                        continue
                     cursor.execute(
                         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(table, space, kind)} ON {db_table} "
                         f"USING hnsw ((vector::vector({int(dim)})) vector_cosine_ops) "

@@ -63,6 +63,8 @@ MEDIA_URL = "/media/"
 STATIC_ROOT = Path(env_str("SHOP_STATIC_ROOT", str(DATA_DIR / "static")))
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve app static files straight from their folders too, so a missing collectstatic never breaks pages.
+WHITENOISE_USE_FINDERS = True
 # Trained models and caches live outside the repository (never committed).
 MODELS_DIR = Path(env_str("SHOP_MODELS_DIR", str(Path.home() / ".cache" / "fashion-shop" / "models")))
 

@@ -1,0 +1,138 @@
+"""Shared fixtures. The suite runs against the real PostgreSQL+pgvector and Redis that bin/test
+starts; nothing here mocks the database, the broker or the worker."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test writes uploaded files into a fresh folder, never into var/media."""
+    root = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = root
+    return root
+
+
+def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (36, 54)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path) -> Callable[..., Path]:
+    """Write a catalog CSV (and any images it names) into tmp_path; returns the CSV path."""
+
+    def make(rows: list[dict[str, str]] | str, images: dict[str, bytes] | None = None, name: str = "c.csv") -> Path:
+        for rel, content in (images or {}).items():
+            target = tmp_path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        path = tmp_path / name
+        if isinstance(rows, str):
+            path.write_text(rows, encoding="utf-8")
+            return path
+        columns = [
+            "sku",
+            "title",
+            "description",
+            "category",
+            "colour",
+            "pattern",
+            "price",
+            "currency",
+            "stock",
+            "group",
+            "images",
+        ]
+        extra = [k for row in rows for k in row if k not in columns]
+        header = columns + sorted(set(extra))
+        lines = [",".join(header)]
+        for row in rows:
+            cells = []
+            for col in header:
+                value = row.get(col, "")
+                cells.append(f'"{value}"' if ("," in value or "\n" in value) else value)
+            lines.append(",".join(cells))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> redis.Redis:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"Redis at {settings.CELERY_BROKER_URL} does not answer; run the suite with bin/test ({exc})")
+    return client
+
+
+@pytest.fixture
+def celery_worker_process(redis_client: redis.Redis, media_root: Path, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process on the real broker, pointed at the test database."""
+    from django.db import connection
+
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "SHOP_MEDIA_ROOT": str(media_root),
+        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_BROKER_URL,
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "shop",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "1",
+                "-n",
+                f"test-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the Celery worker did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        yield proc
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
