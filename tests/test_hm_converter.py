@@ -24,7 +24,7 @@ def test_synthetic_values_are_deterministic_and_valid():
 
 
 def test_missing_source_is_a_clear_error(tmp_path):
-    with pytest.raises(SourceError, match="no manifest.csv"):
+    with pytest.raises(SourceError, match=r"no manifest\.csv"):
         hm_to_catalog_csv(tmp_path, tmp_path / "out.csv")
 
 

@@ -31,7 +31,10 @@ def make_products(n: int) -> list[Product]:
 
 def bulk_vectors(products: list[Product], space: EmbeddingSpace, kind: str, rows: np.ndarray) -> None:
     ProductVector.objects.bulk_create(
-        [ProductVector(product=p, space=space, kind=kind, vector=row.tolist()) for p, row in zip(products, rows)]
+        [
+            ProductVector(product=p, space=space, kind=kind, vector=row.tolist())
+            for p, row in zip(products, rows, strict=True)
+        ]
     )
 
 
