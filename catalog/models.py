@@ -24,6 +24,7 @@ class Category(models.Model):
     slug = models.SlugField(max_length=120)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     path = models.CharField(max_length=600, unique=True, help_text="slug path from the root, e.g. women/tops")
+    full_name = models.CharField(max_length=600, blank=True, help_text="names from the root, e.g. Women › Tops")
     depth = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -34,7 +35,7 @@ class Category(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.path.replace("/", " › ")
+        return self.full_name or self.name
 
 
 class Product(models.Model):

@@ -45,8 +45,10 @@ def category_ensure_path(names: Sequence[str]) -> Category | None:
     for depth, name in enumerate(names):
         slug = slugify(name)[:120] or f"c{hashlib.sha1(name.encode()).hexdigest()[:8]}"
         path = f"{path}/{slug}" if path else slug
+        full_name = f"{parent.full_name} › {name}" if parent else name
         parent, _ = Category.objects.get_or_create(
-            path=path, defaults={"name": name[:120], "slug": slug, "parent": parent, "depth": depth}
+            path=path,
+            defaults={"name": name[:120], "slug": slug, "parent": parent, "depth": depth, "full_name": full_name[:600]},
         )
     return parent
 

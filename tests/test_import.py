@@ -67,7 +67,7 @@ def test_import_creates_products_variants_images_and_categories(make_catalog, dj
     assert tee.price == Decimal("19.99") and tee.currency == "EUR"
     assert tee.attributes == {"material": "cotton"}
     assert tee.design_group == "tee"
-    assert str(tee.category) == "women › tops › t-shirts"
+    assert str(tee.category) == "Women › Tops › T-shirts"
     assert Category.objects.filter(path__in=["women", "women/tops", "women/tops/t-shirts"]).count() == 3
     assert {v.size: v.stock for v in tee.variants.all()} == {"S": 2, "M": 0, "L": 4}
     assert tee.in_stock and tee.total_stock == 6
