@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -67,10 +68,11 @@ def vector_nearest(
     query: Sequence[float],
     k: int = 10,
     ef_search: int = 100,
-    using: str = "default",
+    using: str | None = None,
 ) -> list[Neighbour]:
     """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
-    (space, kind) partial HNSW index."""
+    (space, kind) partial HNSW index. Reads go to the search database (a replica when configured)."""
+    using = using or settings.SEARCH_DB_ALIAS
     if table not in VECTOR_TABLES:
         raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
     if len(query) != space.dim:
