@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "catalog",
     "search",
     "workers",
+    "vision",
 ]
 
 MIDDLEWARE = [
