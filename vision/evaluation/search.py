@@ -1,0 +1,177 @@
+"""``evaluate search``: a catalog CSV and labelled queries, through the shop's real code.
+
+The catalog is imported with ``import_catalog``'s service into a fresh database of its own (created
+beside the shop's on the same server and dropped afterwards), every image is processed with the real
+pipeline code (``workers.services.image_pipeline_run``), and each query runs through
+``search.services``: text queries once per signal alone (``image``, ``text``, ``keyword``) and fused
+(``hybrid``); photo queries through the garment parser (``photo``).
+
+Queries are JSON lines: ``{"id": ..., "text": "black striped t-shirt", "relevant": ["SKU", ...]}`` or
+``{"id": ..., "image": "path.jpg", "relevant": [...]}`` (paths relative to the queries file or absolute);
+an optional ``"family"`` groups queries in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+from PIL import Image
+from tqdm import tqdm
+
+TEXT_MODES = {"image": ("image",), "text": ("text",), "keyword": ("keyword",), "hybrid": ("image", "text", "keyword")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", type=Path, required=True, help="catalog CSV (import_catalog format)")
+    parser.add_argument("--queries", type=Path, required=True, help="JSON lines of queries")
+    parser.add_argument("--images-root", type=Path, default=None, help="default: the catalog's folder")
+    parser.add_argument("--modes", default="image,text,keyword,hybrid", help="text-query modes to report")
+    parser.add_argument("--limit-queries", type=int, default=None)
+    parser.add_argument("--keep-db", action="store_true", help="keep the evaluation database afterwards")
+
+
+@contextmanager
+def fresh_database(keep: bool = False) -> Iterator[str]:
+    """Point the default connection at a new, migrated database; drop it afterwards."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    name = f"shop_eval_{os.getpid()}_{int(time.time())}"
+    dsn = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
+    with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    original = db["NAME"]
+    connections["default"].close()
+    db["NAME"] = name
+    connections["default"].settings_dict["NAME"] = name
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield name
+    finally:
+        connections["default"].close()
+        db["NAME"] = original
+        connections["default"].settings_dict["NAME"] = original
+        if not keep:
+            with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def load_queries(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    queries = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                q = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path} line {line_no}: not JSON ({exc})") from exc
+            if not q.get("relevant") or not (q.get("text") or q.get("image")):
+                raise ValueError(f"{path} line {line_no}: needs 'relevant' and either 'text' or 'image'")
+            if q.get("image"):
+                image = Path(q["image"])
+                q["image"] = str(image if image.is_absolute() else path.parent / image)
+            queries.append(q)
+    return queries[:limit] if limit else queries
+
+
+def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
+    from catalog.selectors import images_with_status
+    from workers.services import image_pipeline_run
+
+    ids = list(images_with_status("pending", "processing").values_list("pk", flat=True))
+    outcomes: dict[str, int] = defaultdict(int)
+    for image_id in tqdm(ids, desc="processing images (real pipeline)", unit="img"):
+        outcomes[image_pipeline_run(image_id)] += 1
+    log(f"processed {len(ids)} images: {dict(outcomes)}")
+    return dict(outcomes)
+
+
+def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from catalog.models import Product
+    from catalog.services import catalog_import_csv
+    from search.services import merge_garment_results, search_photo, search_text
+    from vision.evaluation.report import bar_plot, write_report
+    from vision.metrics import summarise_ranking
+
+    catalog: Path = options["catalog"]
+    queries = load_queries(options["queries"], options.get("limit_queries"))
+    modes = [m.strip() for m in options["modes"].split(",") if m.strip()]
+    bad = [m for m in modes if m not in TEXT_MODES]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}; choose from {sorted(TEXT_MODES)}")
+    started = time.time()
+    settings.SHOP_PIPELINE = "off"  # this command processes the images itself, in this database
+    with fresh_database(keep=options.get("keep_db", False)) as db_name:
+        log(f"evaluation database {db_name}")
+        report = catalog_import_csv(catalog, options.get("images_root") or catalog.resolve().parent)
+        log(f"catalog: {report.summary()}")
+        outcomes = process_all_images(log)
+        sku_of = dict(Product.objects.values_list("pk", "sku"))
+        runs: dict[str, list[tuple[list[str], set[str]]]] = defaultdict(list)
+        by_family: dict[str, dict[str, list[tuple[list[str], set[str]]]]] = defaultdict(lambda: defaultdict(list))
+        timings: dict[str, list[float]] = defaultdict(list)
+        for q in tqdm(queries, desc="queries", unit="q"):
+            relevant = set(q["relevant"])
+            family = q.get("family", "text" if q.get("text") else "photo")
+            if q.get("text"):
+                for mode in modes:
+                    t0 = time.perf_counter()
+                    hits = search_text(q["text"], signals=TEXT_MODES[mode], limit=10)
+                    timings[mode].append(time.perf_counter() - t0)
+                    ranked = [sku_of[h.product_id] for h in hits]
+                    runs[mode].append((ranked, relevant))
+                    by_family[family][mode].append((ranked, relevant))
+            else:
+                with Image.open(q["image"]) as im:
+                    image = im.convert("RGB")
+                t0 = time.perf_counter()
+                hits = merge_garment_results(search_photo(image, limit=20), limit=10)
+                timings["photo"].append(time.perf_counter() - t0)
+                ranked = [sku_of[h.product_id] for h in hits]
+                runs["photo"].append((ranked, relevant))
+                by_family[family]["photo"].append((ranked, relevant))
+    metrics = {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in runs.items()}
+    families = {
+        fam: {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in per_mode.items()}
+        for fam, per_mode in by_family.items()
+    }
+    latency = {mode: round(1000 * sum(v) / len(v), 1) for mode, v in timings.items() if v}
+    rows = [
+        {"mode": mode, **{k: round(v, 4) for k, v in m.items()}, "mean_ms": latency.get(mode)}
+        for mode, m in metrics.items()
+    ]
+    for fam, per_mode in families.items():
+        for mode, m in per_mode.items():
+            rows.append({"mode": f"{fam}/{mode}", **{k: round(v, 4) for k, v in m.items()}})
+    result = {
+        "catalog": str(catalog),
+        "queries": str(options["queries"]),
+        "import": report.summary(),
+        "images": outcomes,
+        "metrics": metrics,
+        "families": families,
+        "mean_latency_ms": latency,
+        "seconds": round(time.time() - started, 1),
+    }
+    write_report(out_dir, "search", result, rows)
+    bar_plot(
+        out_dir,
+        "search",
+        {mode: {k: v for k, v in m.items() if k != "queries"} for mode, m in metrics.items()},
+        f"search quality: {options['queries'].name}",
+    )
+    for row in rows:
+        log("  ".join(f"{k}={v}" for k, v in row.items()))
+    return result
