@@ -1,7 +1,8 @@
 """Attribute tagging: category, colour and pattern per image, in the catalog's own vocabulary.
 
-Small softmax classifiers on the frozen image-trunk features (the same features the embedder's
-image head reads), trained on the catalog's own labels. Each prediction carries its probability
+Small softmax classifiers on the image-trunk features (the same features the embedder's image
+head reads) together with the garment's colour histogram (vision.colour: ImageNet features are
+largely colour-blind), trained on the catalog's own labels. Each prediction carries its probability
 as the confidence. Labels seen fewer than ``min_examples`` times in training are not predicted.
 """
 
@@ -35,8 +36,8 @@ class AttributeHeads:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @torch.inference_mode()
-    def predict(self, trunk_feats: np.ndarray) -> list[dict[str, AttributePrediction]]:
-        x = torch.from_numpy(((trunk_feats - self.mean) / self.std).astype(np.float32))
+    def predict(self, trunk_feats: np.ndarray, colour_feats: np.ndarray) -> list[dict[str, AttributePrediction]]:
+        x = torch.from_numpy(_inputs(trunk_feats, colour_feats, self.mean, self.std))
         out: list[dict[str, AttributePrediction]] = [{} for _ in range(len(trunk_feats))]
         for attr, head in self.heads.items():
             probs = F.softmax(head(x), dim=-1).numpy()
@@ -72,14 +73,23 @@ class AttributeHeads:
         return cls(blob["vocab"], blob["mean"].numpy(), blob["std"].numpy(), heads, blob.get("metrics", {}))
 
 
+COLOUR_WEIGHT = 10.0  # histogram entries are fractions; scale them next to standardised features
+
+
+def _inputs(trunk: np.ndarray, colour: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return np.concatenate([(trunk - mean) / std, COLOUR_WEIGHT * colour], axis=1).astype(np.float32)
+
+
 def _labels(items: list[Any], attr: str) -> list[str]:
     return [(getattr(it, attr) or "").strip() for it in items]
 
 
 def train_attribute_heads(
     train_feats: np.ndarray,
+    train_colour: np.ndarray,
     train_items: list[Any],
     held_feats: np.ndarray | None = None,
+    held_colour: np.ndarray | None = None,
     held_items: list[Any] | None = None,
     *,
     min_examples: int = 3,
@@ -90,8 +100,9 @@ def train_attribute_heads(
     """Fit one linear softmax classifier per attribute (full-batch AdamW, standardised features)."""
     torch.manual_seed(seed)
     mean = train_feats.mean(0)
-    std = train_feats.std(0) + 1e-6
-    x = torch.from_numpy(((train_feats - mean) / std).astype(np.float32))
+    spread = train_feats.std(0)
+    std = spread + 0.1 * float(spread.mean()) + 1e-6  # a floor: near-constant features must not turn into noise
+    x = torch.from_numpy(_inputs(train_feats, train_colour, mean, std))
     vocab: dict[str, list[str]] = {}
     heads: dict[str, torch.nn.Linear] = {}
     for attr in ATTRIBUTES:
@@ -116,14 +127,16 @@ def train_attribute_heads(
         head.eval()
         vocab[attr], heads[attr] = values, head
     result = AttributeHeads(vocab, mean.astype(np.float32), std.astype(np.float32), heads)
-    if held_feats is not None and held_items:
-        result.metrics = attribute_accuracy(result, held_feats, held_items)
+    if held_feats is not None and held_colour is not None and held_items:
+        result.metrics = attribute_accuracy(result, held_feats, held_colour, held_items)
     return result
 
 
-def attribute_accuracy(heads: AttributeHeads, feats: np.ndarray, items: list[Any]) -> dict[str, float]:
+def attribute_accuracy(
+    heads: AttributeHeads, feats: np.ndarray, colour: np.ndarray, items: list[Any]
+) -> dict[str, float]:
     """Top-1 accuracy per attribute over items whose true label is in the vocabulary."""
-    preds = heads.predict(feats)
+    preds = heads.predict(feats, colour)
     out: dict[str, float] = {}
     for attr in heads.heads:
         truth = _labels(items, attr)

@@ -130,12 +130,13 @@ def viton_pairs(viton_dir: Path, split: str) -> list[PersonPair]:
 
 
 def catalog_db_items() -> list[CatalogItem]:
-    """The shop's own catalog (products with at least one ready image), read through selectors."""
+    """The shop's own catalog (products with at least one stored image that has not failed),
+    read through selectors. A processed image's garment mask is used when there is one."""
     from catalog import selectors
 
     items = []
     for product in selectors.product_list():
-        images = [i for i in product.images.all() if i.status == "ready" and i.file]
+        images = [i for i in product.images.all() if i.status != "failed" and i.file]
         if not images:
             continue
         items.append(
@@ -203,6 +204,30 @@ def _cache_path(cache_dir: Path, kind: str, keys: Iterable[str]) -> Path:
     return cache_dir / f"{kind}-{digest}.npy"
 
 
+# The trunk is split after blocks[5][2]: everything below stays frozen and its output (192×7×7 at
+# 224 px) is cached; blocks[5][3], blocks[6], conv_head and bn2 are fine-tuned with the heads.
+SPLIT_STAGE, SPLIT_BLOCK = 5, 3
+
+
+def trunk_stem(trunk: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = trunk.bn1(trunk.conv_stem(x))
+    for stage in trunk.blocks[:SPLIT_STAGE]:
+        x = stage(x)
+    for block in trunk.blocks[SPLIT_STAGE][:SPLIT_BLOCK]:
+        x = block(x)
+    return x
+
+
+def trunk_top_modules(trunk: torch.nn.Module) -> list[torch.nn.Module]:
+    return [*trunk.blocks[SPLIT_STAGE][SPLIT_BLOCK:], *trunk.blocks[SPLIT_STAGE + 1 :], trunk.conv_head, trunk.bn2]
+
+
+def trunk_top(trunk: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    for module in trunk_top_modules(trunk):
+        z = module(z)
+    return trunk.global_pool(z)
+
+
 @torch.inference_mode()
 def trunk_features(
     model: torch.nn.Module,
@@ -214,14 +239,14 @@ def trunk_features(
     batch_size: int = 32,
     block: int = 256,
 ) -> np.ndarray:
-    """Pooled image-trunk features (before the trained head). Cached on disk in blocks of
-    ``block`` images keyed by content, so an interrupted run resumes where it stopped."""
+    """Frozen lower-trunk feature maps (float16, N×192×7×7). Cached on disk in blocks of ``block``
+    images keyed by content, so an interrupted run resumes where it stopped."""
     model.visual.trunk.eval()
     cache_dir.mkdir(parents=True, exist_ok=True)
     blocks = []
     bar = tqdm(total=len(loaders), desc=f"image features ({kind})", unit="img")
     for start in range(0, len(loaders), block):
-        path = _cache_path(cache_dir, kind, keys[start : start + block])
+        path = _cache_path(cache_dir, f"stem-{kind}", keys[start : start + block])
         if path.is_file():
             blocks.append(np.load(path))
             bar.update(len(blocks[-1]))
@@ -230,12 +255,28 @@ def trunk_features(
         part = loaders[start : start + block]
         for b in range(0, len(part), batch_size):
             batch = torch.stack([preprocess(to_rgb_on_white(load())) for load in part[b : b + batch_size]])
-            chunks.append(model.visual.trunk(batch).float().numpy())
+            chunks.append(trunk_stem(model.visual.trunk, batch).half().numpy())
             bar.update(len(batch))
         blocks.append(np.concatenate(chunks))
         np.save(path, blocks[-1])
     bar.close()
-    return np.concatenate(blocks) if blocks else np.zeros((0, 1280), np.float32)
+    return np.concatenate(blocks) if blocks else np.zeros((0, 192, 7, 7), np.float16)
+
+
+@torch.inference_mode()
+def pooled_features(model: torch.nn.Module, maps: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Full trunk outputs (N×1280) from cached lower-trunk maps, with the current top weights."""
+    trunk = model.visual.trunk
+    trunk.eval()
+    out = [
+        trunk_top(trunk, torch.from_numpy(maps[i : i + batch_size]).float()).numpy()
+        for i in range(0, len(maps), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
+
+
+def flipped(load: Callable[[], Image.Image]) -> Callable[[], Image.Image]:
+    return lambda: ImageOps.mirror(load())
 
 
 @torch.inference_mode()
@@ -263,47 +304,57 @@ def text_features(
 @dataclass
 class FeatureSet:
     items: list[CatalogItem]
-    image: np.ndarray  # (N, 1280)
+    image: np.ndarray  # (V, N, 192, 7, 7) lower-trunk maps; V views (original, mirrored)
     texts: dict[str, list[str]]  # template -> N strings
     text_index: dict[str, int]  # unique text -> row of text_feats
     text_feats: np.ndarray
-    person: np.ndarray  # (P, 1280)
-    product: np.ndarray  # (P, 1280)
+    person: np.ndarray  # (V, P, 192, 7, 7)
+    product: np.ndarray  # (V, P, 192, 7, 7)
     pair_keys: list[str]
+    colour: np.ndarray  # (N, vision.colour.SIZE) colour histograms of the product views
+
+
+def colour_features(loaders: list[Callable[[], Image.Image]], keys: list[str], cache_dir: Path) -> np.ndarray:
+    from vision.colour import SIZE, colour_histogram
+
+    path = _cache_path(cache_dir, "colour", keys)
+    if path.is_file():
+        return np.load(path)
+    feats = (
+        np.stack([colour_histogram(load()) for load in tqdm(loaders, desc="colour histograms", unit="img")])
+        if loaders
+        else np.zeros((0, SIZE), np.float32)
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, feats)
+    return feats
 
 
 def build_features(
-    model: torch.nn.Module, preprocess: Any, tokenizer: Any, data: TrainData, cache_dir: Path
+    model: torch.nn.Module, preprocess: Any, tokenizer: Any, data: TrainData, cache_dir: Path, views: int = 1
 ) -> FeatureSet:
+    """Cached lower-trunk maps for every image (``views=2`` adds a mirrored copy) and MiniLM
+    features for every distinct text."""
+
+    def maps(loaders: list[Callable[[], Image.Image]], keys: list[str], kind: str) -> np.ndarray:
+        out = [trunk_features(model, preprocess, loaders, keys, cache_dir, kind)]
+        if views > 1:
+            out.append(
+                trunk_features(model, preprocess, [flipped(x) for x in loaders], keys, cache_dir, kind + "-flip")
+            )
+        return np.stack(out)
+
     items = data.items
-    image = trunk_features(
-        model,
-        preprocess,
-        [lambda it=it: product_view(it) for it in items],
-        [f"{it.image}|{it.mask}" for it in items],
-        cache_dir,
-        "product",
-    )
+    loaders = [lambda it=it: product_view(it) for it in items]
+    keys = [f"{it.image}|{it.mask}" for it in items]
+    image = maps(loaders, keys, "product")
+    colour = colour_features(loaders, keys, cache_dir)
     texts = {t: [it.texts()[t] for it in items] for t in TEMPLATES}
     unique = sorted({s for values in texts.values() for s in values})
     text_feats = text_features(model, tokenizer, unique, cache_dir)
     pairs = data.pairs
-    person = trunk_features(
-        model,
-        preprocess,
-        [lambda p=p: person_view(p) for p in pairs],
-        [str(p.person) for p in pairs],
-        cache_dir,
-        "person",
-    )
-    product = trunk_features(
-        model,
-        preprocess,
-        [lambda p=p: viton_product_view(p) for p in pairs],
-        [str(p.product) for p in pairs],
-        cache_dir,
-        "vitonproduct",
-    )
+    person = maps([lambda p=p: person_view(p) for p in pairs], [str(p.person) for p in pairs], "person")
+    product = maps([lambda p=p: viton_product_view(p) for p in pairs], [str(p.product) for p in pairs], "vitonproduct")
     return FeatureSet(
         items=items,
         image=image,
@@ -313,6 +364,7 @@ def build_features(
         person=person,
         product=product,
         pair_keys=[p.key for p in pairs],
+        colour=colour,
     )
 
 
@@ -331,14 +383,38 @@ def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.T
 
 @dataclass
 class TrainSettings:
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 256
     pair_batch_size: int = 128
     lr: float = 2e-3
+    trunk_lr: float = 3e-4
     weight_decay: float = 0.05
     pair_weight: float = 1.0
+    attribute_weight: float = 0.5
     seed: int = 0
-    feature_noise: float = 0.0
+    tune_trunk: bool = True
+    views: int = 2
+
+
+def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
+    """Per attribute: vocabulary and a label index per item (-100 = unknown / too rare)."""
+    out = {}
+    for attr in ("category", "colour", "pattern"):
+        values = [getattr(it, attr).strip() for it in items]
+        counts: dict[str, int] = {}
+        for v in values:
+            if v:
+                counts[v] = counts.get(v, 0) + 1
+        vocab = sorted(v for v, c in counts.items() if c >= 3)
+        index = {v: i for i, v in enumerate(vocab)}
+        out[attr] = (vocab, torch.tensor([index.get(v, -100) for v in values]))
+    return out
+
+
+def _freeze_bn(module: torch.nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def train_heads(
@@ -347,12 +423,26 @@ def train_heads(
     settings: TrainSettings,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Train the image head, the text projection and the temperature on cached features."""
+    """Train the image head, the text projection, the temperature and (``tune_trunk``) the top of
+    the image trunk on cached features; an auxiliary attribute loss keeps colour, pattern and
+    category readable from the pooled features."""
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
-    head, proj = model.visual.head, model.text.proj
-    params = [*head.parameters(), *proj.parameters(), model.logit_scale]
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    trunk, head, proj = model.visual.trunk, model.visual.head, model.text.proj
+    top = trunk_top_modules(trunk)
+    for p in trunk.parameters():
+        p.requires_grad = False
+    top_params = [p for m in top for p in m.parameters()] if settings.tune_trunk else []
+    for p in top_params:
+        p.requires_grad = True
+    labels = _labels_for(feats.items)
+    aux = torch.nn.ModuleDict({a: torch.nn.Linear(1280, max(1, len(v))) for a, (v, _) in labels.items()})
+    groups = [
+        {"params": [*head.parameters(), *proj.parameters(), model.logit_scale, *aux.parameters()], "lr": settings.lr},
+    ]
+    if top_params:
+        groups.append({"params": top_params, "lr": settings.trunk_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
     n = len(feats.items)
     steps_per_epoch = (
         max(1, math.ceil(n / settings.batch_size))
@@ -360,16 +450,21 @@ def train_heads(
         else max(1, math.ceil(len(feats.pair_keys) / settings.pair_batch_size))
     )
     total = settings.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=total, pct_start=0.1)
-    image_all = torch.from_numpy(feats.image).float()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=0.1)
     text_all = torch.from_numpy(feats.text_feats).float()
-    person_all = torch.from_numpy(feats.person).float()
-    product_all = torch.from_numpy(feats.product).float()
     pair_keys = np.array(feats.pair_keys)
+    views = feats.image.shape[0] if n else feats.person.shape[0]
+
+    def encode(maps: np.ndarray, rows: list[int]) -> torch.Tensor:
+        view = [rng.randrange(views) for _ in rows]
+        z = torch.from_numpy(np.stack([maps[v, r] for v, r in zip(view, rows, strict=True)])).float()
+        return trunk_top(trunk, z) if settings.tune_trunk else torch.no_grad()(trunk_top)(trunk, z)
+
     history = []
-    head.train()
-    proj.train()
     for epoch in range(settings.epochs):
+        for m in (head, proj, aux, *top):
+            m.train()
+        _freeze_bn(trunk)
         order = list(range(n))
         rng.shuffle(order)
         pair_order = list(range(len(pair_keys)))
@@ -382,17 +477,23 @@ def train_heads(
             if idx:
                 chosen = [rng.choice(TEMPLATES) for _ in idx]
                 strings = [feats.texts[t][i] for t, i in zip(chosen, idx, strict=True)]
-                img = F.normalize(head(_noisy(image_all[idx], settings.feature_noise)), dim=-1)
+                pooled = encode(feats.image, idx)
+                img = F.normalize(head(pooled), dim=-1)
                 txt = F.normalize(proj(text_all[[feats.text_index[s] for s in strings]]), dim=-1)
                 # image i and text j are a positive pair when j's text is what i's product says for j's kind
                 own = [[feats.texts[t][i] for t in chosen] for i in idx]
                 positives = torch.tensor([[own_i[j] == strings[j] for j in range(len(idx))] for own_i in own])
                 loss = loss + multi_positive_nce(scale * img @ txt.T, positives)
+                for attr, (vocab, target) in labels.items():
+                    if len(vocab) > 1 and settings.attribute_weight > 0:
+                        loss = loss + settings.attribute_weight * F.cross_entropy(
+                            aux[attr](pooled), target[idx], ignore_index=-100
+                        ) / len(labels)
             if len(pair_keys) and settings.pair_weight > 0:
                 start = (step * settings.pair_batch_size) % len(pair_keys)
                 pidx = (pair_order + pair_order)[start : start + settings.pair_batch_size]
-                a = F.normalize(head(_noisy(person_all[pidx], settings.feature_noise)), dim=-1)
-                b = F.normalize(head(_noisy(product_all[pidx], settings.feature_noise)), dim=-1)
+                a = F.normalize(head(encode(feats.person, pidx)), dim=-1)
+                b = F.normalize(head(encode(feats.product, pidx)), dim=-1)
                 keys = pair_keys[pidx]
                 positives = torch.from_numpy(keys[:, None] == keys[None, :])
                 loss = loss + settings.pair_weight * multi_positive_nce(scale * a @ b.T, positives)
@@ -404,23 +505,22 @@ def train_heads(
         history.append(epoch_loss / steps_per_epoch)
         if on_epoch:
             on_epoch(epoch, history[-1])
-    head.eval()
-    proj.eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    model.eval()
     return history
-
-
-def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    return x + sigma * torch.randn_like(x) * x.std() if sigma > 0 else x
 
 
 # --- metrics on held-out data ------------------------------------------------------------------
 
 
 @torch.inference_mode()
-def project_images(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
-    if len(feats) == 0:
+def project_images(model: torch.nn.Module, maps: np.ndarray) -> np.ndarray:
+    """Normalised image embeddings from cached lower-trunk maps (first view)."""
+    if len(maps) == 0 or maps.shape[1] == 0:
         return np.zeros((0, 1), np.float32)
-    return F.normalize(model.visual.head(torch.from_numpy(feats).float()), dim=-1).numpy()
+    pooled = pooled_features(model, maps[0])
+    return F.normalize(model.visual.head(torch.from_numpy(pooled).float()), dim=-1).numpy()
 
 
 @torch.inference_mode()
@@ -429,8 +529,17 @@ def project_texts(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
 
 
 def heldout_metrics(model: torch.nn.Module, feats: FeatureSet, min_relevant: int = 10) -> dict[str, float]:
-    """Attribute-query precision@10 over product images alone, and person→product recall."""
-    from vision.metrics import precision_at_k, recall_at_k, reciprocal_rank
+    """Attribute-query precision@10 over product images alone, and person→product recall
+    (a quick training-time check; ``evaluate search`` is the full measurement)."""
+
+    def precision_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
+        return sum(r in relevant for r in ranked[:k]) / k
+
+    def recall_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
+        return float(any(r in relevant for r in ranked[:k]))
+
+    def reciprocal_rank(ranked: list[str], relevant: set[str]) -> float:
+        return next((1.0 / i for i, r in enumerate(ranked, start=1) if r in relevant), 0.0)
 
     out: dict[str, float] = {}
     if feats.items:
@@ -494,7 +603,7 @@ def train_embedder(
     )
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
-    feats = build_features(model, preprocess, tokenizer, train, cache_dir)
+    feats = build_features(model, preprocess, tokenizer, train, cache_dir, views=settings.views)
     held = build_features(model, preprocess, tokenizer, heldout, cache_dir) if heldout else None
     feature_seconds = time.time() - started
     before = heldout_metrics(model, held) if held else {}
@@ -509,15 +618,23 @@ def train_embedder(
     after = heldout_metrics(model, held) if held else {}
     from vision.attributes import train_attribute_heads
 
+    has_held = bool(held and heldout and heldout.items)
     attributes = train_attribute_heads(
-        feats.image, train.items, held.image if held else None, heldout.items if heldout else None, seed=settings.seed
+        pooled_features(model, feats.image[0]) if train.items else np.zeros((0, 1280), np.float32),
+        feats.colour,
+        train.items,
+        pooled_features(model, held.image[0]) if has_held else None,
+        held.colour if has_held else None,
+        heldout.items if heldout else None,
+        seed=settings.seed,
     )
     version = new_version()
     folder = out_root / EMBEDDER_SUBDIR / version
     card = {
         "version": version,
-        "architecture": "open_clip CustomTextCLIP: timm tf_efficientnet_lite0 (ImageNet, frozen) + "
-        "all-MiniLM-L6-v2 (frozen), trained MLP projections (LiT-style on cached features)",
+        "architecture": "open_clip CustomTextCLIP: timm tf_efficientnet_lite0 (ImageNet init; lower trunk frozen, "
+        "blocks[5][3:]+blocks[6]+conv_head fine-tuned) + all-MiniLM-L6-v2 (frozen), trained MLP projections "
+        "(LiT-style on cached lower-trunk features)",
         "embed_dim": config["model_cfg"]["embed_dim"],
         "data": {
             "train": train.sources,

@@ -129,7 +129,9 @@ def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
     timings["embed"] = round(time.perf_counter() - started, 4)
 
     started = time.perf_counter()
-    predicted = predict_attributes(trunk[:1])[0]
+    from vision.colour import colour_histogram
+
+    predicted = predict_attributes(trunk[:1], colour_histogram(cut)[None])[0]
     timings["attributes"] = round(time.perf_counter() - started, 4)
     return ImageOutputs(
         width=image.width,
@@ -166,7 +168,7 @@ def encode_with_trunk(emb: object, images: list[Image.Image]) -> tuple[np.ndarra
 _heads_cache: dict[str, object] = {}
 
 
-def predict_attributes(trunk: np.ndarray) -> list[dict[str, dict[str, object]]]:
+def predict_attributes(trunk: np.ndarray, colour: np.ndarray) -> list[dict[str, dict[str, object]]]:
     from vision.attributes import AttributeHeads
     from vision.clip import embedder
 
@@ -180,7 +182,7 @@ def predict_attributes(trunk: np.ndarray) -> list[dict[str, dict[str, object]]]:
 
         heads = AttributeHeads.load(Path(folder))
         _heads_cache[folder] = heads
-    preds = heads.predict(trunk)  # type: ignore[attr-defined]
+    preds = heads.predict(trunk, colour)  # type: ignore[attr-defined]
     return [{k: {"value": v.value, "confidence": v.confidence} for k, v in p.items()} for p in preds]
 
 
