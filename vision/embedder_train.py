@@ -393,7 +393,7 @@ class TrainSettings:
     attribute_weight: float = 0.5
     seed: int = 0
     tune_trunk: bool = True
-    views: int = 2
+    views: int = 1
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:

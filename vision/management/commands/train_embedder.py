@@ -29,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--lr", type=float, default=2e-3)
         parser.add_argument("--pair-weight", type=float, default=1.0)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--views", type=int, choices=[1, 2], default=1, help="2 adds mirrored training views")
+        parser.add_argument("--freeze-trunk", action="store_true", help="train the projection heads only")
         parser.add_argument("--out", type=Path, default=None, help="models folder (default $SHOP_MODELS_DIR)")
         parser.add_argument("--if-missing", action="store_true", help="do nothing when a checkpoint already exists")
 
@@ -61,12 +63,21 @@ class Command(BaseCommand):
                 "worker process it, or pass --hm/--viton folders."
             )
         run_settings = TrainSettings(
-            epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"],
-            pair_weight=options["pair_weight"], seed=options["seed"],
+            epochs=options["epochs"],
+            batch_size=options["batch_size"],
+            lr=options["lr"],
+            pair_weight=options["pair_weight"],
+            seed=options["seed"],
+            views=options["views"],
+            tune_trunk=not options["freeze_trunk"],
         )
         cache = Path(settings.DATA_DIR) / "cache" / "embedder"
         folder = train_embedder(
-            train, heldout if (heldout.items or heldout.pairs) else None, out_root, cache, run_settings,
+            train,
+            heldout if (heldout.items or heldout.pairs) else None,
+            out_root,
+            cache,
+            run_settings,
             log=self.stdout.write,
         )
         self.stdout.write(f"embedder checkpoint: {folder}")
