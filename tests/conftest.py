@@ -75,6 +75,32 @@ def make_catalog(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def test_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Real-architecture embedder and parser checkpoints in a models folder of the test run's own
+    (see tests/models.py); the shop's own trained models are never touched by the tests."""
+    from tests.models import build_test_models
+    from vision.clip import reset_embedder_cache
+
+    root = build_test_models(tmp_path_factory.mktemp("models"))
+    previous = settings.MODELS_DIR
+    settings.MODELS_DIR = root
+    reset_embedder_cache()
+    reset_parser_cache()
+    yield root
+    settings.MODELS_DIR = previous
+    reset_embedder_cache()
+    reset_parser_cache()
+
+
+def reset_parser_cache() -> None:
+    from vision import parser
+
+    clear = getattr(parser.garment_parser, "cache_clear", None)
+    if clear:
+        clear()
+
+
+@pytest.fixture(scope="session")
 def redis_client() -> redis.Redis:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
@@ -85,7 +111,9 @@ def redis_client() -> redis.Redis:
 
 
 @pytest.fixture
-def celery_worker_process(redis_client: redis.Redis, media_root: Path, tmp_path: Path) -> Iterator[subprocess.Popen]:
+def celery_worker_process(
+    redis_client: redis.Redis, media_root: Path, tmp_path: Path, test_models: Path
+) -> Iterator[subprocess.Popen]:
     """A real Celery worker process on the real broker, pointed at the test database."""
     from django.db import connection
 
@@ -95,6 +123,7 @@ def celery_worker_process(redis_client: redis.Redis, media_root: Path, tmp_path:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "SHOP_MEDIA_ROOT": str(media_root),
+        "SHOP_MODELS_DIR": str(test_models),
         "REDIS_URL": settings.CELERY_BROKER_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_BROKER_URL,

@@ -1,20 +1,24 @@
-"""Imported images reach a real Celery worker through the real Redis broker."""
+"""Imported images go through the whole pipeline in a real Celery worker on the real Redis broker,
+with real (small) models: parse → cutout → vectors → attributes → product vectors."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from catalog.models import ProductImage
+from catalog.models import ImageVector, ProductImage, ProductVector
 from catalog.services import catalog_import_csv
 from tests.conftest import jpeg_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until_settled(ids: list[int], timeout: float = 60) -> dict[int, ProductImage]:
+def wait_until_settled(ids: list[int], timeout: float = 180) -> dict[int, ProductImage]:
     deadline = time.monotonic() + timeout
+    images: dict[int, ProductImage] = {}
     while time.monotonic() < deadline:
         images = {i.pk: i for i in ProductImage.objects.filter(pk__in=ids)}
         if all(i.status in {"ready", "failed"} for i in images.values()):
@@ -23,7 +27,7 @@ def wait_until_settled(ids: list[int], timeout: float = 60) -> dict[int, Product
     raise AssertionError(f"images still unsettled after {timeout}s: {[(i.pk, i.status) for i in images.values()]}")
 
 
-def test_import_hands_each_new_image_to_the_worker(make_catalog, celery_worker_process):
+def test_import_hands_each_new_image_to_the_worker_pipeline(make_catalog, celery_worker_process):
     images = {
         "a.jpg": jpeg_bytes((10, 120, 10), (60, 90)),
         "b.jpg": jpeg_bytes((10, 10, 120), (30, 45)),
@@ -39,10 +43,42 @@ def test_import_hands_each_new_image_to_the_worker(make_catalog, celery_worker_p
     ids = list(ProductImage.objects.values_list("pk", flat=True))
     settled = wait_until_settled(ids)
     by_name = {i.source_name: i for i in settled.values()}
-    assert by_name["a.jpg"].status == "ready" and (by_name["a.jpg"].width, by_name["a.jpg"].height) == (60, 90)
-    assert by_name["b.jpg"].status == "ready" and "validate" in by_name["b.jpg"].stage_timings
+
+    good = by_name["a.jpg"]
+    assert good.status == "ready", good.error
+    assert (good.width, good.height) == (60, 90)
+    assert set(good.stage_timings) >= {"validate", "parse", "embed", "attributes", "product"}
+    cutout = Image.open(good.cutout.path)
+    assert cutout.mode == "RGBA" and cutout.width <= 60 and cutout.height <= 90
+    assert Image.open(good.mask.path).size == (60, 90)
+    assert set(good.predicted) == {"category", "colour", "pattern"}
+    assert all(0 < p["confidence"] <= 1 for p in good.predicted.values())
+    assert set(ImageVector.objects.filter(image=good).values_list("kind", flat=True)) == {"cutout", "full"}
+    assert by_name["b.jpg"].status == "ready"
+    assert set(ProductVector.objects.filter(product__sku="W1").values_list("kind", flat=True)) == {"image", "text"}
+
     broken = by_name["fake.jpg"]
     assert broken.status == "failed" and broken.stage == "validate"
     assert "not a readable image" in broken.error
-    log = celery_worker_process.log_path.read_text()
-    assert "workers.tasks.image_process" in log
+    assert not ImageVector.objects.filter(image=broken).exists()
+    assert "workers.tasks.image_process" in celery_worker_process.log_path.read_text()
+
+
+def test_rerunning_the_pipeline_replaces_rather_than_adds(make_catalog, test_models, media_root):
+    from workers.services import image_pipeline_run
+
+    path = make_catalog(
+        [{"sku": "R1", "title": "Red dress", "price": "9", "images": "r.jpg"}],
+        {"r.jpg": jpeg_bytes((200, 10, 10), (48, 72))},
+    )
+    catalog_import_csv(path, path.parent)
+    image = ProductImage.objects.get(product__sku="R1")
+    assert image_pipeline_run(image.pk) == "ready"
+    first = ProductImage.objects.get(pk=image.pk)
+    files_before = sorted(p.relative_to(media_root) for p in Path(media_root).rglob("*") if p.is_file())
+    assert image_pipeline_run(image.pk) == "ready"
+    again = ProductImage.objects.get(pk=image.pk)
+    assert again.cutout.name == first.cutout.name and again.mask.name == first.mask.name
+    assert ImageVector.objects.filter(image=image).count() == 2
+    assert ProductVector.objects.filter(product=image.product).count() == 2
+    assert sorted(p.relative_to(media_root) for p in Path(media_root).rglob("*") if p.is_file()) == files_before

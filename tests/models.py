@@ -1,0 +1,86 @@
+"""Small but real model checkpoints for the pipeline tests.
+
+The tests must not depend on the long training runs (a fresh CI machine has no trained models),
+so they build checkpoints with the real architectures and the real pretrained towers in a
+temporary models folder: the embedder with its projection heads as initialised, attribute heads
+fitted on a few synthetic garments, and the garment parser with the ImageNet encoder and an
+untrained decoder. Quality is measured by ``manage.py evaluate``, not by these tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from vision.attributes import train_attribute_heads
+from vision.clip import create_shop_model, save_checkpoint
+from vision.colour import colour_histogram
+from vision.embedder_train import CatalogItem
+
+
+def synthetic_garments() -> tuple[list[Image.Image], list[CatalogItem]]:
+    images, items = [], []
+    for i, (colour, rgb) in enumerate({"red": (200, 30, 30), "blue": (30, 60, 200), "black": (20, 20, 20)}.items()):
+        for j, shape in enumerate(("dress", "trousers")):
+            img = Image.new("RGB", (120, 180), (255, 255, 255))
+            ImageDraw.Draw(img).rectangle([30 + 5 * j, 20, 90 - 5 * j, 160 - 20 * j], fill=rgb)
+            images.append(img)
+            items.append(
+                CatalogItem(
+                    key=f"s{i}{j}",
+                    image=Path("."),
+                    title=shape,
+                    description="",
+                    category=shape,
+                    colour=colour,
+                    pattern=("solid", "striped")[(i + j) % 2],
+                )
+            )
+    return images, items
+
+
+def build_test_models(root: Path) -> Path:
+    """Write an embedder and a parser checkpoint under ``root`` (a models folder); returns root."""
+    from vision.parser import CHECKPOINT_FORMAT, DEFAULT_DECODER_CHANNELS, PARSER_CLASSES, ParserNet
+
+    torch.manual_seed(0)
+    model, config = create_shop_model()
+    folder = save_checkpoint(model, config, root / "embedder" / "test-embedder", {"version": "test-embedder"})
+    images, items = synthetic_garments()
+    from workers.services import encode_with_trunk
+
+    class _Emb:  # the minimal embedder interface encode_with_trunk needs
+        pass
+
+    import open_clip
+
+    emb = _Emb()
+    emb.model = model.eval()  # type: ignore[attr-defined]
+    emb.preprocess = open_clip.transform.image_transform_v2(  # type: ignore[attr-defined]
+        open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
+    )
+    trunk, _ = encode_with_trunk(emb, images)
+    colour = np.stack([colour_histogram(im) for im in images])
+    train_attribute_heads(trunk, colour, items, min_examples=1).save(folder)
+
+    net = ParserNet(pretrained=True).eval()
+    parser_dir = root / "parser" / "test-parser"
+    parser_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": "test-parser",
+            "config": {
+                "classes": list(PARSER_CLASSES),
+                "decoder_channels": list(DEFAULT_DECODER_CHANNELS),
+                "working_size": 256,
+            },
+            "model": net.state_dict(),
+        },
+        parser_dir / "parser.pt",
+    )
+    (parser_dir / "model_card.json").write_text('{"status": "complete", "version": "test-parser"}')
+    return root
