@@ -87,10 +87,22 @@ class ImageOutputs:
 
 
 def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
-    """The product's item mask (all garments/items the parser finds) and the garment list."""
+    """The product's item mask (all garments/items the parser finds) and the garment list.
+
+    Without a trained parser checkpoint (a fresh machine before ``train_parser`` ran), the
+    salient-object baseline (rembg ``u2netp``) cuts the item out instead and no garments are listed;
+    the image's garments then say so."""
+    from vision.assets import AssetMissing
     from vision.parser import garment_parser
 
-    result = garment_parser().parse(image)
+    try:
+        parser = garment_parser()
+    except AssetMissing:
+        from vision.baselines import U2NetPBaseline
+
+        logger.warning("no garment parser checkpoint: using the u2netp salient-object cut-out instead")
+        return U2NetPBaseline.shared().garment_mask(image), [{"label": "item", "note": "u2netp fallback"}]
+    result = parser.parse(image)
     garments = [
         {"label": g.label, "box": list(g.box), "score": round(float(g.score), 4), "area": int(g.area)}
         for g in result.garments
