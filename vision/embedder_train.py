@@ -501,7 +501,7 @@ def train_heads(
             loss.backward()
             opt.step()
             sched.step()
-            epoch_loss += float(loss)
+            epoch_loss += float(loss.detach())
         history.append(epoch_loss / steps_per_epoch)
         if on_epoch:
             on_epoch(epoch, history[-1])

@@ -17,11 +17,13 @@ Model work never runs inside a database transaction: everything is computed firs
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -98,10 +100,8 @@ def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
     try:
         parser = garment_parser()
     except AssetMissing:
-        from vision.baselines import U2NetPBaseline
-
         logger.warning("no garment parser checkpoint: using the u2netp salient-object cut-out instead")
-        return U2NetPBaseline.shared().garment_mask(image), [{"label": "item", "note": "u2netp fallback"}]
+        return u2netp_fallback().garment_mask(image), [{"label": "item", "note": "u2netp fallback"}]
     result = parser.parse(image)
     garments = [
         {"label": g.label, "box": list(g.box), "score": round(float(g.score), 4), "area": int(g.area)}
@@ -109,6 +109,13 @@ def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
     ]
     mask = np.isin(result.labels, [i for i, name in enumerate(parser_classes()) if name not in BODY_CLASSES])
     return mask, garments
+
+
+@functools.cache
+def u2netp_fallback() -> Any:
+    from vision.baselines import U2NetPBaseline
+
+    return U2NetPBaseline()
 
 
 def parser_classes() -> tuple[str, ...]:
@@ -119,9 +126,8 @@ def parser_classes() -> tuple[str, ...]:
 
 def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
     """All model work for one image, outside any transaction."""
-    from vision.parser import cutout
-
     from vision.clip import embedder
+    from vision.parser import cutout
 
     started = time.perf_counter()
     image = load_image(path)

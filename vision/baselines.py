@@ -1,0 +1,110 @@
+"""Garment-mask baselines the shop's parser is compared with (evaluation only).
+
+- :class:`U2NetPBaseline`: rembg's ``u2netp`` salient-object cut-out (everything salient, person included).
+- :class:`PanBaseline`: the PAN skin/clothes/hair net from ``../shared/models``; its clothes channel.
+- :class:`U2NetPMinusPanBaseline`: the u2netp cut-out minus PAN's skin and hair (a cheap combination).
+
+Each has ``garment_mask(image) -> np.ndarray`` (bool, image H × W).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vision.assets import IMAGENET_MEAN, IMAGENET_STD, pan_onnx, u2netp_onnx
+
+
+def _session_options(threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
+
+
+class U2NetPBaseline:
+    """rembg ``u2netp`` (always through an explicit session, never a bare ``rembg.remove()``)."""
+
+    name = "u2netp"
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        path = Path(model_path) if model_path is not None else u2netp_onnx()
+        # rembg looks for <U2NET_HOME>/u2netp.onnx and only downloads when it is missing.
+        os.environ["U2NET_HOME"] = str(path.parent)
+        import rembg
+
+        self.session = rembg.new_session("u2netp", sess_opts=_session_options(threads))
+
+    def probability(self, image: Image.Image) -> np.ndarray:
+        """Saliency in [0, 1], image H × W."""
+        import rembg
+
+        mask = rembg.remove(image.convert("RGB"), session=self.session, only_mask=True)
+        if not isinstance(mask, Image.Image):  # pragma: no cover - rembg returns the input's type
+            mask = Image.fromarray(np.asarray(mask))
+        if mask.size != image.size:
+            mask = mask.resize(image.size, Image.Resampling.BILINEAR)
+        return np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
+
+    def garment_mask(self, image: Image.Image) -> np.ndarray:
+        return self.probability(image) >= 0.5
+
+
+class PanBaseline:
+    """PAN (MobileNetV3-small) with three sigmoid channels: skin, clothes, hair (input 512 × 512, ImageNet norm)."""
+
+    name = "pan"
+    SIZE = 512
+    CHANNELS = ("skin", "clothes", "hair")
+
+    def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(model_path) if model_path is not None else pan_onnx()
+        self.session = ort.InferenceSession(
+            str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def probabilities(self, image: Image.Image) -> dict[str, np.ndarray]:
+        """Per channel, the probability map resized back to the image (H × W float32)."""
+        rgb = image.convert("RGB").resize((self.SIZE, self.SIZE), Image.Resampling.BILINEAR)
+        x = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(
+            IMAGENET_STD, np.float32
+        )
+        out = self.session.run(None, {self.input_name: x.transpose(2, 0, 1)[None]})[0][0]
+        maps = {}
+        for name, channel in zip(self.CHANNELS, out, strict=True):
+            prob = Image.fromarray(channel.astype(np.float32), mode="F").resize(image.size, Image.Resampling.BILINEAR)
+            maps[name] = np.asarray(prob, dtype=np.float32)
+        return maps
+
+    def masks(self, image: Image.Image) -> dict[str, np.ndarray]:
+        return {name: prob >= 0.5 for name, prob in self.probabilities(image).items()}
+
+    def garment_mask(self, image: Image.Image) -> np.ndarray:
+        return self.masks(image)["clothes"]
+
+
+class U2NetPMinusPanBaseline:
+    """u2netp's salient object minus PAN's skin and hair: a person's clothes without their body."""
+
+    name = "u2netp-minus-pan-skin-hair"
+
+    def __init__(self, u2netp: U2NetPBaseline | None = None, pan: PanBaseline | None = None) -> None:
+        self.u2netp = u2netp or U2NetPBaseline()
+        self.pan = pan or PanBaseline()
+
+    @staticmethod
+    def combine(salient: np.ndarray, pan_masks: dict[str, np.ndarray]) -> np.ndarray:
+        return salient & ~(pan_masks["skin"] | pan_masks["hair"])
+
+    def garment_mask(self, image: Image.Image) -> np.ndarray:
+        return self.combine(self.u2netp.garment_mask(image), self.pan.masks(image))

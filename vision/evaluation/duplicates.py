@@ -1,0 +1,501 @@
+"""``evaluate duplicates``: labelled image pairs built from an H&M-style catalog.
+
+Pairs (all built with a seeded RNG, so a run is reproducible):
+
+- positives — each image against an edited copy of itself, one copy per kind in :data:`EDITS`
+  (resized to 50–80 %, JPEG re-encoded at quality 30–60, cropped 5–15 % per side, brightness ×1.25 and
+  ×0.75, and a combination: crop 3–10 % + resize + JPEG 40–80);
+- hard negatives — every pair of articles of one design (``group_id``) whose ``colour`` differs: the
+  two original photos (``other colour``), and the first photo against an edited copy of the second
+  (``other colour, edited``);
+- easy negatives — each image against a random product of another design (``other product``);
+- not scored, shown for information: articles of one design with the same colour name (often another
+  print or trim; sometimes the same photo reused).
+
+Methods, each judged on the same pairs: the shop's rule (:func:`vision.duplicates.is_duplicate` with
+its default thresholds), pHash distance alone and embedding cosine alone (thresholds
+:data:`BASELINE_THRESHOLDS`, tuned on the train split). ``--tune`` searches all thresholds on the
+train split (``--tune-limit`` articles), prints them and uses them for this run.
+
+Per kind, each slice is that kind's pairs against all scored pairs of the other class (so a positive
+kind's precision counts every false alarm); ``accuracy`` is the share of that kind's pairs decided
+correctly (recall for positive kinds, 1 − false-alarm rate for negative kinds).
+
+Embeddings are cached in ``var/cache/duplicates/`` (keyed by article, edit and seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import itertools
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageEnhance
+from tqdm import tqdm
+
+from vision import duplicates as dup
+from vision.assets import REPO
+from vision.metrics import f1_precision_recall
+
+DEFAULT_MANIFEST = REPO.parent / "shared" / "data" / "hm" / "manifest.csv"
+EDITS = ("resize", "jpeg", "crop", "brighter", "darker", "combined")
+POSITIVE = "positive"
+NEGATIVE_KINDS = ("other colour", "other colour, edited", "other product")
+INFO_KIND = "same design, same colour name"
+# Baselines' thresholds, found by `evaluate duplicates --tune` on the H&M train split.
+BASELINE_THRESHOLDS = {"phash_max": 10, "embedding_min": 0.90}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="H&M-style manifest.csv")
+    parser.add_argument("--split", default="dev", help="split to report on (default dev)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many articles (whole designs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tune", action="store_true", help="tune all thresholds on the train split first")
+    parser.add_argument("--tune-limit", type=int, default=1500, help="train articles used by --tune")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-cache", action="store_true", help="recompute embeddings")
+
+
+# ---------------------------------------------------------------- items and edits
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    group_id: str
+    colour: str
+    path: Path
+
+
+def load_items(manifest: Path, split: str, limit: int | None) -> list[Item]:
+    """Articles of ``split`` (whole designs, in catalog.hm's stable order, at most ``limit``)."""
+    from catalog.hm import select_rows
+
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    chosen = select_rows(rows, split=split, limit=limit)
+    root = manifest.parent
+    return [Item(r["item_id"], r["group_id"], r["colour"], root / r["file"]) for r in chosen]
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    return random.Random(hashlib.sha256(":".join([str(seed), *parts]).encode()).hexdigest())
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return out.convert("RGB")
+
+
+def _crop(image: Image.Image, rng: random.Random, low: float, high: float) -> Image.Image:
+    w, h = image.size
+    left, right = (int(w * rng.uniform(low, high)) for _ in range(2))
+    top, bottom = (int(h * rng.uniform(low, high)) for _ in range(2))
+    return image.crop((left, top, w - right, h - bottom))
+
+
+def _resize(image: Image.Image, rng: random.Random) -> Image.Image:
+    f = rng.uniform(0.5, 0.8)
+    method = rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS])
+    return image.resize((max(1, round(image.width * f)), max(1, round(image.height * f))), method)
+
+
+def edit(image: Image.Image, kind: str, rng: random.Random) -> Image.Image:
+    """One edited copy of ``image`` (see the module docstring for the kinds)."""
+    image = image.convert("RGB")
+    if kind == "resize":
+        return _resize(image, rng)
+    if kind == "jpeg":
+        return _jpeg(image, rng.randint(30, 60))
+    if kind == "crop":
+        return _crop(image, rng, 0.05, 0.15)
+    if kind == "brighter":
+        return ImageEnhance.Brightness(image).enhance(1.25)
+    if kind == "darker":
+        return ImageEnhance.Brightness(image).enhance(0.75)
+    if kind == "combined":
+        return _jpeg(_resize(_crop(image, rng, 0.03, 0.10), rng), rng.randint(40, 80))
+    raise ValueError(f"unknown edit {kind!r}; choose from {EDITS}")
+
+
+def variants_of(item: Item, seed: int) -> dict[str, Image.Image]:
+    """The original ("orig") and one copy per edit kind."""
+    with Image.open(item.path) as im:
+        original = dup.to_rgb(im)
+    out = {"orig": original}
+    for kind in EDITS:
+        out[kind] = edit(original, kind, _rng(seed, item.item_id, kind))
+    return out
+
+
+# ---------------------------------------------------------------- features
+
+
+@dataclass
+class Features:
+    keys: list[str]  # "<item_id>/<variant>"
+    phash: np.ndarray  # uint64 (n,)
+    embedding: np.ndarray  # float32 (n, 1280)
+    colour: np.ndarray  # float32 (n, c)
+
+    def index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.keys)}
+
+
+def _cache_file(seed: int) -> Path:
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "cache" / "duplicates" / f"embeddings-{dup.EMBEDDING_VERSION}-s{seed}.npz"
+
+
+def _load_cache(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    with np.load(path) as data:
+        return dict(zip(data["keys"].tolist(), data["embeddings"], strict=True))
+
+
+def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = sorted(cache)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, keys=np.array(keys), embeddings=np.stack([cache[k] for k in keys]).astype(np.float32))
+    tmp.replace(path)
+
+
+def compute_features(
+    items: list[Item], seed: int, batch_size: int, use_cache: bool, log: Callable[[str], None]
+) -> Features:
+    """pHash, colour and (cached) embedding of every article's original and edited copies."""
+    cache_path = _cache_file(seed)
+    cache = _load_cache(cache_path) if use_cache else {}
+    keys: list[str] = []
+    hashes: list[int] = []
+    colours: list[np.ndarray] = []
+    pending: list[tuple[str, Image.Image]] = []
+    fresh = 0
+    for item in tqdm(items, desc="signatures", unit="article"):
+        for variant, image in variants_of(item, seed).items():
+            key = f"{item.item_id}/{variant}"
+            keys.append(key)
+            hashes.append(dup.phash_of(image))
+            colours.append(dup.colour_signature(image))
+            if key not in cache:
+                pending.append((key, image))
+        if len(pending) >= 4 * batch_size:
+            fresh += _embed_into(cache, pending, batch_size)
+            pending = []
+    fresh += _embed_into(cache, pending, batch_size)
+    if fresh and use_cache:
+        _save_cache(cache_path, cache)
+    log(f"{len(keys)} images ({len(items)} articles); {fresh} embeddings computed, {len(keys) - fresh} cached")
+    return Features(
+        keys=keys,
+        phash=np.array(hashes, dtype=np.uint64),
+        embedding=np.stack([cache[k] for k in keys]).astype(np.float32),
+        colour=np.stack(colours).astype(np.float32),
+    )
+
+
+def _embed_into(cache: dict[str, np.ndarray], pending: list[tuple[str, Image.Image]], batch_size: int) -> int:
+    if not pending:
+        return 0
+    vectors = dup.embed_images([im for _, im in pending], batch_size=batch_size)
+    for (key, _), vec in zip(pending, vectors, strict=True):
+        cache[key] = vec
+    return len(pending)
+
+
+# ---------------------------------------------------------------- pairs
+
+
+@dataclass
+class Pairs:
+    a: np.ndarray  # int indices into Features
+    b: np.ndarray
+    label: np.ndarray  # bool: duplicate?
+    kind: list[str]  # edit kind for positives, negative kind otherwise
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+
+def build_pairs(items: list[Item], features: Features, seed: int) -> Pairs:
+    idx = features.index()
+    a: list[int] = []
+    b: list[int] = []
+    label: list[bool] = []
+    kind: list[str] = []
+
+    def add(x: str, y: str, is_dup: bool, k: str) -> None:
+        a.append(idx[x])
+        b.append(idx[y])
+        label.append(is_dup)
+        kind.append(k)
+
+    for item in items:
+        for edit_kind in EDITS:
+            add(f"{item.item_id}/orig", f"{item.item_id}/{edit_kind}", True, edit_kind)
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        groups[item.group_id].append(item)
+    for members in groups.values():
+        for x, y in itertools.combinations(members, 2):
+            if x.colour.strip().lower() == y.colour.strip().lower():
+                add(f"{x.item_id}/orig", f"{y.item_id}/orig", False, INFO_KIND)
+                continue
+            add(f"{x.item_id}/orig", f"{y.item_id}/orig", False, "other colour")
+            variant = _rng(seed, "hard", x.item_id, y.item_id).choice(EDITS)
+            add(f"{x.item_id}/orig", f"{y.item_id}/{variant}", False, "other colour, edited")
+    if len(groups) > 1:
+        for item in items:
+            rng = _rng(seed, "easy", item.item_id)
+            other = rng.choice(items)
+            while other.group_id == item.group_id:
+                other = rng.choice(items)
+            add(f"{item.item_id}/orig", f"{other.item_id}/orig", False, "other product")
+    return Pairs(np.array(a, dtype=np.int64), np.array(b, dtype=np.int64), np.array(label, dtype=bool), kind)
+
+
+@dataclass
+class PairScores:
+    """The three measurements of every pair, vectorised."""
+
+    phash_distance: np.ndarray  # int
+    cosine: np.ndarray  # float
+    colour_distance: np.ndarray  # float
+
+
+def pair_scores(features: Features, pairs: Pairs) -> PairScores:
+    xor = features.phash[pairs.a] ^ features.phash[pairs.b]
+    distance = np.array([int(v).bit_count() for v in xor], dtype=np.int64)
+    cos = np.einsum("ij,ij->i", features.embedding[pairs.a], features.embedding[pairs.b]).astype(np.float64)
+    colour = np.array(
+        [dup.colour_distance(features.colour[i], features.colour[j]) for i, j in zip(pairs.a, pairs.b, strict=True)]
+    )
+    return PairScores(distance, cos, colour)
+
+
+# ---------------------------------------------------------------- methods
+
+
+def shop_rule(scores: PairScores, t: dup.DuplicateThresholds) -> np.ndarray:
+    """Vectorised :func:`vision.duplicates.is_duplicate` (kept equal to it by the tests)."""
+    same_colour = scores.colour_distance <= t.colour_max
+    return same_colour & ((scores.phash_distance <= t.phash_max) | (scores.cosine >= t.embedding_min))
+
+
+def predictions(scores: PairScores, t: dup.DuplicateThresholds, baselines: dict[str, float]) -> dict[str, np.ndarray]:
+    return {
+        "shop rule": shop_rule(scores, t),
+        "pHash alone": scores.phash_distance <= baselines["phash_max"],
+        "embedding alone": scores.cosine >= baselines["embedding_min"],
+    }
+
+
+def score(pred: np.ndarray, pairs: Pairs) -> dict[str, Any]:
+    """Overall and per-kind precision / recall / F1 (see the module docstring for the slices)."""
+    kinds = np.array(pairs.kind)
+    scored = kinds != INFO_KIND
+    label = pairs.label
+
+    def counts(mask: np.ndarray) -> dict[str, Any]:
+        tp = int((pred & label & mask).sum())
+        fp = int((pred & ~label & mask).sum())
+        fn = int((~pred & label & mask).sum())
+        tn = int((~pred & ~label & mask).sum())
+        f1, precision, recall = f1_precision_recall(tp, fp, fn)
+        return {"f1": f1, "precision": precision, "recall": recall, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+    out: dict[str, Any] = {"overall": counts(scored), "kinds": {}}
+    for kind in [*EDITS, *NEGATIVE_KINDS, INFO_KIND]:
+        own = kinds == kind
+        if not own.any():
+            continue
+        if kind == INFO_KIND:
+            row = {"pairs": int(own.sum()), "flagged": int((pred & own).sum())}
+        else:
+            other_class = scored & (label != label[own][0])
+            row = counts(own | other_class)
+            row["pairs"] = int(own.sum())
+            row["accuracy"] = float((pred[own] == label[own]).mean())
+        out["kinds"][kind] = row
+    return out
+
+
+# ---------------------------------------------------------------- tuning
+
+
+def _f1(pred: np.ndarray, label: np.ndarray) -> float:
+    tp = int((pred & label).sum())
+    return f1_precision_recall(tp, int((pred & ~label).sum()), int((~pred & label).sum()))[0]
+
+
+def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dict[str, float], dict[str, Any]]:
+    """Thresholds maximising F1 on these (train) pairs; ties go to the most tolerant setting that
+    keeps the best F1 at the centre of its plateau (see :func:`_plateau_centre`)."""
+    scored = np.array([k != INFO_KIND for k in pairs.kind])
+    label = pairs.label[scored]
+    d = scores.phash_distance[scored]
+    cos = scores.cosine[scored]
+    col = scores.colour_distance[scored]
+
+    phash_grid = np.arange(0, 33)
+    phash_f1 = np.array([_f1(d <= t, label) for t in phash_grid])
+    emb_grid = np.round(np.arange(0.70, 0.9951, 0.0025), 4)
+    emb_f1 = np.array([_f1(cos >= t, label) for t in emb_grid])
+    baselines = {
+        "phash_max": int(_plateau_centre(phash_grid, phash_f1)),
+        "embedding_min": float(_plateau_centre(emb_grid, emb_f1)),
+    }
+
+    colour_grid = np.round(np.unique(np.quantile(col[label], np.linspace(0.5, 1.0, 41))), 4)
+    rule_phash = np.arange(0, 21)
+    rule_emb = np.round(np.arange(0.80, 0.9951, 0.0025), 4)
+    best = (-1.0, None)
+    surface = np.zeros((len(colour_grid), len(rule_phash), len(rule_emb)))
+    for ci, c in enumerate(colour_grid):
+        same_colour = col <= c
+        for pi, p in enumerate(rule_phash):
+            base = same_colour & (d <= p)
+            by_emb = same_colour[None, :] & (cos[None, :] >= rule_emb[:, None])
+            pred = base[None, :] | by_emb
+            tp = (pred & label).sum(axis=1)
+            fp = (pred & ~label).sum(axis=1)
+            fn = (~pred & label).sum(axis=1)
+            f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+            surface[ci, pi] = f1
+    best_f1 = surface.max()
+    ci, pi, ei = _best_cell(surface)
+    chosen = dup.DuplicateThresholds(
+        phash_max=int(rule_phash[pi]), embedding_min=float(rule_emb[ei]), colour_max=float(colour_grid[ci])
+    )
+    del best
+    detail = {
+        "train_pairs": int(scored.sum()),
+        "shop rule train F1": float(best_f1),
+        "pHash alone train F1": float(phash_f1.max()),
+        "embedding alone train F1": float(emb_f1.max()),
+    }
+    return chosen, baselines, detail
+
+
+def _plateau_centre(grid: np.ndarray, f1: np.ndarray) -> float:
+    """The middle grid value of the longest run of grid points within 1e-9 of the best F1."""
+    best = f1.max()
+    on = f1 >= best - 1e-9
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, flag in enumerate(on):
+        if flag and start is None:
+            start = i
+        if not flag and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(on) - 1))
+    lo, hi = max(runs, key=lambda r: r[1] - r[0])
+    return grid[(lo + hi) // 2]
+
+
+def _best_cell(surface: np.ndarray) -> tuple[int, int, int]:
+    """Among cells with the best F1, the one whose neighbourhood (±2 cells each axis) has the
+    highest mean F1 — a setting away from the cliff edges."""
+    best = surface.max()
+    candidates = np.argwhere(surface >= best - 1e-9)
+    padded = np.pad(surface, 2, mode="edge")
+
+    def neighbourhood(c: np.ndarray) -> float:
+        i, j, k = (int(v) + 2 for v in c)
+        return float(padded[i - 2 : i + 3, j - 2 : j + 3, k - 2 : k + 3].mean())
+
+    top = max(candidates, key=neighbourhood)
+    return int(top[0]), int(top[1]), int(top[2])
+
+
+# ---------------------------------------------------------------- run
+
+
+def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from vision.evaluation.report import bar_plot, write_report
+
+    started = time.time()
+    manifest: Path = options.get("manifest") or DEFAULT_MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found; pass --manifest (an H&M-style manifest.csv)")
+    seed = int(options.get("seed") or 0)
+    batch_size = int(options.get("batch_size") or 32)
+    use_cache = not options.get("no_cache")
+    thresholds = dup.DuplicateThresholds()
+    baselines = dict(BASELINE_THRESHOLDS)
+    tuning: dict[str, Any] | None = None
+    if options.get("tune"):
+        train_items = load_items(manifest, "train", options.get("tune_limit"))
+        log(f"tuning on the train split: {len(train_items)} articles")
+        train_features = compute_features(train_items, seed, batch_size, use_cache, log)
+        train_pairs = build_pairs(train_items, train_features, seed)
+        thresholds, baselines, detail = tune(pair_scores(train_features, train_pairs), train_pairs)
+        tuning = {"thresholds": asdict(thresholds), "baselines": baselines, **detail}
+        log(f"tuned on train: {thresholds}; baselines {baselines}; {detail}")
+    split = options.get("split") or "dev"
+    items = load_items(manifest, split, options.get("limit"))
+    if not items:
+        raise ValueError(f"{manifest} has no articles in split {split!r}")
+    log(f"evaluating on split {split}: {len(items)} articles")
+    features = compute_features(items, seed, batch_size, use_cache, log)
+    pairs = build_pairs(items, features, seed)
+    scores = pair_scores(features, pairs)
+    results = {name: score(pred, pairs) for name, pred in predictions(scores, thresholds, baselines).items()}
+
+    pair_counts: dict[str, int] = defaultdict(int)
+    for kind in pairs.kind:
+        pair_counts[kind] += 1
+    rows: list[dict[str, Any]] = []
+    for name, res in results.items():
+        o = res["overall"]
+        rows.append({"method": name, "slice": "overall", "pairs": o["tp"] + o["fp"] + o["fn"] + o["tn"], **_fmt(o)})
+        for kind, k in res["kinds"].items():
+            rows.append({"method": name, "slice": kind, **_fmt(k)})
+    metrics = {
+        "manifest": str(manifest),
+        "split": split,
+        "articles": len(items),
+        "seed": seed,
+        "pairs": dict(pair_counts),
+        "thresholds": asdict(thresholds),
+        "baseline_thresholds": baselines,
+        "tuning": tuning,
+        "results": results,
+        "seconds": round(time.time() - started, 1),
+    }
+    write_report(out_dir, "duplicates", metrics, rows)
+    groups = {
+        name: {
+            "overall F1": res["overall"]["f1"],
+            **{f"acc: {k}": v["accuracy"] for k, v in res["kinds"].items() if "accuracy" in v},
+        }
+        for name, res in results.items()
+    }
+    bar_plot(out_dir, "duplicates", groups, f"near-duplicates, H&M {split} ({len(items)} articles)")
+    for name, res in results.items():
+        o = res["overall"]
+        log(f"{name}: F1 {o['f1']:.4f}  precision {o['precision']:.4f}  recall {o['recall']:.4f}")
+    return metrics
+
+
+def _fmt(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}

@@ -1,0 +1,357 @@
+"""The garment parser: photo in, per-garment masks out.
+
+A U-Net-style segmentation net on the pretrained EfficientNet-Lite0 encoder (timm ``features_only``,
+five levels at strides 2…32) with a light decoder (depthwise-separable blocks) and a 10-class head
+(:data:`PARSER_CLASSES`). It is trained on Clothing Co-Parsing street photos plus VITON studio product
+shots by :mod:`vision.parser_train` (``python manage.py train_parser``).
+
+Inference resizes the photo to a fixed working size (long side ``working_size``, aspect kept, padded to
+a multiple of 32), runs the net once and upsamples the logits to the original resolution, strip by
+strip so that large photos do not need a full-resolution C × H × W tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from vision.assets import LITE_MEAN, LITE_STD, AssetMissing, models_dir
+
+PARSER_CLASSES: tuple[str, ...] = (
+    "background",
+    "skin",
+    "hair",
+    "top",
+    "outerwear",
+    "dress",
+    "bottom",
+    "footwear",
+    "bag",
+    "accessory",
+)
+GARMENT_CLASSES: tuple[str, ...] = ("top", "outerwear", "dress", "bottom")
+# Classes that become items in ParseResult.garments (footwear, bags and accessories are items too, but
+# not part of the garment mask).
+ITEM_CLASSES: tuple[str, ...] = tuple(c for c in PARSER_CLASSES if c not in ("background", "skin", "hair"))
+GARMENT_INDICES: tuple[int, ...] = tuple(PARSER_CLASSES.index(c) for c in GARMENT_CLASSES)
+
+CHECKPOINT_NAME = "parser.pt"
+CARD_NAME = "model_card.json"
+CHECKPOINT_FORMAT = "shop-garment-parser/1"
+DEFAULT_WORKING_SIZE = 384
+DEFAULT_DECODER_CHANNELS: tuple[int, int, int, int] = (96, 64, 40, 24)
+TRAIN_COMMAND = "python manage.py train_parser"
+
+
+# --------------------------------------------------------------------------------------------- network
+
+
+class _ConvBNAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class _DecoderBlock(nn.Module):
+    """Upsample ×2, concatenate the skip, mix (1×1), then a depthwise-separable 3×3 with a residual."""
+
+    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+        super().__init__()
+        self.mix = _ConvBNAct(cin + cskip, cout, 1)
+        self.spatial = nn.Sequential(_ConvBNAct(cout, cout, 3, groups=cout), _ConvBNAct(cout, cout, 1))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.mix(torch.cat([x, skip], dim=1))
+        return x + self.spatial(x)
+
+
+class ParserNet(nn.Module):
+    """EfficientNet-Lite0 encoder (5 levels) + light U-Net decoder; returns logits at input resolution."""
+
+    def __init__(
+        self,
+        num_classes: int = len(PARSER_CLASSES),
+        decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
+        pretrained: bool = True,
+    ) -> None:
+        super().__init__()
+        from vision.backbone import efficientnet_lite0
+
+        self.encoder = efficientnet_lite0(pretrained=pretrained, features_only=True)
+        skips: list[int] = list(self.encoder.feature_info.channels())  # [16, 24, 40, 112, 320]
+        if len(skips) != 5 or len(decoder_channels) != 4:
+            raise ValueError("the parser expects 5 encoder levels and 4 decoder widths")
+        deep = skips[-1]
+        context = decoder_channels[0]
+        # Bottleneck with global context: local 1×1 projection plus an image-level pooled branch.
+        self.local = _ConvBNAct(deep, context, 1)
+        self.pooled = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(deep, context, 1), nn.ReLU(inplace=True))
+        widths = [context, *decoder_channels]
+        self.blocks = nn.ModuleList(
+            _DecoderBlock(widths[i], skips[3 - i], widths[i + 1]) for i in range(4)
+        )  # strides 16, 8, 4, 2
+        self.head = nn.Conv2d(decoder_channels[-1], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        feats = self.encoder(x)
+        deep = feats[-1]
+        y = self.local(deep) + self.pooled(deep)
+        for block, skip in zip(self.blocks, reversed(feats[:-1]), strict=True):
+            y = block(y, skip)
+        return F.interpolate(self.head(y), size=size, mode="bilinear", align_corners=False)
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Garment:
+    label: str  # one of PARSER_CLASSES except background/skin/hair
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in original-image pixels (x1, y1 exclusive)
+    mask: np.ndarray  # bool, original image H x W
+    score: float  # mean class probability inside the mask
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+    @property
+    def is_garment(self) -> bool:
+        return self.label in GARMENT_CLASSES
+
+
+@dataclass
+class ParseResult:
+    labels: np.ndarray  # uint8 H x W, index into PARSER_CLASSES
+    garments: list[Garment] = field(default_factory=list)  # largest first
+
+    def garment_mask(self) -> np.ndarray:
+        """Boolean union of the GARMENT_CLASSES pixels (footwear, bags, accessories, skin, hair excluded)."""
+        return np.isin(self.labels, GARMENT_INDICES)
+
+    def mask_of(self, label: str) -> np.ndarray:
+        return self.labels == PARSER_CLASSES.index(label)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of a non-empty boolean mask, x1/y1 exclusive; ValueError when empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("the mask is empty")
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def cutout(image: Image.Image, mask: np.ndarray, pad: int = 4) -> Image.Image:
+    """RGBA copy of ``image`` with alpha = ``mask``, cropped to the mask's box grown by ``pad`` pixels."""
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != (image.height, image.width):
+        raise ValueError(f"mask shape {mask.shape} does not match the image ({image.height}, {image.width})")
+    if not mask.any():
+        raise ValueError("cannot cut out an empty mask")
+    x0, y0, x1, y1 = mask_box(mask)
+    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
+    x1, y1 = min(image.width, x1 + pad), min(image.height, y1 + pad)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
+    return rgba.crop((x0, y0, x1, y1))
+
+
+# ---------------------------------------------------------------------------------------- inference
+
+
+def to_input(image: Image.Image, working_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Normalised 3 × h × w tensor of the image resized to long side ``working_size`` (unpadded), and (h, w)."""
+    rgb = image.convert("RGB")
+    scale = working_size / max(rgb.width, rgb.height)
+    w, h = max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))
+    if (w, h) != rgb.size:
+        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
+    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(LITE_MEAN).view(3, 1, 1)
+    std = torch.tensor(LITE_STD).view(3, 1, 1)
+    return (x - mean) / std, (h, w)
+
+
+def _round_up(value: int, multiple: int = 32) -> int:
+    return -(-value // multiple) * multiple
+
+
+def upsample_labels(
+    logits: torch.Tensor, height: int, width: int, max_elements: int = 8_000_000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinearly upsample C × h × w logits to height × width (exactly as ``F.interpolate`` with
+    ``align_corners=False``; in strips of rows when C × height × width exceeds ``max_elements``); returns
+    (uint8 argmax labels, per-class sum of the winning softmax probability, per-class pixel count)."""
+    c = logits.shape[0]
+    src = logits.unsqueeze(0).float()
+    labels = np.empty((height, width), dtype=np.uint8)
+    prob_sum = torch.zeros(c, dtype=torch.float64)
+    counts = torch.zeros(c, dtype=torch.float64)
+    if c * height * width <= max_elements:
+        strips = [(0, height, F.interpolate(src, size=(height, width), mode="bilinear", align_corners=False)[0])]
+    else:
+        strips = _grid_strips(src, height, width, max(1, max_elements // max(1, c * width)))
+    for r0, r1, strip in strips:
+        # Channel-by-channel running maximum: much faster on CPU than argmax over the channel dimension.
+        best = strip[0].clone()
+        lab = torch.zeros(best.shape, dtype=torch.uint8)
+        for k in range(1, c):
+            lab[strip[k] > best] = k
+            torch.maximum(best, strip[k], out=best)
+        denom = torch.zeros_like(best)
+        for k in range(c):
+            denom += torch.exp(strip[k] - best)
+        conf = denom.reciprocal_()  # softmax probability of the winning class
+        labels[r0:r1] = lab.numpy()
+        flat = lab.flatten().long()
+        prob_sum += torch.bincount(flat, weights=conf.flatten().double(), minlength=c)[:c]
+        counts += torch.bincount(flat, minlength=c)[:c].double()
+    return labels, prob_sum.numpy(), counts.numpy()
+
+
+def _grid_strips(src: torch.Tensor, height: int, width: int, rows: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Row strips of the bilinear upsampling of ``src`` (1 × C × h × w) via ``grid_sample``, which samples
+    at the same source coordinates as ``F.interpolate(align_corners=False)``."""
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) * (2.0 / width) - 1.0
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        ys = (torch.arange(r0, r1, dtype=torch.float32) + 0.5) * (2.0 / height) - 1.0
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).unsqueeze(0)
+        yield r0, r1, F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+
+
+class GarmentParser:
+    """A trained parser checkpoint ready for inference on CPU."""
+
+    def __init__(
+        self,
+        model: ParserNet,
+        version: str,
+        working_size: int = DEFAULT_WORKING_SIZE,
+        classes: tuple[str, ...] = PARSER_CLASSES,
+        min_area_fraction: float = 0.005,
+    ) -> None:
+        if tuple(classes) != PARSER_CLASSES:
+            raise ValueError(f"checkpoint classes {classes} differ from PARSER_CLASSES {PARSER_CLASSES}")
+        self.model = model.eval()
+        self.version = version
+        self.working_size = int(working_size)
+        self.min_area_fraction = float(min_area_fraction)
+        self.path: Path | None = None
+
+    # -------------------------------------------------------------------------------- loading
+    @staticmethod
+    def find_latest(root: Path | None = None) -> Path | None:
+        """Newest ``parser.pt`` under ``<models_dir()>/parser/``; finished runs (model card status
+        ``complete`` or ``stopped_early``) are preferred over runs still training or interrupted."""
+        root = root if root is not None else models_dir() / "parser"
+        if not root.is_dir():
+            return None
+        found = [p for p in root.glob(f"*/{CHECKPOINT_NAME}") if p.is_file()]
+        if not found:
+            return None
+
+        def complete(path: Path) -> bool:
+            card = path.parent / CARD_NAME
+            try:
+                return json.loads(card.read_text()).get("status") in ("complete", "stopped_early")
+            except (OSError, ValueError):
+                return False
+
+        return max(found, key=lambda p: (complete(p), p.stat().st_mtime, p.parent.name))
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> GarmentParser:
+        """Load a checkpoint (a ``parser.pt`` or the folder holding it); by default the newest one
+        under ``models_dir()/parser/``."""
+        if path is None:
+            found = cls.find_latest()
+            if found is None:
+                raise AssetMissing(
+                    f"no garment parser checkpoint under {models_dir() / 'parser'}; run `{TRAIN_COMMAND}` "
+                    "(it trains on ../shared/data/ccp and viton) or pass a checkpoint path"
+                )
+            path = found
+        path = Path(path)
+        if path.is_dir():
+            path = path / CHECKPOINT_NAME
+        if not path.is_file():
+            raise AssetMissing(f"garment parser checkpoint {path} does not exist; run `{TRAIN_COMMAND}`")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a garment parser checkpoint (format {CHECKPOINT_FORMAT})")
+        config: dict[str, Any] = payload["config"]
+        model = ParserNet(
+            num_classes=len(config["classes"]),
+            decoder_channels=tuple(config["decoder_channels"]),
+            pretrained=False,
+        )
+        model.load_state_dict(payload["model"])
+        parser = cls(
+            model,
+            version=str(payload["version"]),
+            working_size=int(config["working_size"]),
+            classes=tuple(config["classes"]),
+        )
+        parser.path = path
+        return parser
+
+    # ------------------------------------------------------------------------------ inference
+    @torch.inference_mode()
+    def logits_batch(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """Per image, C × h × w logits at the working resolution (padding removed)."""
+        if not images:
+            return []
+        inputs = [to_input(im, self.working_size) for im in images]
+        hmax = _round_up(max(s[0] for _, s in inputs))
+        wmax = _round_up(max(s[1] for _, s in inputs))
+        batch = torch.zeros(len(inputs), 3, hmax, wmax)  # 0 = mid-grey after normalisation
+        for i, (x, (h, w)) in enumerate(inputs):
+            batch[i, :, :h, :w] = x
+        out = self.model(batch)
+        return [out[i, :, :h, :w] for i, (_, (h, w)) in enumerate(inputs)]
+
+    def parse(self, image: Image.Image) -> ParseResult:
+        return self.parse_batch([image])[0]
+
+    @torch.inference_mode()
+    def parse_batch(self, images: list[Image.Image]) -> list[ParseResult]:
+        results = []
+        for image, logits in zip(images, self.logits_batch(images), strict=True):
+            labels, prob_sum, counts = upsample_labels(logits, image.height, image.width)
+            results.append(self._result(labels, prob_sum, counts))
+        return results
+
+    def _result(self, labels: np.ndarray, prob_sum: np.ndarray, counts: np.ndarray) -> ParseResult:
+        min_area = self.min_area_fraction * labels.size
+        garments = []
+        for label in ITEM_CLASSES:
+            index = PARSER_CLASSES.index(label)
+            if counts[index] < max(1.0, min_area):
+                continue
+            mask = labels == index
+            garments.append(Garment(label, mask_box(mask), mask, float(prob_sum[index] / counts[index])))
+        garments.sort(key=lambda g: g.area, reverse=True)
+        return ParseResult(labels=labels, garments=garments)
+
+
+@functools.lru_cache(maxsize=1)
+def garment_parser() -> GarmentParser:
+    """The process-wide parser (newest checkpoint), loaded once per worker process."""
+    return GarmentParser.load()
