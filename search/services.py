@@ -121,9 +121,8 @@ class GarmentResult:
 
 def search_photo(image: Image.Image, *, limit: int = 20) -> list[GarmentResult]:
     """A shopper's photo → each garment the parser finds → products that look like it."""
-    from vision.parser import cutout, garment_parser
-
     from vision.clip import embedder
+    from vision.parser import cutout, garment_parser
 
     parsed = garment_parser().parse(image.convert("RGB"))
     garments = [g for g in parsed.garments if g.label not in {"background", "skin", "hair"}]
