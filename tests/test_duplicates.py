@@ -135,20 +135,27 @@ def test_thresholds_are_frozen_and_overridable():
 
 
 def test_vectorised_rule_matches_is_duplicate():
+    from vision.duplicates import chroma_distance, colour_distance, cosine
     from vision.evaluation.duplicates import PairScores, shop_rule
 
     image = product_photo()
-    base, *others = signatures_of([image, *edits(image).values(), hue_rotated(image), product_photo((30, 120, 60), 3)])
-    t = DuplicateThresholds()
-    expected = [is_duplicate(base, o, t)[0] for o in others]
-    from vision.duplicates import colour_distance, cosine
-
+    extra = [hue_rotated(image), product_photo((30, 120, 60), 3), product_photo((200, 200, 205), 4)]
+    base, *others = signatures_of([image, *edits(image).values(), *extra])
     scores = PairScores(
         phash_distance=np.array([phash_distance(base.phash, o.phash) for o in others]),
         cosine=np.array([cosine(base.embedding, o.embedding) for o in others]),
         colour_distance=np.array([colour_distance(base.colour, o.colour) for o in others]),
+        chroma_distance=np.array([chroma_distance(base.colour, o.colour) for o in others]),
     )
-    assert shop_rule(scores, t).tolist() == expected
+    variants = [
+        DuplicateThresholds(),
+        DuplicateThresholds(phash_max=2, embedding_min=0.99, colour_max=1.0),
+        DuplicateThresholds(relit_phash_max=-1),
+        DuplicateThresholds(colour_max=0.0, relit_embedding_min=0.5, chroma_max=100.0),
+    ]
+    for t in variants:
+        expected = [is_duplicate(base, o, t)[0] for o in others]
+        assert shop_rule(scores, t).tolist() == expected, t
 
 
 # ---------------------------------------------------------------- H&M photos

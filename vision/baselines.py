@@ -38,9 +38,20 @@ class U2NetPBaseline:
         path = Path(model_path) if model_path is not None else u2netp_onnx()
         # rembg looks for <U2NET_HOME>/u2netp.onnx and only downloads when it is missing.
         os.environ["U2NET_HOME"] = str(path.parent)
-        import rembg
+        self.session = self._new_session(threads)
 
-        self.session = rembg.new_session("u2netp", sess_opts=_session_options(threads))
+    @staticmethod
+    def _new_session(threads: int | None) -> Any:
+        import torch
+
+        # Importing rembg pulls in pymatting/numba, whose OpenMP start-up resets torch's intra-op thread
+        # count (e.g. 1 → all cores); keep the caller's setting.
+        torch_threads = torch.get_num_threads()
+        try:
+            import rembg
+        finally:
+            torch.set_num_threads(torch_threads)
+        return rembg.new_session("u2netp", sess_opts=_session_options(threads))
 
     def probability(self, image: Image.Image) -> np.ndarray:
         """Saliency in [0, 1], image H × W."""

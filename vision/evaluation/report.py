@@ -77,17 +77,17 @@ def bar_plot(out_dir: Path, name: str, groups: dict[str, dict[str, float]], titl
     n_groups = max(1, len(groups))
     width = 0.8 / n_groups
     x = np.arange(len(metrics))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(metrics) * max(1, n_groups) ** 0.5 + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 2 + 0.35 * len(metrics) * n_groups)), 5.0))
     for i, (group, values) in enumerate(groups.items()):
         heights = [float(values.get(m, np.nan)) for m in metrics]
         ax.bar(x - 0.4 + width * (i + 0.5), heights, width, label=group)
     ax.set_xticks(x)
     ax.set_xticklabels(metrics, rotation=30, ha="right")
-    ax.set_title(title)
+    ax.set_title(title, pad=28 if groups else 6)
     ax.set_ylim(0, 1.05 if all(0 <= v <= 1 for g in groups.values() for v in g.values()) else None)
     ax.grid(axis="y", alpha=0.3)
     if groups:
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(n_groups, 6), frameon=False)
     fig.tight_layout()
     path = out_dir / f"{name}.png"
     fig.savefig(path, dpi=110)

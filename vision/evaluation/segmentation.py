@@ -158,12 +158,11 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     threads = options.get("threads")
-    if threads:
+    predictors, skipped, info = _build_methods(wanted, options.get("checkpoint"), threads, log)
+    if threads:  # after the baselines are built: importing rembg (numba) resets torch's thread count
         import torch
 
         torch.set_num_threads(int(threads))
-
-    predictors, skipped, info = _build_methods(wanted, options.get("checkpoint"), threads, log)
     if not predictors:
         raise ValueError("no method could run: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     scores: dict[str, dict[str, list[float]]] = {m: {"dice": [], "iou": []} for m in predictors}
