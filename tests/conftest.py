@@ -16,6 +16,8 @@ import redis
 from django.conf import settings
 from PIL import Image
 
+from catalog.csv_format import KNOWN_COLUMNS
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,19 +48,7 @@ def make_catalog(tmp_path: Path) -> Callable[..., Path]:
         if isinstance(rows, str):
             path.write_text(rows, encoding="utf-8")
             return path
-        columns = [
-            "sku",
-            "title",
-            "description",
-            "category",
-            "colour",
-            "pattern",
-            "price",
-            "currency",
-            "stock",
-            "group",
-            "images",
-        ]
+        columns = list(KNOWN_COLUMNS)
         extra = [k for row in rows for k in row if k not in columns]
         header = columns + sorted(set(extra))
         lines = [",".join(header)]

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 from vision.assets import LITE_MEAN, LITE_STD
+from vision.clip import to_rgb_on_white
 
 SIGNATURE_VERSION = "dup-1"
 EMBEDDING_VERSION = "lite0-imagenet-224-squash"  # what the embedding cache keys on
@@ -101,12 +102,7 @@ class ImageSignature:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited onto white."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return image.convert("RGB")
+    return to_rgb_on_white(image)
 
 
 # ---------------------------------------------------------------- pHash
