@@ -10,7 +10,7 @@ from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from catalog.models import Category, EmbeddingSpace, Product, ProductImage, Variant
+from catalog.models import Category, EmbeddingSpace, Product, ProductImage, ProductVector, Variant
 from catalog.services import VECTOR_TABLES
 
 
@@ -37,8 +37,12 @@ def product_get_by_id(product_id: int) -> Product | None:
     return Product.objects.select_related("category").filter(pk=product_id).first()
 
 
-def product_is_in_stock(product: Product) -> bool:
-    return product.variants.filter(stock__gt=0).exists()
+def product_has_vector(product_id: int, space: EmbeddingSpace, kind: str) -> bool:
+    return ProductVector.objects.filter(product_id=product_id, space=space, kind=kind).exists()
+
+
+def product_skus_by_id() -> dict[int, str]:
+    return dict(Product.objects.values_list("pk", "sku"))
 
 
 def category_descendants(category: Category) -> QuerySet[Category]:

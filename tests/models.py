@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from vision.attributes import train_attribute_heads
-from vision.clip import create_shop_model, save_checkpoint
+from vision.clip import create_shop_model, encode_with_trunk, save_checkpoint
 from vision.colour import colour_histogram
 from vision.embedder_train import CatalogItem
 
@@ -50,19 +50,12 @@ def build_test_models(root: Path) -> Path:
     model, config = create_shop_model()
     folder = save_checkpoint(model, config, root / "embedder" / "test-embedder", {"version": "test-embedder"})
     images, items = synthetic_garments()
-    from workers.services import encode_with_trunk
-
-    class _Emb:  # the minimal embedder interface encode_with_trunk needs
-        pass
-
     import open_clip
 
-    emb = _Emb()
-    emb.model = model.eval()  # type: ignore[attr-defined]
-    emb.preprocess = open_clip.transform.image_transform_v2(  # type: ignore[attr-defined]
+    preprocess = open_clip.transform.image_transform_v2(
         open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
     )
-    trunk, _ = encode_with_trunk(emb, images)
+    trunk, _ = encode_with_trunk(model.eval(), preprocess, images)
     colour = np.stack([colour_histogram(im) for im in images])
     train_attribute_heads(trunk, colour, items, min_examples=1).save(folder)
 

@@ -8,7 +8,6 @@ as the confidence. Labels seen fewer than ``min_examples`` times in training are
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,3 @@ def attribute_accuracy(
         out[f"{attr}_top1"] = round(sum(p == t for p, t in pairs) / len(pairs), 4) if pairs else float("nan")
         out[f"{attr}_scored"] = len(pairs)
     return out
-
-
-def vocab_json(heads: AttributeHeads) -> str:
-    return json.dumps(heads.vocab)

@@ -135,6 +135,23 @@ class Embedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
+@torch.inference_mode()
+def encode_with_trunk(
+    model: torch.nn.Module, preprocess: Any, images: list[Image.Image]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image-trunk features (what the attribute heads read) and normalised embeddings in one pass.
+    A model without a separate trunk and head (a hub model) gives empty trunk features."""
+    batch = torch.stack([preprocess(to_rgb_on_white(im)) for im in images])
+    visual = model.visual
+    if hasattr(visual, "trunk") and hasattr(visual, "head"):
+        trunk = visual.trunk(batch)
+        vectors = visual.head(trunk)
+    else:
+        trunk = torch.zeros((len(images), 0))
+        vectors = model.encode_image(batch)
+    return trunk.numpy(), torch.nn.functional.normalize(vectors, dim=-1).numpy()
+
+
 def to_rgb_on_white(image: Image.Image) -> Image.Image:
     """RGB with any transparency composited onto white (cutouts are RGBA)."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):

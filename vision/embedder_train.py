@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import math
 import random
@@ -653,7 +652,3 @@ def train_embedder(
     attributes.save(folder)
     log(f"saved {folder} in {card['seconds']['total']:.0f}s; held-out metrics before {before} after {after}")
     return folder
-
-
-def card_of(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "model_card.json").read_text())

@@ -144,6 +144,11 @@ class ParseResult:
         """Boolean union of the GARMENT_CLASSES pixels (footwear, bags, accessories, skin, hair excluded)."""
         return np.isin(self.labels, GARMENT_INDICES)
 
+    def item_mask(self) -> np.ndarray:
+        """Boolean union of every item class (garments, footwear, bag, accessory): all but
+        background, skin and hair — what a product photo's cutout keeps."""
+        return np.isin(self.labels, [PARSER_CLASSES.index(c) for c in ITEM_CLASSES])
+
     def mask_of(self, label: str) -> np.ndarray:
         return self.labels == PARSER_CLASSES.index(label)
 

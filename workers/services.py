@@ -36,8 +36,6 @@ from catalog.models import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
 
-BODY_CLASSES = {"background", "skin", "hair"}
-
 
 class BadImageError(ValueError):
     """The image itself is unusable; retrying cannot help."""
@@ -107,7 +105,7 @@ def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
         {"label": g.label, "box": list(g.box), "score": round(float(g.score), 4), "area": int(g.area)}
         for g in result.garments
     ]
-    mask = np.isin(result.labels, [i for i, name in enumerate(parser_classes()) if name not in BODY_CLASSES])
+    mask = result.item_mask()
     return mask, garments
 
 
@@ -118,15 +116,9 @@ def u2netp_fallback() -> Any:
     return U2NetPBaseline()
 
 
-def parser_classes() -> tuple[str, ...]:
-    from vision.parser import PARSER_CLASSES
-
-    return PARSER_CLASSES
-
-
 def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
     """All model work for one image, outside any transaction."""
-    from vision.clip import embedder
+    from vision.clip import embedder, encode_with_trunk
     from vision.parser import cutout
 
     started = time.perf_counter()
@@ -143,7 +135,7 @@ def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
 
     started = time.perf_counter()
     emb = embedder()
-    trunk, vectors = encode_with_trunk(emb, [cut, image])
+    trunk, vectors = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
     timings["embed"] = round(time.perf_counter() - started, 4)
 
     started = time.perf_counter()
@@ -161,26 +153,6 @@ def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
         full_vector=vectors[1],
         predicted=predicted,
     )
-
-
-def encode_with_trunk(emb: object, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-    """Trunk features (for the attribute heads) and normalised embeddings in one pass."""
-    import torch
-
-    from vision.clip import to_rgb_on_white
-
-    model = emb.model  # type: ignore[attr-defined]
-    with torch.inference_mode():
-        batch = torch.stack([emb.preprocess(to_rgb_on_white(im)) for im in images])  # type: ignore[attr-defined]
-        visual = model.visual
-        if hasattr(visual, "trunk") and hasattr(visual, "head"):
-            trunk = visual.trunk(batch)
-            vectors = visual.head(trunk)
-        else:  # a hub model without a separate trunk: no attribute heads apply
-            trunk = torch.zeros((len(images), 0))
-            vectors = model.encode_image(batch)
-        vectors = torch.nn.functional.normalize(vectors, dim=-1)
-    return trunk.numpy(), vectors.numpy()
 
 
 _heads_cache: dict[str, object] = {}
@@ -225,14 +197,13 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def product_text_refresh(product_id: int, space: EmbeddingSpace) -> bool:
     """Embed the product's text again when it changed since the last time (or has no vector)."""
-    from catalog.models import ProductVector
     from vision.clip import embedder
 
     product = catalog_selectors.product_get_by_id(product_id)
     if product is None:
         return False
     digest = catalog_services.product_text_hash(product)
-    has_vector = ProductVector.objects.filter(product_id=product_id, space=space, kind="text").exists()
+    has_vector = catalog_selectors.product_has_vector(product_id, space, "text")
     if product.text_hash == digest and has_vector:
         return False
     vector = embedder().encode_texts([catalog_services.product_text_for_embedding(product)])[0]

@@ -49,17 +49,8 @@ def shop_view(image: Image.Image) -> Image.Image:
     """The pipeline's cutout of a product photo (all items the parser finds)."""
     from vision.parser import cutout, garment_parser
 
-    parsed = garment_parser().parse(image)
-    mask = np.isin(
-        parsed.labels, [i for i, c in enumerate(parsed_classes()) if c not in {"background", "skin", "hair"}]
-    )
+    mask = garment_parser().parse(image).item_mask()
     return cutout(image, mask) if mask.sum() > 0.002 * mask.size else image
-
-
-def parsed_classes() -> tuple[str, ...]:
-    from vision.parser import PARSER_CLASSES
-
-    return PARSER_CLASSES
 
 
 def features(rows: list[dict[str, str]], desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,9 +58,8 @@ def features(rows: list[dict[str, str]], desc: str) -> tuple[np.ndarray, np.ndar
     import torch
 
     from vision.backbone import efficientnet_lite0
-    from vision.clip import embedder, to_rgb_on_white
+    from vision.clip import embedder, encode_with_trunk, to_rgb_on_white
     from vision.colour import colour_histogram
-    from workers.services import encode_with_trunk
 
     emb = embedder()
     imagenet = efficientnet_lite0(num_classes=0).eval()
@@ -77,7 +67,7 @@ def features(rows: list[dict[str, str]], desc: str) -> tuple[np.ndarray, np.ndar
     for row in tqdm(rows, desc=desc, unit="img"):
         with Image.open(row["image"]) as im:
             cut = shop_view(im.convert("RGB"))
-        t, _ = encode_with_trunk(emb, [cut])
+        t, _ = encode_with_trunk(emb.model, emb.preprocess, [cut])
         trunk.append(t[0])
         colour.append(colour_histogram(cut))
         with torch.inference_mode():

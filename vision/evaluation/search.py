@@ -99,7 +99,7 @@ def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
 
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from catalog.models import Product
+    from catalog.selectors import product_skus_by_id
     from catalog.services import catalog_import_csv
     from search.services import merge_garment_results, search_photo, search_text
     from vision.evaluation.report import bar_plot, write_report
@@ -118,7 +118,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         report = catalog_import_csv(catalog, options.get("images_root") or catalog.resolve().parent)
         log(f"catalog: {report.summary()}")
         outcomes = process_all_images(log)
-        sku_of = dict(Product.objects.values_list("pk", "sku"))
+        sku_of = product_skus_by_id()
         runs: dict[str, list[tuple[list[str], set[str]]]] = defaultdict(list)
         by_family: dict[str, dict[str, list[tuple[list[str], set[str]]]]] = defaultdict(lambda: defaultdict(list))
         timings: dict[str, list[float]] = defaultdict(list)
