@@ -131,6 +131,12 @@ class ProductImage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Delivery bookkeeping for the workers (see workers/services.py): who holds the image and since
+    # when, how many times processing started, and when it was last handed to the broker.
+    claim_token = models.CharField(max_length=64, blank=True, help_text="task id of the worker processing it")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="times processing started since the last reset")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="last time a task was sent for it")
 
     class Meta:
         ordering = ["product_id", "position", "id"]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from catalog.models import Category, EmbeddingSpace, Product, ProductImage, ProductVector, Variant
+from catalog.models import Category, EmbeddingSpace, ImageVector, Product, ProductImage, ProductVector, Variant
 from catalog.services import VECTOR_TABLES
 
 
@@ -56,6 +58,70 @@ def image_get(image_id: int) -> ProductImage | None:
 
 def images_with_status(*statuses: str) -> QuerySet[ProductImage]:
     return ProductImage.objects.filter(status__in=statuses).order_by("id")
+
+
+def images_to_sweep(*, resend_after_s: int, lease_s: int) -> tuple[list[int], list[int]]:
+    """(pending images never handed to the broker, or handed over longer ago than ``resend_after_s``;
+    processing images whose claim is older than ``lease_s`` — their worker died)."""
+    now = timezone.now()
+    pending = ProductImage.objects.filter(status=ProductImage.Status.PENDING).filter(
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - timedelta(seconds=resend_after_s))
+    )
+    stuck = ProductImage.objects.filter(status=ProductImage.Status.PROCESSING).filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - timedelta(seconds=lease_s))
+    )
+    return (
+        list(pending.order_by("id").values_list("id", flat=True)),
+        list(stuck.order_by("id").values_list("id", flat=True)),
+    )
+
+
+def image_signatures(image_ids: Sequence[int]) -> dict[int, dict]:
+    """Near-duplicate signatures of these images (ready ones only), by id."""
+    rows = ProductImage.objects.filter(pk__in=list(image_ids), status=ProductImage.Status.READY)
+    return dict(rows.values_list("id", "signature"))
+
+
+def images_for_reprocess(
+    *,
+    everything: bool = False,
+    failed: bool = False,
+    skus: Sequence[str] = (),
+    missing_space: EmbeddingSpace | None = None,
+) -> QuerySet[ProductImage]:
+    """The images a ``reprocess`` run selects (criteria combine with OR)."""
+    query = Q(pk__in=[])
+    if everything:
+        query |= Q()
+    if failed:
+        query |= Q(status=ProductImage.Status.FAILED)
+    if skus:
+        query |= Q(product__sku__in=list(skus))
+    if missing_space is not None:
+        has = ImageVector.objects.filter(image=OuterRef("pk"), space=missing_space, kind=ImageVector.Kind.CUTOUT)
+        query |= ~Q(Exists(has))
+    return ProductImage.objects.filter(query).order_by("id")
+
+
+def image_status_counts(image_ids: Sequence[int], *, since: datetime | None = None) -> dict[str, int]:
+    """How many of these images are in each status (finished ones only count when processed after
+    ``since``)."""
+    rows = ProductImage.objects.filter(pk__in=list(image_ids))
+    counts: dict[str, int] = {}
+    for status, processed_at in rows.values_list("status", "processed_at"):
+        finished = status in (ProductImage.Status.READY, ProductImage.Status.FAILED)
+        if finished and since is not None and (processed_at is None or processed_at < since):
+            status = "stale"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def product_skus_existing(skus: Sequence[str]) -> list[str]:
+    return list(Product.objects.filter(sku__in=list(skus)).values_list("sku", flat=True))
+
+
+def embedding_space_get(name: str) -> EmbeddingSpace | None:
+    return EmbeddingSpace.objects.filter(name=name).first()
 
 
 def embedding_space_active(modality: str) -> EmbeddingSpace | None:

@@ -11,15 +11,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from catalog.csv_format import CatalogFileError, ProductRow, RowProblem, read_catalog
+from catalog.image_checks import image_check_upload
 from catalog.models import (
     Category,
     EmbeddingSpace,
@@ -32,7 +34,11 @@ from catalog.models import (
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
+# The stored file's extension follows the sniffed type, never the uploaded name.
+EXTENSION_OF_TYPE = {
+    "jpeg": ".jpg", "png": ".png", "gif": ".gif", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif", "avif": ".avif",
+}  # fmt: skip
 
 
 # --- categories --------------------------------------------------------------------------------
@@ -124,11 +130,6 @@ def product_set_stock(product: Product, stock: dict[str, int]) -> bool:
 # --- images ------------------------------------------------------------------------------------
 
 
-def _safe_extension(name: str) -> str:
-    ext = Path(name).suffix.lower()
-    return ext if ext in IMAGE_EXTENSIONS else ".bin"
-
-
 @contextmanager
 def atomic_with_files() -> Iterator[None]:
     """``transaction.atomic()`` that also deletes the files stored inside it when it rolls back,
@@ -156,23 +157,21 @@ def product_image_add(
     source_name: str,
     role: str = ProductImage.Role.PRODUCT,
     position: int | None = None,
+    content_type: str = "",
 ) -> tuple[ProductImage, bool]:
     """Store an image for ``product`` unless the same bytes are already there.
 
+    The bytes are checked first (:func:`catalog.image_checks.image_check_upload`: real type, size,
+    pixel limits); a refused file raises :class:`ImageRejected` and nothing is stored.
     Runs inside :func:`atomic_with_files`: the file is written first and removed again if the
     transaction rolls back, so there is never a file without a row or a row without its file.
-    Processing is enqueued when the transaction commits. Returns (image, created).
+    Processing is enqueued when the transaction commits. Returns (image, created); ``created`` is
+    False when this product already has these exact bytes (a duplicate upload).
     """
     stored_files = _stored_files.get()
     if stored_files is None:
         raise RuntimeError("product_image_add must run inside catalog.services.atomic_with_files()")
-    if not content:
-        raise ValueError(f"{source_name}: the file is empty")
-    if len(content) > settings.SHOP_MAX_IMAGE_BYTES:
-        raise ValueError(
-            f"{source_name}: {len(content) / 1e6:.1f} MB is over the "
-            f"{settings.SHOP_MAX_IMAGE_BYTES / 1e6:.0f} MB limit for one image"
-        )
+    info = image_check_upload(content, source_name, content_type)
     digest = hashlib.sha256(content).hexdigest()
     existing = ProductImage.objects.filter(product=product, content_hash=digest).first()
     if existing is not None:
@@ -182,7 +181,7 @@ def product_image_add(
         return existing, False
     if position is None:
         position = product.images.count()
-    name = f"products/{product.sku}/{digest[:16]}{_safe_extension(source_name)}"
+    name = f"products/{product.sku}/{digest[:16]}{EXTENSION_OF_TYPE[info.kind]}"
     stored = default_storage.save(name, ContentFile(content))
     stored_files.append(stored)
     image = ProductImage.objects.create(
@@ -192,6 +191,8 @@ def product_image_add(
         role=role,
         content_hash=digest,
         source_name=source_name[:300],
+        width=info.width,
+        height=info.height,
     )
     from workers.services import image_processing_enqueue
 
@@ -199,12 +200,74 @@ def product_image_add(
     return image, True
 
 
-def image_mark_processing(image_id: int, stage: str) -> bool:
-    """Claim an image for a stage. Returns False when it no longer exists."""
-    updated = ProductImage.objects.filter(pk=image_id).update(
-        status=ProductImage.Status.PROCESSING, stage=stage, error="", updated_at=timezone.now()
+@dataclass(frozen=True)
+class Claim:
+    outcome: str  # "claimed", "missing", "done" (ready or failed already), "busy" (another live worker has it)
+    attempts: int = 0
+
+
+def image_claim(image_id: int, *, token: str, lease_seconds: int) -> Claim:
+    """Take an image for processing, atomically. A pending image is taken; a processing one only
+    by the same task (a redelivered or retried message) or when its holder's lease ran out (a
+    worker that died). Ready and failed images are left alone, so a duplicate message does nothing."""
+    now = timezone.now()
+    stale = now - timezone.timedelta(seconds=lease_seconds)
+    taken = (
+        ProductImage.objects.filter(pk=image_id)
+        .filter(
+            models.Q(status=ProductImage.Status.PENDING)
+            | models.Q(status=ProductImage.Status.PROCESSING, claim_token=token)
+            | models.Q(status=ProductImage.Status.PROCESSING, claimed_at__lt=stale)
+            | models.Q(status=ProductImage.Status.PROCESSING, claimed_at__isnull=True)
+        )
+        .update(
+            status=ProductImage.Status.PROCESSING,
+            stage="validate",
+            error="",
+            claim_token=token[:64],
+            claimed_at=now,
+            attempts=models.F("attempts") + 1,
+            updated_at=now,
+        )
     )
-    return bool(updated)
+    row = ProductImage.objects.filter(pk=image_id).values("status", "attempts").first()
+    if row is None:
+        return Claim("missing")
+    if taken:
+        return Claim("claimed", row["attempts"])
+    if row["status"] == ProductImage.Status.PROCESSING:
+        return Claim("busy", row["attempts"])
+    return Claim("done", row["attempts"])
+
+
+def image_set_stage(image_id: int, stage: str) -> None:
+    """Record the stage a processing image is in (what staff see while it runs)."""
+    ProductImage.objects.filter(pk=image_id, status=ProductImage.Status.PROCESSING).update(
+        stage=stage, updated_at=timezone.now()
+    )
+
+
+def images_mark_enqueued(image_ids: Sequence[int]) -> None:
+    ProductImage.objects.filter(pk__in=list(image_ids)).update(enqueued_at=timezone.now())
+
+
+def images_reset_for_reprocess(image_ids: Sequence[int]) -> int:
+    """Back to ``pending`` so the pipeline runs every stage again (their current cutouts and
+    vectors stay in place until the new ones replace them)."""
+    return ProductImage.objects.filter(pk__in=list(image_ids)).update(
+        status=ProductImage.Status.PENDING,
+        stage="queued again",
+        error="",
+        attempts=0,
+        claim_token="",
+        claimed_at=None,
+        enqueued_at=None,
+        updated_at=timezone.now(),
+    )
+
+
+def image_set_duplicate(image_id: int, duplicate_of: int | None) -> None:
+    ProductImage.objects.filter(pk=image_id).update(duplicate_of_id=duplicate_of)
 
 
 def image_mark_ready(
@@ -220,6 +283,7 @@ def image_mark_ready(
     }
     if width and height:
         fields.update(width=width, height=height)
+    fields.update(claim_token="", claimed_at=None)
     ProductImage.objects.filter(pk=image_id).update(**fields)
 
 
@@ -233,6 +297,8 @@ def image_mark_failed(image_id: int, *, stage: str, reason: str, timings: dict[s
         stage=stage,
         error=reason[:2000],
         stage_timings=timings or {},
+        claim_token="",
+        claimed_at=None,
         processed_at=timezone.now(),
         updated_at=timezone.now(),
     )
@@ -350,16 +416,25 @@ def product_vector_upsert(product_id: int, space: EmbeddingSpace, kind: str, vec
 
 
 def product_refresh_image_vector(product_id: int, space: EmbeddingSpace) -> bool:
-    """The product's image vector = normalised mean of its ready images' cutout vectors."""
+    """The product's image vector = normalised mean of its images' cutout vectors (failed images
+    left out; an image being reprocessed keeps counting with its previous vector until replaced)."""
     import numpy as np
 
+    with transaction.atomic():
+        # One writer per product at a time, so two of its images finishing together both count.
+        Product.objects.select_for_update().filter(pk=product_id).values_list("pk", flat=True).first()
+        return _product_refresh_image_vector_locked(product_id, space, np)
+
+
+def _product_refresh_image_vector_locked(product_id: int, space: EmbeddingSpace, np: Any) -> bool:
     rows = list(
         ImageVector.objects.filter(
             image__product_id=product_id,
-            image__status=ProductImage.Status.READY,
             space=space,
             kind=ImageVector.Kind.CUTOUT,
-        ).values_list("vector", flat=True)
+        )
+        .exclude(image__status=ProductImage.Status.FAILED)
+        .values_list("vector", flat=True)
     )
     if not rows:
         ProductVector.objects.filter(product_id=product_id, space=space, kind=ProductVector.Kind.IMAGE).delete()
@@ -437,7 +512,7 @@ def catalog_import_csv(
     for done, row in enumerate(rows, start=1):
         try:
             outcome, added = catalog_import_row(row)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ImageRejected is a ValueError: the row imports nothing
             report.problems.append(RowProblem(row.line, row.sku, str(exc)))
         else:
             report.rows += 1

@@ -5,9 +5,22 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
 app = Celery("shop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _limit_torch_threads(**_: object) -> None:
+    """Each worker process uses ``SHOP_TORCH_THREADS`` threads (default 1): with one process per core,
+    more threads only fight over the same cores."""
+    threads = int(os.environ.get("SHOP_TORCH_THREADS", "1"))
+    try:
+        import torch
+    except ImportError:  # a web-only image without torch
+        return
+    torch.set_num_threads(max(1, threads))

@@ -154,10 +154,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("SHOP_VISIBILIT
 CELERY_TASK_ALWAYS_EAGER = env_bool("SHOP_CELERY_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "shop"
+CELERY_TASK_IGNORE_RESULT = True  # state lives on the rows (ProductImage.status), not in the result backend
+# With the broker down an upload must not hang: a short publish retry, then the image stays
+# pending and the sweep (below) sends it once Redis is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("SHOP_BROKER_CONNECTION_TIMEOUT", 3)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BEAT_SCHEDULE = {
+    "images-sweep": {"task": "workers.tasks.images_sweep", "schedule": env_int("SHOP_SWEEP_INTERVAL", 60)},
+}
 
 # --- shop --------------------------------------------------------------------------------------
 SHOP_DEFAULT_CURRENCY = env_str("SHOP_DEFAULT_CURRENCY", "EUR")
 SHOP_MAX_IMAGE_BYTES = env_int("SHOP_MAX_IMAGE_BYTES", 20 * 1024 * 1024)
+SHOP_MAX_IMAGE_PIXELS = env_int("SHOP_MAX_IMAGE_PIXELS", 60_000_000)
+SHOP_MIN_IMAGE_SIDE = env_int("SHOP_MIN_IMAGE_SIDE", 32)
+SHOP_MAX_ASPECT_RATIO = env_int("SHOP_MAX_ASPECT_RATIO", 12)
+# The pipeline gives up on an image after this many starts that never finished (a worker killed
+# by it each time: a poison image), and re-sends pending images the broker never got.
+SHOP_MAX_ATTEMPTS = env_int("SHOP_MAX_ATTEMPTS", 3)
+SHOP_SWEEP_INTERVAL = env_int("SHOP_SWEEP_INTERVAL", 60)
 # Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
 SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
 SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)

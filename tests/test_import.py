@@ -142,7 +142,7 @@ def test_row_failing_midway_leaves_no_row_and_no_file(
     make_catalog, settings, media_root, django_capture_on_commit_callbacks
 ):
     settings.SHOP_MAX_IMAGE_BYTES = 2000
-    images = {"img/small.jpg": jpeg_bytes(size=(8, 8)), "img/big.jpg": jpeg_bytes(size=(400, 400)) + b"\0" * 3000}
+    images = {"img/small.jpg": jpeg_bytes(size=(40, 40)), "img/big.jpg": jpeg_bytes(size=(400, 400)) + b"\0" * 3000}
     rows = [{"sku": "BIG", "title": "Too big second image", "price": "5", "images": "img/small.jpg|img/big.jpg"}]
     report, callbacks = run_import(make_catalog(rows, images), django_capture_on_commit_callbacks)
     assert report.created == 0

@@ -210,6 +210,37 @@ def load_ccp_samples(ccp_dir: Path, split: str = "train", long_side: int | None 
     return samples
 
 
+# LIP 20-class human parsing (VITON's person label maps) → parser classes.
+LIP_TO_PARSER: dict[int, str] = {
+    0: "background", 1: "accessory", 2: "hair", 3: "accessory", 4: "accessory", 5: "top", 6: "dress",
+    7: "outerwear", 8: "accessory", 9: "bottom", 10: "dress", 11: "accessory", 12: "bottom", 13: "skin",
+    14: "skin", 15: "skin", 16: "skin", 17: "skin", 18: "footwear", 19: "footwear",
+}  # fmt: skip
+
+
+def lip_label_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint8)
+    for lip, name in LIP_TO_PARSER.items():
+        table[lip] = PARSER_CLASSES.index(name)
+    return table
+
+
+def viton_person_rows(viton_dir: Path, split: str) -> list[dict[str, str]]:
+    return [r for r in _manifest(viton_dir) if r["split"] == split and r["role"] == "person" and r["mask_file"]]
+
+
+def load_viton_person_samples(viton_dir: Path, split: str = "train", long_side: int | None = 480) -> list[Sample]:
+    """VITON photos of people with their LIP label maps (pseudo labels) mapped onto the parser classes."""
+    table = lip_label_table()
+    samples = []
+    for row in tqdm(viton_person_rows(viton_dir, split), desc=f"viton persons {split}", mininterval=5):
+        with Image.open(Path(viton_dir) / row["mask_file"]) as im:
+            labels = table[np.asarray(im, dtype=np.uint8)]
+        image, labels = _fit(open_rgb(Path(viton_dir) / row["file"]), labels, long_side)
+        samples.append(_sample(image, labels, "vitonperson", row["item_id"]))
+    return samples
+
+
 def load_viton_samples(viton_dir: Path, split: str = "train", long_side: int | None = 480) -> list[Sample]:
     top = PARSER_CLASSES.index("top")
     samples = []
@@ -324,6 +355,8 @@ class TrainConfig:
     freeze_levels: int = 2  # encoder stem + this many first stages stay frozen
     dice_weight: float = 1.0
     viton_per_epoch: int = 650  # product shots drawn (without replacement) per epoch; CCP train is used whole
+    person_per_epoch: int = 0  # VITON photos of people drawn per epoch (0: none loaded)
+    init_from: str = ""  # a parser checkpoint folder to start from (fine-tuning) instead of ImageNet weights
     cache_long_side: int = 480
     seed: int = 0
     threads: int = 1  # on a shared 2-core machine one thread is far faster than two
@@ -383,12 +416,15 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: in
 
 
 def epoch_order(data: TrainData, config: TrainConfig, epoch: int) -> list[int]:
-    """Sample indices of one epoch: all CCP rows plus ``viton_per_epoch`` product shots, shuffled."""
+    """Sample indices of one epoch: all CCP rows plus ``viton_per_epoch`` product shots and
+    ``person_per_epoch`` photos of people, shuffled."""
     rng = np.random.default_rng([config.seed, epoch, 1])
-    ccp = [i for i, s in enumerate(data.train) if s.source != "viton"]
-    viton = [i for i, s in enumerate(data.train) if s.source == "viton"]
-    take = min(len(viton), config.viton_per_epoch)
-    chosen = ccp + [viton[i] for i in rng.choice(len(viton), size=take, replace=False)] if take else ccp
+    chosen = [i for i, s in enumerate(data.train) if s.source == "ccp"]
+    for source, wanted in (("viton", config.viton_per_epoch), ("vitonperson", config.person_per_epoch)):
+        pool = [i for i, s in enumerate(data.train) if s.source == source]
+        take = min(len(pool), wanted)
+        if take:
+            chosen += [pool[i] for i in rng.choice(len(pool), size=take, replace=False)]
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
@@ -488,7 +524,11 @@ def _train(
     if resume_from is None:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-    model = ParserNet(decoder_channels=config.decoder_channels, pretrained=resume_from is None)
+    model = ParserNet(decoder_channels=config.decoder_channels, pretrained=resume_from is None and not config.init_from)
+    if resume_from is None and config.init_from:
+        start = torch.load(Path(config.init_from) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+        model.load_state_dict(start["model"])
+        log(f"starting from the weights of {start.get('version', config.init_from)}")
     frozen = freeze_early(model, config.freeze_levels)
     optimizer = make_optimizer(model, config)
     per_epoch = steps_per_epoch(data, config)
@@ -530,6 +570,7 @@ def _train(
         "train_samples": {
             "ccp": sum(s.source == "ccp" for s in data.train),
             "viton": sum(s.source == "viton" for s in data.train),
+            "vitonperson": sum(s.source == "vitonperson" for s in data.train),
         },
         "class_weights": {c: round(float(w), 4) for c, w in zip(PARSER_CLASSES, class_weights, strict=True)},
         "settings": config.to_json(),
@@ -661,7 +702,9 @@ def score_dev(parser: GarmentParser, data_dir: Path, limit: int | None = None) -
     return results
 
 
-def load_train_data(data_dir: Path, cache_long_side: int = 480, use_viton: bool = True) -> TrainData:
+def load_train_data(
+    data_dir: Path, cache_long_side: int = 480, use_viton: bool = True, use_persons: bool = False
+) -> TrainData:
     data_dir = Path(data_dir)
     data = TrainData()
     ccp = data_dir / "ccp"
@@ -675,5 +718,12 @@ def load_train_data(data_dir: Path, cache_long_side: int = 480, use_viton: bool 
         data.train += products
         data.sources.append(
             f"VITON {viton} role=product split=train mask_quality=ok ({len(products)} product shots, mask → 'top')"
+        )
+    if use_persons and (viton / "manifest.csv").is_file():
+        persons = load_viton_person_samples(viton, "train", cache_long_side)
+        data.train += persons
+        data.sources.append(
+            f"VITON {viton} role=person split=train ({len(persons)} photos of people, "
+            "LIP pseudo-label maps → parser classes)"
         )
     return data

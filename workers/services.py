@@ -1,18 +1,27 @@
 """The image pipeline: what the Celery tasks run. Catalog data is changed only through
 ``catalog.services`` and read through ``catalog.selectors``; models come from ``vision``.
 
-Stages per image (each timed into ``stage_timings``):
+Stages per image (the one running is on the row for staff to see; each is timed into
+``stage_timings``):
 
-1. ``validate`` – the file decodes as an image; its size is recorded.
+1. ``validate`` – the stored bytes are decoded whole (:func:`catalog.image_checks.image_decode`):
+   real type, limits, EXIF orientation, first frame of an animation, 8-bit RGB.
 2. ``parse`` – the garment parser finds the garments (label, box); the product's item mask is the
    union of the garments (clothing, footwear, bag, accessory — never skin, hair or background);
    the cutout is an RGBA PNG cropped to it.
 3. ``embed`` – image vectors of the cutout and of the full photo in the active embedding space.
 4. ``attributes`` – category, colour and pattern predicted from the cutout, with confidences.
-5. ``product`` – the product's image vector (mean of its images) and, when its text changed,
+5. ``duplicates`` – the near-duplicate signature (pHash, ImageNet embedding, garment colour),
+   checked against the nearest catalog photos; the oldest match is recorded as ``duplicate_of``.
+6. ``product`` – the product's image vector (mean of its images) and, when its text changed,
    its text vector.
 
-Model work never runs inside a database transaction: everything is computed first, then written.
+Delivery: a task *claims* its image first (:func:`catalog.services.image_claim`), so a message
+delivered twice does nothing the second time, a redelivered one (worker killed) takes over, and an
+image that has started ``SHOP_MAX_ATTEMPTS`` times without finishing is set aside as failed
+(a poison image that kills its worker). Model work never runs inside a database transaction:
+everything is computed first, then written in one transaction, replacing (never adding to) the
+image's cutout, mask and vectors.
 """
 
 from __future__ import annotations
@@ -21,24 +30,55 @@ import functools
 import io
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
+from catalog.image_checks import ImageRejected, image_decode
 from catalog.models import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
 
 
-class BadImageError(ValueError):
-    """The image itself is unusable; retrying cannot help."""
+class ModelFailure(RuntimeError):
+    """A model crashed on this image: retrying the same bytes cannot help."""
+
+    def __init__(self, stage: str, exc: BaseException) -> None:
+        super().__init__(f"the {stage} step crashed on this image ({exc.__class__.__name__}: {exc})")
+        self.stage = stage
+
+
+def lease_seconds() -> int:
+    """How long a claim holds before another worker may take the image over (a dead worker's)."""
+    return int(settings.CELERY_TASK_TIME_LIMIT) + 60
+
+
+def _send(image_ids: Sequence[int]) -> int:
+    """Hand tasks to the broker; stop at the first failure (broker down: the rest stay pending for
+    the sweep rather than each waiting out a connection timeout). Returns how many were sent."""
+    from workers.tasks import image_process
+
+    sent: list[int] = []
+    try:
+        for image_id in image_ids:
+            image_process.delay(image_id)
+            sent.append(image_id)
+    except Exception as exc:  # kombu raises OperationalError and friends when Redis is unreachable
+        logger.warning(
+            "could not reach the broker (%s); %d image(s) stay pending until the sweep sends them",
+            exc.__class__.__name__,
+            len(image_ids) - len(sent),
+        )
+    if sent:
+        catalog_services.images_mark_enqueued(sent)
+    return len(sent)
 
 
 def image_processing_enqueue(image_ids: Sequence[int]) -> None:
@@ -46,32 +86,42 @@ def image_processing_enqueue(image_ids: Sequence[int]) -> None:
     (``SHOP_PIPELINE=off`` leaves them pending, e.g. for the evaluation command)."""
     if settings.SHOP_PIPELINE == "off":
         return
-    from workers.tasks import image_process
-
     ids = list(image_ids)
+    transaction.on_commit(lambda: _send(ids))
 
-    def send() -> None:
-        for image_id in ids:
-            try:
-                image_process.delay(image_id)
-            except Exception:  # broker down: the image stays pending and the sweep re-sends it
-                logger.warning("could not enqueue image %s; it stays pending for the sweep", image_id, exc_info=True)
 
-    transaction.on_commit(send)
+def images_reprocess_enqueue(image_ids: Sequence[int]) -> int:
+    """Reset these images to pending and hand them to the workers now. Returns how many the broker took."""
+    ids = list(image_ids)
+    catalog_services.images_reset_for_reprocess(ids)
+    return _send(ids)
+
+
+@dataclass
+class SweepReport:
+    pending: int = 0
+    stuck: int = 0
+    sent: int = 0
+
+
+def images_sweep() -> SweepReport:
+    """Send again what the broker never got (Redis was down at upload time) or lost, and what a dead
+    worker left in ``processing`` past its lease. Safe to run any time: claims make extra messages
+    harmless."""
+    pending, stuck = catalog_selectors.images_to_sweep(
+        resend_after_s=int(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
+        lease_s=lease_seconds(),
+    )
+    report = SweepReport(pending=len(pending), stuck=len(stuck))
+    if pending or stuck:
+        report.sent = _send(pending + stuck)
+        logger.info("sweep: %d pending and %d stuck image(s); %d sent", report.pending, report.stuck, report.sent)
+    return report
 
 
 def load_image(path: str) -> Image.Image:
-    """Decode, check and normalise (EXIF orientation applied, RGB)."""
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            img.seek(0)
-            image = ImageOps.exif_transpose(img)
-            image = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadImageError(f"the file is not a readable image ({exc.__class__.__name__}: {exc})") from exc
-    return image
+    """Decode, check and normalise (see :func:`catalog.image_checks.image_decode`)."""
+    return image_decode(path)
 
 
 @dataclass
@@ -84,6 +134,9 @@ class ImageOutputs:
     cutout_vector: np.ndarray
     full_vector: np.ndarray
     predicted: dict[str, dict[str, object]]
+    signature: dict[str, Any] = field(default_factory=dict)
+    duplicate_of: int | None = None
+    duplicate_reason: str = ""
 
 
 def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
@@ -116,33 +169,58 @@ def u2netp_fallback() -> Any:
     return U2NetPBaseline()
 
 
-def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
-    """All model work for one image, outside any transaction."""
+def compute_outputs(
+    path: str, timings: dict[str, float], on_stage: Callable[[str], None] = lambda stage: None
+) -> ImageOutputs:
+    """All model work for one image, outside any transaction. Raises :class:`ImageRejected` for bad
+    input and :class:`ModelFailure` when a model crashes on it."""
     from vision.clip import embedder, encode_with_trunk
+    from vision.colour import colour_histogram
     from vision.parser import cutout
 
     started = time.perf_counter()
     image = load_image(path)
     timings["validate"] = round(time.perf_counter() - started, 4)
 
-    started = time.perf_counter()
-    mask, garments = item_mask(image)
-    if mask.sum() < 0.002 * mask.size:  # nothing found: keep the whole photo rather than fail
-        mask = np.ones_like(mask, dtype=bool)
-        garments = []
-    cut = cutout(image, mask)
-    timings["parse"] = round(time.perf_counter() - started, 4)
+    stage = "parse"
+    try:
+        on_stage(stage)
+        started = time.perf_counter()
+        mask, garments = item_mask(image)
+        if mask.sum() < 0.002 * mask.size:  # nothing found: keep the whole photo rather than fail
+            mask = np.ones_like(mask, dtype=bool)
+            garments = []
+        cut = cutout(image, mask)
+        timings["parse"] = round(time.perf_counter() - started, 4)
 
-    started = time.perf_counter()
-    emb = embedder()
-    trunk, vectors = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
-    timings["embed"] = round(time.perf_counter() - started, 4)
+        stage = "embed"
+        on_stage(stage)
+        started = time.perf_counter()
+        emb = embedder()
+        trunk, vectors = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
+        if not np.isfinite(vectors).all():
+            raise FloatingPointError("the embedder returned NaN or infinite values")
+        timings["embed"] = round(time.perf_counter() - started, 4)
 
-    started = time.perf_counter()
-    from vision.colour import colour_histogram
+        stage = "attributes"
+        on_stage(stage)
+        started = time.perf_counter()
+        predicted = predict_attributes(trunk[:1], colour_histogram(cut)[None])[0]
+        timings["attributes"] = round(time.perf_counter() - started, 4)
 
-    predicted = predict_attributes(trunk[:1], colour_histogram(cut)[None])[0]
-    timings["attributes"] = round(time.perf_counter() - started, 4)
+        stage = "duplicates"
+        on_stage(stage)
+        started = time.perf_counter()
+        from vision.duplicates import signature_of
+
+        signature = signature_of(image).to_json()
+        timings["duplicates"] = round(time.perf_counter() - started, 4)
+    except (ImageRejected, MemoryError):
+        raise
+    except Exception as exc:
+        if _is_transient(exc):
+            raise
+        raise ModelFailure(stage, exc) from exc
     return ImageOutputs(
         width=image.width,
         height=image.height,
@@ -152,7 +230,37 @@ def compute_outputs(path: str, timings: dict[str, float]) -> ImageOutputs:
         cutout_vector=vectors[0],
         full_vector=vectors[1],
         predicted=predicted,
+        signature=signature,
     )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from celery.exceptions import SoftTimeLimitExceeded
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, SoftTimeLimitExceeded))
+
+
+def duplicate_find(image_id: int, outputs: ImageOutputs, space: EmbeddingSpace) -> tuple[int | None, str]:
+    """The oldest other catalog photo this one duplicates (by the rule in :mod:`vision.duplicates`),
+    among its nearest neighbours by full-photo vector."""
+    from vision.duplicates import ImageSignature, is_duplicate
+
+    neighbours = catalog_selectors.vector_nearest(
+        table="image", space=space, kind="full", query=outputs.full_vector.tolist(), k=12, using="default"
+    )
+    ids = [n.owner_id for n in neighbours if n.owner_id != image_id]
+    mine = ImageSignature.from_json(outputs.signature)
+    matches: list[tuple[int, str]] = []
+    for other_id, data in catalog_selectors.image_signatures(ids).items():
+        if not data:
+            continue
+        same, reason = is_duplicate(mine, ImageSignature.from_json(data))
+        if same:
+            matches.append((other_id, reason))
+    if not matches:
+        return None, ""
+    return min(matches)
 
 
 _heads_cache: dict[str, object] = {}
@@ -212,22 +320,41 @@ def product_text_refresh(product_id: int, space: EmbeddingSpace) -> bool:
     return True
 
 
-def image_pipeline_run(image_id: int) -> str:
-    """Run every stage for one image. Idempotent: running it again redoes the same writes."""
+def image_pipeline_run(image_id: int, token: str = "") -> str:
+    """Run every stage for one image. Idempotent and safe to deliver twice (see the module notes).
+    Returns "ready", "failed", "missing", "done" (nothing to do) or "busy" (another worker has it)."""
+    claim = catalog_services.image_claim(image_id, token=token or f"local-{image_id}", lease_seconds=lease_seconds())
+    if claim.outcome != "claimed":
+        logger.info("image %s: %s, nothing to do", image_id, claim.outcome)
+        return claim.outcome
+    if claim.attempts > settings.SHOP_MAX_ATTEMPTS:
+        reason = (
+            f"processing started {claim.attempts - 1} times and never finished (the worker stopped each time); "
+            "the image was set aside — check the worker log, replace the photo or run `manage.py reprocess --sku`"
+        )
+        catalog_services.image_mark_failed(image_id, stage="parse", reason=reason)
+        logger.error("image %s set aside after %d unfinished attempts", image_id, claim.attempts - 1)
+        return "failed"
     image = catalog_selectors.image_get(image_id)
     if image is None:
-        logger.info("image %s no longer exists; nothing to do", image_id)
         return "missing"
     timings: dict[str, float] = {}
-    catalog_services.image_mark_processing(image_id, "parse")
     try:
-        outputs = compute_outputs(image.file.path, timings)
-    except BadImageError as exc:
+        outputs = compute_outputs(
+            image.file.path, timings, on_stage=lambda stage: catalog_services.image_set_stage(image_id, stage)
+        )
+    except ImageRejected as exc:
         catalog_services.image_mark_failed(image_id, stage="validate", reason=str(exc), timings=timings)
-        logger.info("image %s failed validation: %s", image_id, exc)
+        logger.info("image %s refused: %s", image_id, exc)
         return "failed"
+    except ModelFailure as exc:
+        catalog_services.image_mark_failed(image_id, stage=exc.stage, reason=str(exc), timings=timings)
+        logger.warning("image %s: %s", image_id, exc, exc_info=exc.__cause__)
+        return "failed"
+    catalog_services.image_set_stage(image_id, "product")
     started = time.perf_counter()
     space = active_space()
+    outputs.duplicate_of, outputs.duplicate_reason = duplicate_find(image_id, outputs, space)
     mask_image = Image.fromarray((outputs.mask * 255).astype(np.uint8))
     with transaction.atomic():
         catalog_services.image_store_outputs(
@@ -236,12 +363,15 @@ def image_pipeline_run(image_id: int) -> str:
             mask_png=png_bytes(mask_image),
             garments=outputs.garments,
             predicted=outputs.predicted,
+            signature=outputs.signature,
         )
+        catalog_services.image_set_duplicate(image_id, outputs.duplicate_of)
         catalog_services.image_vector_upsert(image_id, space, "cutout", outputs.cutout_vector.tolist())
         catalog_services.image_vector_upsert(image_id, space, "full", outputs.full_vector.tolist())
+        catalog_services.product_refresh_image_vector(image.product_id, space)
+        product_text_refresh(image.product_id, space)
+        timings["product"] = round(time.perf_counter() - started, 4)
         catalog_services.image_mark_ready(image_id, timings=timings, width=outputs.width, height=outputs.height)
-    catalog_services.product_refresh_image_vector(image.product_id, space)
-    product_text_refresh(image.product_id, space)
-    timings["product"] = round(time.perf_counter() - started, 4)
-    catalog_services.image_set_timings(image_id, timings)
+    if outputs.duplicate_of:
+        logger.info("image %s duplicates image %s: %s", image_id, outputs.duplicate_of, outputs.duplicate_reason)
     return "ready"

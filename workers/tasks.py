@@ -1,16 +1,26 @@
-"""Celery tasks: thin wrappers around ``workers.services``."""
+"""Celery tasks: thin wrappers around ``workers.services``.
+
+``image_process`` is acknowledged late (a worker killed mid-task leaves the message to be
+redelivered), retried with exponential backoff for transient failures (database or broker
+unreachable), never retried for bad input (the image is marked failed instead), and bounded by the
+hard and soft time limits in settings.
+"""
 
 from __future__ import annotations
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from workers.services import image_pipeline_run
+from catalog import services as catalog_services
+from workers import services
 
 
 @shared_task(
     bind=True,
     acks_late=True,
+    reject_on_worker_lost=True,
     autoretry_for=(OperationalError, InterfaceError, ConnectionError),
     retry_backoff=2,
     retry_backoff_max=120,
@@ -18,4 +28,18 @@ from workers.services import image_pipeline_run
     max_retries=8,
 )
 def image_process(self: Task, image_id: int) -> str:
-    return image_pipeline_run(image_id)
+    try:
+        return services.image_pipeline_run(image_id, token=self.request.id or "")
+    except SoftTimeLimitExceeded:
+        catalog_services.image_mark_failed(
+            image_id,
+            stage="timeout",
+            reason=f"processing took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped",
+        )
+        return "failed"
+
+
+@shared_task(ignore_result=True)
+def images_sweep() -> dict[str, int]:
+    report = services.images_sweep()
+    return {"pending": report.pending, "stuck": report.stuck, "sent": report.sent}

@@ -57,6 +57,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--viton-per-epoch", type=int, default=default.viton_per_epoch)
         parser.add_argument("--no-viton", action="store_true", help="train on CCP only")
+        parser.add_argument(
+            "--person-per-epoch",
+            type=int,
+            default=default.person_per_epoch,
+            help="VITON train photos of people (LIP pseudo-labels) drawn per epoch; 0 leaves them out",
+        )
+        parser.add_argument(
+            "--init-from",
+            type=Path,
+            default=None,
+            help="fine-tune from this parser checkpoint folder instead of starting from ImageNet weights",
+        )
         parser.add_argument("--freeze-levels", type=int, default=default.freeze_levels)
         parser.add_argument("--threads", type=int, default=default.threads)
         parser.add_argument("--seed", type=int, default=default.seed)
@@ -85,6 +97,8 @@ class Command(BaseCommand):
                 crop=(options["crop"][0], options["crop"][1]),
                 working_size=options["working_size"],
                 viton_per_epoch=0 if options["no_viton"] else options["viton_per_epoch"],
+                person_per_epoch=0 if options["no_viton"] else options["person_per_epoch"],
+                init_from=str(options["init_from"] or ""),
                 freeze_levels=options["freeze_levels"],
                 threads=options["threads"],
                 seed=options["seed"],
@@ -95,7 +109,14 @@ class Command(BaseCommand):
             self.stdout.write(message)
             self.stdout.flush()
 
-        data = load_train_data(data_dir, config.cache_long_side, use_viton=config.viton_per_epoch > 0)
+        if config.init_from and not (Path(config.init_from) / "parser.pt").is_file():
+            raise CommandError(f"--init-from {config.init_from}: no parser.pt there")
+        data = load_train_data(
+            data_dir,
+            config.cache_long_side,
+            use_viton=config.viton_per_epoch > 0,
+            use_persons=config.person_per_epoch > 0,
+        )
         log(f"training on {len(data.train)} samples: " + "; ".join(data.sources))
         folder = train_parser(
             data,
