@@ -17,6 +17,7 @@ Both raise :class:`ImageRejected` with a reason written for the person who uploa
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -127,9 +128,13 @@ def image_check_upload(content: bytes, source_name: str, content_type: str = "")
             with Image.open(io.BytesIO(content)) as img:
                 width, height = img.size
                 frames = int(getattr(img, "n_frames", 1) or 1)
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared_px = f" ({int(found.group(1)) / 1e6:.0f} megapixels in {len(content) / 1e3:.0f} kB)" if found else ""
         raise ImageRejected(
-            f"{name}: the image declares far more pixels than a photo has (a decompression bomb); refused"
+            f"{name}: the image declares far more pixels than a photo has{declared_px} — "
+            f"a decompression bomb or an image far over the {settings.SHOP_MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel "
+            "limit; refused"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"{name}: the {kind.upper()} file is damaged and cannot be read ({exc})") from None

@@ -159,9 +159,6 @@ CELERY_TASK_IGNORE_RESULT = True  # state lives on the rows (ProductImage.status
 # pending and the sweep (below) sends it once Redis is back.
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("SHOP_BROKER_CONNECTION_TIMEOUT", 3)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_BEAT_SCHEDULE = {
-    "images-sweep": {"task": "workers.tasks.images_sweep", "schedule": env_int("SHOP_SWEEP_INTERVAL", 60)},
-}
 
 # --- shop --------------------------------------------------------------------------------------
 SHOP_DEFAULT_CURRENCY = env_str("SHOP_DEFAULT_CURRENCY", "EUR")
@@ -173,6 +170,10 @@ SHOP_MAX_ASPECT_RATIO = env_int("SHOP_MAX_ASPECT_RATIO", 12)
 # by it each time: a poison image), and re-sends pending images the broker never got.
 SHOP_MAX_ATTEMPTS = env_int("SHOP_MAX_ATTEMPTS", 3)
 SHOP_SWEEP_INTERVAL = env_int("SHOP_SWEEP_INTERVAL", 60)
+SHOP_FAULT_INJECTION = env_str("SHOP_FAULT_INJECTION", "")  # tests and drills only; see workers.services
+CELERY_BEAT_SCHEDULE = {
+    "images-sweep": {"task": "workers.tasks.images_sweep", "schedule": SHOP_SWEEP_INTERVAL},
+}
 # Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
 SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
 SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)

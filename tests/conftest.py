@@ -3,8 +3,10 @@ starts; nothing here mocks the database, the broker or the worker."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,58 +104,83 @@ def redis_client() -> redis.Redis:
     return client
 
 
+class WorkerProcess:
+    """A real Celery worker (``celery -A shop worker``) in its own process group, pointed at the
+    test database and the given broker."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, name: str, beat: bool = False) -> None:
+        self.log_path = log_path
+        argv = [sys.executable, "-m", "celery", "-A", "shop", "worker", "-l", "info", "--concurrency", "1"]
+        argv += ["-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+        if beat:
+            argv += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
+        self.marker = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while b"ready." not in self.log_path.read_bytes()[self.marker :]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"the Celery worker did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (main process and pool children) at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
 @pytest.fixture
-def celery_worker_process(
+def worker_factory(
     redis_client: redis.Redis, media_root: Path, tmp_path: Path, test_models: Path
-) -> Iterator[subprocess.Popen]:
-    """A real Celery worker process on the real broker, pointed at the test database."""
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start real worker processes: ``worker_factory(broker_url=..., env={...}, beat=False)``."""
     from django.db import connection
 
+    started: list[WorkerProcess] = []
     redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "SHOP_MEDIA_ROOT": str(media_root),
-        "SHOP_MODELS_DIR": str(test_models),
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_RESULT_BACKEND": settings.CELERY_BROKER_URL,
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "shop",
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "1",
-                "-n",
-                f"test-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while b"ready." not in log_path.read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the Celery worker did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-        proc.log_path = log_path  # type: ignore[attr-defined]
-        yield proc
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+    def start(broker_url: str | None = None, env: dict[str, str] | None = None, beat: bool = False) -> WorkerProcess:
+        db = connection.settings_dict
+        broker = broker_url or settings.CELERY_BROKER_URL
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "SHOP_MEDIA_ROOT": str(media_root),
+            "SHOP_MODELS_DIR": str(test_models),
+            "REDIS_URL": broker,
+            "CELERY_BROKER_URL": broker,
+            "CELERY_RESULT_BACKEND": broker,
+            **(env or {}),
+        }
+        worker = WorkerProcess(full_env, tmp_path / "worker.log", f"test{len(started)}", beat=beat)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(worker_factory: Callable[..., WorkerProcess]) -> WorkerProcess:
+    """One real Celery worker process on the test broker, pointed at the test database."""
+    return worker_factory()

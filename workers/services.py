@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,8 +170,26 @@ def u2netp_fallback() -> Any:
     return U2NetPBaseline()
 
 
+def fault_injected(content_hash: str) -> None:
+    """Operational fault injection, off unless ``SHOP_FAULT_INJECTION`` is set (the fault tests and
+    chaos drills use it): ``raise:<sha256 prefix>`` makes the parse stage raise for that image as a
+    crashing model would; ``exit:<sha256 prefix>`` ends the worker process abruptly, as a segfault or
+    the kernel's OOM killer would."""
+    for rule in filter(None, settings.SHOP_FAULT_INJECTION.split(",")):
+        action, _, prefix = rule.partition(":")
+        if prefix and content_hash.startswith(prefix):
+            if action == "raise":
+                raise RuntimeError("injected fault: the parser crashed")
+            if action == "exit":
+                logger.error("injected fault: the worker process dies on image %s", content_hash[:12])
+                os._exit(139)
+
+
 def compute_outputs(
-    path: str, timings: dict[str, float], on_stage: Callable[[str], None] = lambda stage: None
+    path: str,
+    timings: dict[str, float],
+    on_stage: Callable[[str], None] = lambda stage: None,
+    content_hash: str = "",
 ) -> ImageOutputs:
     """All model work for one image, outside any transaction. Raises :class:`ImageRejected` for bad
     input and :class:`ModelFailure` when a model crashes on it."""
@@ -186,6 +205,7 @@ def compute_outputs(
     try:
         on_stage(stage)
         started = time.perf_counter()
+        fault_injected(content_hash)
         mask, garments = item_mask(image)
         if mask.sum() < 0.002 * mask.size:  # nothing found: keep the whole photo rather than fail
             mask = np.ones_like(mask, dtype=bool)
@@ -341,7 +361,10 @@ def image_pipeline_run(image_id: int, token: str = "") -> str:
     timings: dict[str, float] = {}
     try:
         outputs = compute_outputs(
-            image.file.path, timings, on_stage=lambda stage: catalog_services.image_set_stage(image_id, stage)
+            image.file.path,
+            timings,
+            on_stage=lambda stage: catalog_services.image_set_stage(image_id, stage),
+            content_hash=image.content_hash,
         )
     except ImageRejected as exc:
         catalog_services.image_mark_failed(image_id, stage="validate", reason=str(exc), timings=timings)
