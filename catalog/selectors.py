@@ -90,9 +90,9 @@ def images_for_reprocess(
     missing_space: EmbeddingSpace | None = None,
 ) -> QuerySet[ProductImage]:
     """The images a ``reprocess`` run selects (criteria combine with OR)."""
-    query = Q(pk__in=[])
     if everything:
-        query |= Q()
+        return ProductImage.objects.order_by("id")
+    query = Q(pk__in=[])
     if failed:
         query |= Q(status=ProductImage.Status.FAILED)
     if skus:

@@ -150,7 +150,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("SHOP_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("SHOP_TASK_SOFT_TIME_LIMIT", 240)
 # Must exceed the hard time limit so that a task still running is never handed out twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("SHOP_VISIBILITY_TIMEOUT", 900)}
+# A message whose worker died (unacknowledged) is handed out again once it is older than the
+# visibility timeout, by a scan every interval × throttle seconds (kombu's Redis transport).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("SHOP_VISIBILITY_TIMEOUT", 900),
+    "unacked_restore_interval": env_int("SHOP_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("SHOP_UNACKED_RESTORE_THROTTLE", 10),
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("SHOP_CELERY_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "shop"
