@@ -93,8 +93,14 @@ def export_image_tower(embedder: object, path: Path) -> None:
     tower = Tower(embedder.model.visual).eval()  # type: ignore[attr-defined]
     dummy = torch.zeros(1, 3, 224, 224)
     torch.onnx.export(
-        tower, (dummy,), str(path), input_names=["image"], output_names=["embedding"],
-        dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
+        tower,
+        (dummy,),
+        str(path),
+        input_names=["image"],
+        output_names=["embedding"],
+        dynamic_axes={"image": {0: "batch"}, "embedding": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
     )
 
 

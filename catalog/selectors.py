@@ -116,6 +116,20 @@ def image_status_counts(image_ids: Sequence[int], *, since: datetime | None = No
     return counts
 
 
+def product_garment_classes(product_ids: Sequence[int]) -> dict[int, str]:
+    """The garment class the parser found largest in each product's ready photos (products whose
+    photos show no garment are left out)."""
+    areas: dict[int, dict[str, int]] = {}
+    rows = ProductImage.objects.filter(product_id__in=list(product_ids), status=ProductImage.Status.READY)
+    for product_id, garments in rows.values_list("product_id", "garments"):
+        for garment in garments or []:
+            label, area = garment.get("label"), int(garment.get("area") or 0)
+            if label and area:
+                per = areas.setdefault(product_id, {})
+                per[label] = per.get(label, 0) + area
+    return {pid: max(per, key=per.__getitem__) for pid, per in areas.items()}
+
+
 def product_skus_existing(skus: Sequence[str]) -> list[str]:
     return list(Product.objects.filter(sku__in=list(skus)).values_list("sku", flat=True))
 

@@ -119,8 +119,22 @@ class GarmentResult:
     hits: list[Hit]
 
 
+# Which garment a photo shows can only be one of a product's kind: a skirt in a street photo is
+# not looked for among tops. Parser classes that may stand for one another:
+COMPATIBLE_GARMENTS: dict[str, frozenset[str]] = {
+    "top": frozenset({"top", "outerwear", "dress"}),
+    "outerwear": frozenset({"top", "outerwear", "dress"}),
+    "dress": frozenset({"top", "outerwear", "dress", "bottom"}),
+    "bottom": frozenset({"bottom", "dress"}),
+    "footwear": frozenset({"footwear"}),
+    "bag": frozenset({"bag"}),
+    "accessory": frozenset({"accessory"}),
+}
+
+
 def search_photo(image: Image.Image, *, limit: int = 20) -> list[GarmentResult]:
-    """A shopper's photo → each garment the parser finds → products that look like it."""
+    """A shopper's photo → each garment the parser finds → products of a compatible kind (by the
+    garment class the parser found in the products' own photos) that look like it."""
     from vision.clip import embedder
     from vision.parser import cutout, garment_parser
 
@@ -129,10 +143,16 @@ def search_photo(image: Image.Image, *, limit: int = 20) -> list[GarmentResult]:
     if not garments:
         return []
     vectors = embedder().encode_images([cutout(image, g.mask) for g in garments])
-    return [
-        GarmentResult(g.label, tuple(int(v) for v in g.box), vector_signal(vec, "image", limit))  # type: ignore[arg-type]
-        for g, vec in zip(garments, vectors, strict=True)
-    ]
+    results = []
+    for garment, vector in zip(garments, vectors, strict=True):
+        hits = vector_signal(vector, "image", limit * 4)
+        kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
+        allowed = COMPATIBLE_GARMENTS.get(garment.label)
+        if allowed is not None:
+            hits = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
+        box = tuple(int(v) for v in garment.box)
+        results.append(GarmentResult(garment.label, box, hits[:limit]))  # type: ignore[arg-type]
+    return results
 
 
 def merge_garment_results(results: list[GarmentResult], limit: int) -> list[Hit]:

@@ -24,3 +24,7 @@ def _limit_torch_threads(**_: object) -> None:
     except ImportError:  # a web-only image without torch
         return
     torch.set_num_threads(max(1, threads))
+    if os.environ.get("SHOP_PRELOAD_MODELS", "1") == "1":
+        from workers.services import models_preload
+
+        models_preload()

@@ -127,7 +127,7 @@ _model: torch.nn.Module | None = None
 _model_lock = threading.Lock()
 
 
-def _embedding_model() -> torch.nn.Module:
+def embedding_model() -> torch.nn.Module:
     global _model
     with _model_lock:
         if _model is None:
@@ -148,7 +148,7 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 @torch.inference_mode()
 def embed_images(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
     """(n, 1280) float32, L2-normalised EfficientNet-Lite0 pooled features."""
-    model = _embedding_model()
+    model = embedding_model()
     out = []
     for start in range(0, len(images), batch_size):
         batch = torch.stack([_to_tensor(im) for im in images[start : start + batch_size]])

@@ -120,6 +120,27 @@ def images_sweep() -> SweepReport:
     return report
 
 
+def models_preload() -> None:
+    """Load the models once per worker process, before its first task (not during it)."""
+    from vision.assets import AssetMissing
+    from vision.clip import embedder
+    from vision.duplicates import embedding_model
+    from vision.parser import garment_parser
+
+    started = time.perf_counter()
+    try:
+        embedder()
+        garment_parser()
+        embedding_model()
+    except AssetMissing as exc:  # the first task reports it properly; the worker still starts
+        logger.warning("models not preloaded: %s", exc)
+        return
+    except Exception:
+        logger.exception("models not preloaded; tasks will try again")
+        return
+    logger.info("models loaded in %.1f s", time.perf_counter() - started)
+
+
 def load_image(path: str) -> Image.Image:
     """Decode, check and normalise (see :func:`catalog.image_checks.image_decode`)."""
     return image_decode(path)
