@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from catalog import selectors
+from catalog.image_checks import ImageRejected, image_check_upload
 from catalog.models import Category, EmbeddingSpace, Product, ProductImage, Variant
+from catalog.services import atomic_with_files, product_image_add
 
 
 def thumbnail(image: ProductImage | None, size: int = 64) -> str:
@@ -31,8 +36,10 @@ class VariantInline(admin.TabularInline):
 class ProductImageInline(admin.TabularInline):
     model = ProductImage
     extra = 0
-    fields = ("preview", "position", "role", "status", "stage", "error", "content_hash")
-    readonly_fields = ("preview", "status", "stage", "error", "content_hash")
+    fields = ("preview", "position", "role", "status", "stage", "error", "duplicate_of", "content_hash")
+    readonly_fields = ("preview", "status", "stage", "error", "duplicate_of", "content_hash")
+    def has_add_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
+        return False  # photos are added through "Product images → Add", which checks the bytes
 
     @admin.display(description="image")
     def preview(self, obj: ProductImage) -> str:
@@ -63,13 +70,35 @@ class ProductAdmin(admin.ModelAdmin):
         return f"{total}" if total else "out of stock"
 
 
+class ProductImageUploadForm(forms.ModelForm):
+    """Staff upload: the photo is checked from its bytes here, so a refused file is a form error
+    and nothing is stored."""
+
+    upload = forms.FileField(label="photo", help_text="JPEG, PNG, WebP, AVIF or GIF")
+
+    class Meta:
+        model = ProductImage
+        fields = ("product", "role", "position")
+
+    def clean_upload(self) -> Any:
+        upload = self.cleaned_data["upload"]
+        self.content = upload.read()
+        try:
+            image_check_upload(self.content, upload.name, getattr(upload, "content_type", "") or "")
+        except ImageRejected as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
+
 @admin.register(ProductImage)
 class ProductImageAdmin(admin.ModelAdmin):
-    list_display = ("preview", "product", "position", "role", "status", "stage", "error")
-    list_filter = ("status", "role")
+    list_display = ("preview", "product", "position", "role", "status", "stage", "error", "duplicate", "timings")
+    list_filter = ("status", "role", "stage")
     search_fields = ("product__sku", "source_name", "content_hash")
     readonly_fields = (
+        "preview",
         "content_hash",
+        "source_name",
         "status",
         "stage",
         "error",
@@ -77,13 +106,67 @@ class ProductImageAdmin(admin.ModelAdmin):
         "width",
         "height",
         "duplicate_of",
+        "attempts",
         "processed_at",
     )
     raw_id_fields = ("product", "duplicate_of")
+    actions = ("reprocess",)
+
+    def get_form(self, request: HttpRequest, obj: ProductImage | None = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ProductImageUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: ProductImage | None = None) -> Any:
+        if obj is None:
+            return ("product", "role", "position", "upload")
+        return ("preview", "product", "role", "position", *self.readonly_fields[1:])
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ProductImage | None = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ProductImage, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        upload = form.cleaned_data["upload"]
+        with atomic_with_files():
+            image, created = product_image_add(
+                form.cleaned_data["product"],
+                form.content,
+                source_name=upload.name,
+                role=form.cleaned_data["role"],
+                position=form.cleaned_data.get("position"),
+                content_type=getattr(upload, "content_type", "") or "",
+            )
+        obj.pk = obj.id = image.pk
+        obj.product = image.product
+        obj.position = image.position
+        if not created:
+            messages.info(request, f"{upload.name}: this product already has exactly this photo; nothing was added")
+
+    @admin.action(description="Process the selected images again")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[ProductImage]) -> None:
+        from workers.services import images_reprocess_enqueue
+
+        ids = list(queryset.values_list("pk", flat=True))
+        sent = images_reprocess_enqueue(ids)
+        if sent < len(ids):
+            messages.warning(request, f"{len(ids) - sent} image(s) wait for the broker; the sweep sends them")
+        messages.success(request, f"{len(ids)} image(s) queued for processing")
 
     @admin.display(description="image")
     def preview(self, obj: ProductImage) -> str:
         return thumbnail(obj)
+
+    @admin.display(description="duplicate of")
+    def duplicate(self, obj: ProductImage) -> str:
+        return f"image {obj.duplicate_of_id}" if obj.duplicate_of_id else ""
+
+    @admin.display(description="seconds")
+    def timings(self, obj: ProductImage) -> str:
+        total = sum(float(v) for v in (obj.stage_timings or {}).values())
+        return f"{total:.2f}" if total else ""
 
 
 @admin.register(Category)

@@ -202,3 +202,45 @@ def test_real_worker_settles_every_awkward_upload(product, celery_worker_process
     uploads = {Path(r.file.path) for r in rows.values()}
     assert all(p.is_file() for p in uploads)
     assert {p for p in media_files(media_root) if "products" in p.parts} == uploads
+
+
+# --- the staff upload in the admin goes through the same checks --------------------------------
+
+
+@pytest.fixture
+def staff_client(client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_superuser("staff", password="x"))
+    return client
+
+
+def test_admin_upload_stores_a_good_photo_pending_and_queues_it(
+    staff_client, product, media_root, redis_client, settings
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    photo = SimpleUploadedFile("shot.jpg", bad.jpeg(), content_type="image/jpeg")
+    response = staff_client.post(
+        "/admin/catalog/productimage/add/", {"product": product.pk, "role": "product", "position": 0, "upload": photo}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    image = ProductImage.objects.get()
+    assert image.status == "pending" and image.source_name == "shot.jpg" and Path(image.file.path).is_file()
+    assert image.enqueued_at is not None and redis_client.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    page = staff_client.get("/admin/catalog/productimage/").content.decode()
+    assert "pending" in page and "BAD-1" in page
+
+
+def test_admin_upload_of_a_disguised_file_is_a_form_error(staff_client, product, media_root):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fake = SimpleUploadedFile("shot.jpg", b"%PDF-1.5 not a photo", content_type="image/jpeg")
+    response = staff_client.post(
+        "/admin/catalog/productimage/add/", {"product": product.pk, "role": "product", "position": 0, "upload": fake}
+    )
+    assert response.status_code == 200
+    assert "a PDF document, not a photo although it was sent as image/jpeg" in response.content.decode()
+    assert not ProductImage.objects.exists() and media_files(media_root) == []
