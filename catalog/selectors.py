@@ -76,6 +76,13 @@ def images_to_sweep(*, resend_after_s: int, lease_s: int) -> tuple[list[int], li
     )
 
 
+def products_without_vector(space: EmbeddingSpace, kind: str, limit: int = 1000) -> list[int]:
+    """Active products that have no ``kind`` vector in ``space`` yet."""
+    has = ProductVector.objects.filter(product=OuterRef("pk"), space=space, kind=kind)
+    rows = Product.objects.filter(is_active=True).filter(~Exists(has)).order_by("id")
+    return list(rows.values_list("id", flat=True)[:limit])
+
+
 def image_signatures(image_ids: Sequence[int]) -> dict[int, dict]:
     """Near-duplicate signatures of these images (ready ones only), by id."""
     rows = ProductImage.objects.filter(pk__in=list(image_ids), status=ProductImage.Status.READY)

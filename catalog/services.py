@@ -95,14 +95,25 @@ def product_upsert(data: ProductInput) -> tuple[Product, str]:
     }
     product = Product.objects.select_for_update().filter(sku=data.sku).first()
     if product is None:
-        return Product.objects.create(sku=data.sku, **values), "created"
+        product = Product.objects.create(sku=data.sku, **values)
+        _text_embedding_enqueue(product)
+        return product, "created"
     changed = [name for name, value in values.items() if getattr(product, name) != value]
     if not changed:
         return product, "unchanged"
     for name in changed:
         setattr(product, name, values[name])
     product.save(update_fields=[*changed, "updated_at"])
+    _text_embedding_enqueue(product)
     return product, "updated"
+
+
+def _text_embedding_enqueue(product: Product) -> None:
+    """The product's text vector is computed again (by a worker, after commit) when its text changed."""
+    if product.text_hash != product_text_hash(product):
+        from workers.services import product_text_enqueue
+
+        product_text_enqueue([product.pk])
 
 
 def product_set_stock(product: Product, stock: dict[str, int]) -> bool:

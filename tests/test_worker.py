@@ -85,3 +85,29 @@ def test_rerunning_the_pipeline_replaces_rather_than_adds(make_catalog, test_mod
     assert ImageVector.objects.filter(image=image).count() == 2
     assert ProductVector.objects.filter(product=image.product).count() == 2
     assert sorted(p.relative_to(media_root) for p in Path(media_root).rglob("*") if p.is_file()) == files_before
+
+
+def test_product_text_is_embedded_again_when_it_changes(make_catalog, celery_worker_process):
+    def text_vector() -> list[float] | None:
+        row = ProductVector.objects.filter(product__sku="T1", kind="text").values_list("vector", flat=True).first()
+        return None if row is None else [float(x) for x in row]
+
+    def wait_for_vector(different_from: list[float] | None) -> list[float]:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            vector = text_vector()
+            if vector is not None and vector != different_from:
+                return vector
+            time.sleep(0.25)
+        raise AssertionError("the worker did not (re)embed the product text")
+
+    row = {"sku": "T1", "title": "Black striped t-shirt", "description": "Cotton jersey.", "price": "9"}
+    catalog_import_csv(make_catalog([row]))
+    first = wait_for_vector(None)  # a product without images gets its text vector too
+    catalog_import_csv(make_catalog([{**row, "price": "11"}]))  # price only: the text is unchanged
+    time.sleep(1.0)
+    assert text_vector() == first
+    catalog_import_csv(make_catalog([{**row, "title": "Red floral summer dress"}]))
+    second = wait_for_vector(first)
+    assert second != first
+    assert "workers.tasks.product_text_embed" in celery_worker_process.log()

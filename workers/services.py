@@ -98,11 +98,36 @@ def images_reprocess_enqueue(image_ids: Sequence[int]) -> int:
     return _send(ids)
 
 
+def product_text_enqueue(product_ids: Sequence[int]) -> None:
+    """Queue text embedding for these products once the current transaction commits (a broker that
+    is down only delays it: the next image of the product, or ``reprocess``, embeds the text)."""
+    if settings.SHOP_PIPELINE == "off":
+        return
+    ids = list(product_ids)
+
+    def send() -> None:
+        from workers.tasks import product_text_embed
+
+        try:
+            for product_id in ids:
+                product_text_embed.delay(product_id)
+        except Exception as exc:
+            logger.warning("could not queue text embedding (%s); it runs with the product's next image", exc)
+
+    transaction.on_commit(send)
+
+
+def product_text_run(product_id: int) -> bool:
+    """Embed the product's text if it changed since its last text vector. Idempotent."""
+    return product_text_refresh(product_id, active_space())
+
+
 @dataclass
 class SweepReport:
     pending: int = 0
     stuck: int = 0
     sent: int = 0
+    texts: int = 0
 
 
 def images_sweep() -> SweepReport:
@@ -117,6 +142,19 @@ def images_sweep() -> SweepReport:
     if pending or stuck:
         report.sent = _send(pending + stuck)
         logger.info("sweep: %d pending and %d stuck image(s); %d sent", report.pending, report.stuck, report.sent)
+    space = catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
+    if space is not None:
+        from workers.tasks import product_text_embed
+
+        missing = catalog_selectors.products_without_vector(space, "text")
+        try:
+            for product_id in missing:
+                product_text_embed.delay(product_id)
+                report.texts += 1
+        except Exception as exc:
+            logger.warning("sweep: could not queue text embedding (%s)", exc)
+        if report.texts:
+            logger.info("sweep: %d product text(s) without a vector sent", report.texts)
     return report
 
 

@@ -39,6 +39,17 @@ def image_process(self: Task, image_id: int) -> str:
         return "failed"
 
 
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=8,
+)
+def product_text_embed(product_id: int) -> bool:
+    return services.product_text_run(product_id)
+
+
 @shared_task(ignore_result=True)
 def images_sweep() -> dict[str, int]:
     report = services.images_sweep()

@@ -9,6 +9,8 @@ Pairs (all built with a seeded RNG, so a run is reproducible):
   two original photos (``other colour``), and the first photo against an edited copy of the second
   (``other colour, edited``);
 - easy negatives — each image against a random product of another design (``other product``);
+- near negatives — each image against the most similar photo (ImageNet embedding) of another design
+  (``nearest other product``): what the pipeline's duplicate stage really compares an upload with;
 - not scored, shown for information: articles of one design with the same colour name (often another
   print or trim; sometimes the same photo reused).
 
@@ -272,6 +274,14 @@ def build_pairs(items: list[Item], features: Features, seed: int) -> Pairs:
             while other.group_id == item.group_id:
                 other = rng.choice(items)
             add(f"{item.item_id}/orig", f"{other.item_id}/orig", False, "other product")
+        # What the pipeline really compares: each photo against its nearest photos in the catalog.
+        origs = np.array([idx[f"{item.item_id}/orig"] for item in items])
+        emb = features.embedding[origs].astype(np.float32)
+        sims = emb @ emb.T
+        design = np.array([item.group_id for item in items])
+        sims[design[:, None] == design[None, :]] = -np.inf
+        for i, j in enumerate(np.argmax(sims, axis=1)):
+            add(f"{items[i].item_id}/orig", f"{items[int(j)].item_id}/orig", False, "nearest other product")
     return Pairs(np.array(a, dtype=np.int64), np.array(b, dtype=np.int64), np.array(label, dtype=bool), kind)
 
 

@@ -16,7 +16,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         report = images_sweep()
         self.stdout.write(
-            f"{report.pending} pending and {report.stuck} stuck image(s) found; {report.sent} sent to the workers"
+            f"{report.pending} pending and {report.stuck} stuck image(s) found; {report.sent} sent to the workers; "
+            f"{report.texts} product text(s) without a vector sent"
         )
         if report.sent < report.pending + report.stuck:
             self.stderr.write("the broker could not be reached for the rest; is Redis running? (bin/run starts it)")
