@@ -38,6 +38,7 @@ class ProductImageInline(admin.TabularInline):
     extra = 0
     fields = ("preview", "position", "role", "status", "stage", "error", "duplicate_of", "content_hash")
     readonly_fields = ("preview", "status", "stage", "error", "duplicate_of", "content_hash")
+
     def has_add_permission(self, request: HttpRequest, obj: Product | None = None) -> bool:
         return False  # photos are added through "Product images → Add", which checks the bytes
 

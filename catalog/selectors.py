@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -83,10 +84,13 @@ def products_without_vector(space: EmbeddingSpace, kind: str, limit: int = 1000)
     return list(rows.values_list("id", flat=True)[:limit])
 
 
-def image_signatures(image_ids: Sequence[int]) -> dict[int, dict]:
-    """Near-duplicate signatures of these images (ready ones only), by id."""
+def image_signatures(image_ids: Sequence[int]) -> dict[int, tuple[dict, str]]:
+    """Near-duplicate signatures and file paths of these images (ready ones only), by id."""
     rows = ProductImage.objects.filter(pk__in=list(image_ids), status=ProductImage.Status.READY)
-    return dict(rows.values_list("id", "signature"))
+    return {
+        pk: (signature, default_storage.path(name))
+        for pk, signature, name in rows.values_list("id", "signature", "file")
+    }
 
 
 def images_for_reprocess(

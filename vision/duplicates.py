@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,49 @@ class DuplicateThresholds:
     relit_phash_max: int = 6
     relit_embedding_min: float = 0.88
     chroma_max: float = 24.0
+    # geometric check of the pHash / embedding tier: at least this many ORB keypoint matches that
+    # agree on one similarity transform (scale, shift, rotation) — same photo, not just same pose
+    min_inliers: int = 0
+
+
+@dataclass
+class Keypoints:
+    """ORB keypoints of a photo (grey, long side :data:`KEYPOINT_SIZE`, histogram-equalised)."""
+
+    points: np.ndarray  # float32 (n, 2)
+    descriptors: np.ndarray | None  # uint8 (n, 32)
+
+
+KEYPOINT_SIZE = 512
+KEYPOINT_COUNT = 500
+
+
+def keypoints_of(image: Image.Image) -> Keypoints:
+    import cv2
+
+    grey = np.asarray(to_rgb(image).convert("L"))
+    scale = KEYPOINT_SIZE / max(grey.shape)
+    grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))))
+    grey = cv2.equalizeHist(grey)
+    found, descriptors = cv2.ORB_create(nfeatures=KEYPOINT_COUNT).detectAndCompute(grey, None)
+    points = np.array([k.pt for k in found], dtype=np.float32).reshape(-1, 2)
+    return Keypoints(points, descriptors)
+
+
+def geometric_inliers(a: Keypoints, b: Keypoints) -> int:
+    """Keypoint matches (Lowe ratio 0.8) consistent with one similarity transform (RANSAC, 6 px)."""
+    import cv2
+
+    if a.descriptors is None or b.descriptors is None or len(a.points) < 8 or len(b.points) < 8:
+        return 0
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    if len(good) < 6:
+        return 0
+    src = a.points[[m.queryIdx for m in good]]
+    dst = b.points[[m.trainIdx for m in good]]
+    _, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=6.0)
+    return int(mask.sum()) if mask is not None else 0
 
 
 @dataclass
@@ -78,6 +121,14 @@ class ImageSignature:
     embedding: np.ndarray  # float32, (1280,), L2-normalised
     colour: np.ndarray  # float32, small vector (see colour_signature)
     version: str = field(default=SIGNATURE_VERSION)
+    # not stored; may be a function that computes them on demand (only pairs that pass the first
+    # tests are verified, so a catalog photo's keypoints are computed only when needed)
+    keypoints: Keypoints | Callable[[], Keypoints] | None = field(default=None, repr=False, compare=False)
+
+    def keypoints_now(self) -> Keypoints | None:
+        if callable(self.keypoints):
+            self.keypoints = self.keypoints()
+        return self.keypoints
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a JSONField; ``json.dumps`` it for text): phash as 16 hex digits."""
@@ -235,7 +286,7 @@ def signatures_of(images: Iterable[Image.Image], batch_size: int = 32) -> list[I
     images = [to_rgb(im) for im in images]
     embeddings = embed_images(images, batch_size=batch_size)
     return [
-        ImageSignature(phash=phash_of(im), embedding=emb, colour=colour_signature(im))
+        ImageSignature(phash=phash_of(im), embedding=emb, colour=colour_signature(im), keypoints=keypoints_of(im))
         for im, emb in zip(images, embeddings, strict=True)
     ]
 
@@ -253,24 +304,35 @@ def is_duplicate(
     """(duplicate?, the reason in words). Symmetric in ``a`` and ``b``.
 
     Same photo: pHash distance ≤ ``phash_max``; cropped or edited: cosine ≥ ``embedding_min`` — each
-    only when the colour signatures agree (≤ ``colour_max``). A copy whose pHash and embedding both say
-    "same photo" (≤ ``relit_phash_max``, ≥ ``relit_embedding_min``) may differ in lightness (brightened
-    or darkened) but not in chroma (≤ ``chroma_max``). Everything else is not a duplicate: "other
-    colour" when the structure matched but the colour did not, "different photo" otherwise.
+    only when the colour signatures agree (≤ ``colour_max``) and, when ``min_inliers`` > 0, at least
+    that many keypoint matches agree on one scale/shift (two photos of different garments in the same
+    pose pass the first tests, not this one). A copy whose pHash and embedding both say "same photo"
+    (≤ ``relit_phash_max``, ≥ ``relit_embedding_min``) may differ in lightness (brightened or
+    darkened) but not in chroma (≤ ``chroma_max``). Everything else is not a duplicate.
     """
     t = thresholds or DuplicateThresholds()
     distance = phash_distance(a.phash, b.phash)
     sim = cosine(a.embedding, b.embedding)
     colour = colour_distance(a.colour, b.colour)
     chroma = chroma_distance(a.colour, b.colour)
-    if colour <= t.colour_max:
-        if distance <= t.phash_max:
-            return True, f"same photo (pHash distance {distance})"
-        if sim >= t.embedding_min:
-            return True, f"same photo, cropped or edited (embedding {sim:.2f})"
     relit = distance <= t.relit_phash_max and sim >= t.relit_embedding_min
     if relit and chroma <= t.chroma_max:
         return True, f"same photo, brightness changed (pHash distance {distance}, embedding {sim:.2f})"
-    if relit or distance <= t.phash_max or sim >= t.embedding_min:
+    structure = distance <= t.phash_max or sim >= t.embedding_min
+    if colour <= t.colour_max and structure:
+        if t.min_inliers > 0:
+            ka, kb = a.keypoints_now(), b.keypoints_now()
+            if ka is None or kb is None:
+                raise ValueError("both signatures need keypoints (keypoints_of) for the geometric check")
+            inliers = geometric_inliers(ka, kb)
+            if inliers < t.min_inliers:
+                return False, f"not a duplicate: same look, another photo ({inliers} matching keypoints)"
+            detail = f"{inliers} matching keypoints"
+        else:
+            detail = ""
+        if distance <= t.phash_max:
+            return True, f"same photo (pHash distance {distance}{', ' + detail if detail else ''})"
+        return True, f"same photo, cropped or edited (embedding {sim:.2f}{', ' + detail if detail else ''})"
+    if relit or structure:
         return False, f"not a duplicate: other colour (colour distance {colour:.1f}, chroma {chroma:.1f})"
     return False, f"not a duplicate: different photo (pHash distance {distance}, embedding {sim:.2f})"

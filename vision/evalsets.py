@@ -136,6 +136,7 @@ def build_hm(data: Path, out: Path, max_queries: int, seed: int, result: BuildRe
     result.images_roots["hm_dev_catalog.csv"] = str(source.resolve())
     queries = attribute_queries(rows, max_queries=max_queries, seed=seed)
     result.counts["hm_dev_attribute_queries.jsonl"] = _write_jsonl(out / "hm_dev_attribute_queries.jsonl", queries)
+
     def attribute_rows(split_rows: list[dict[str, str]]) -> list[dict[str, str]]:
         return [
             {

@@ -197,6 +197,7 @@ class ImageOutputs:
     signature: dict[str, Any] = field(default_factory=dict)
     duplicate_of: int | None = None
     duplicate_reason: str = ""
+    keypoints: Any = None  # vision.duplicates.Keypoints of the photo, for the duplicate check
 
 
 def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
@@ -292,7 +293,8 @@ def compute_outputs(
         started = time.perf_counter()
         from vision.duplicates import signature_of
 
-        signature = signature_of(image).to_json()
+        signature_full = signature_of(image)
+        signature = signature_full.to_json()
         timings["duplicates"] = round(time.perf_counter() - started, 4)
     except (ImageRejected, MemoryError):
         raise
@@ -310,7 +312,14 @@ def compute_outputs(
         full_vector=vectors[1],
         predicted=predicted,
         signature=signature,
+        keypoints=signature_full.keypoints,
     )
+
+
+def _keypoints_from_file(path: str) -> Any:
+    from vision.duplicates import keypoints_of
+
+    return keypoints_of(image_decode(path))
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -330,11 +339,14 @@ def duplicate_find(image_id: int, outputs: ImageOutputs, space: EmbeddingSpace) 
     )
     ids = [n.owner_id for n in neighbours if n.owner_id != image_id]
     mine = ImageSignature.from_json(outputs.signature)
+    mine.keypoints = outputs.keypoints
     matches: list[tuple[int, str]] = []
-    for other_id, data in catalog_selectors.image_signatures(ids).items():
+    for other_id, (data, path) in catalog_selectors.image_signatures(ids).items():
         if not data:
             continue
-        same, reason = is_duplicate(mine, ImageSignature.from_json(data))
+        theirs = ImageSignature.from_json(data)
+        theirs.keypoints = functools.partial(_keypoints_from_file, path)
+        same, reason = is_duplicate(mine, theirs)
         if same:
             matches.append((other_id, reason))
     if not matches:

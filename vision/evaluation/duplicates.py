@@ -157,6 +157,7 @@ class Features:
     phash: np.ndarray  # uint64 (n,)
     embedding: np.ndarray  # float32 (n, 1280)
     colour: np.ndarray  # float32 (n, c)
+    keypoints: list[dup.Keypoints]
 
     def index(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.keys)}
@@ -192,6 +193,7 @@ def compute_features(
     keys: list[str] = []
     hashes: list[int] = []
     colours: list[np.ndarray] = []
+    keypoints: list[dup.Keypoints] = []
     pending: list[tuple[str, Image.Image]] = []
     fresh = 0
     for item in tqdm(items, desc="signatures", unit="article"):
@@ -200,6 +202,7 @@ def compute_features(
             keys.append(key)
             hashes.append(dup.phash_of(image))
             colours.append(dup.colour_signature(image))
+            keypoints.append(dup.keypoints_of(image))
             if key not in cache:
                 pending.append((key, image))
         if len(pending) >= 4 * batch_size:
@@ -214,6 +217,7 @@ def compute_features(
         phash=np.array(hashes, dtype=np.uint64),
         embedding=np.stack([cache[k] for k in keys]).astype(np.float32),
         colour=np.stack(colours).astype(np.float32),
+        keypoints=keypoints,
     )
 
 
@@ -293,6 +297,7 @@ class PairScores:
     cosine: np.ndarray  # float
     colour_distance: np.ndarray  # float
     chroma_distance: np.ndarray  # float
+    inliers: np.ndarray  # int: geometrically consistent keypoint matches
 
 
 def pair_scores(features: Features, pairs: Pairs) -> PairScores:
@@ -302,7 +307,14 @@ def pair_scores(features: Features, pairs: Pairs) -> PairScores:
     diff = features.colour[pairs.a].astype(np.float64) - features.colour[pairs.b].astype(np.float64)
     colour = np.linalg.norm(diff, axis=1)
     chroma = np.linalg.norm(diff[:, 1:], axis=1)
-    return PairScores(distance, cos, colour, chroma)
+    inliers = np.array(
+        [
+            dup.geometric_inliers(features.keypoints[i], features.keypoints[j])
+            for i, j in tqdm(zip(pairs.a, pairs.b, strict=True), total=len(pairs), desc="keypoint matches")
+        ],
+        dtype=np.int64,
+    )
+    return PairScores(distance, cos, colour, chroma, inliers)
 
 
 # ---------------------------------------------------------------- methods
@@ -312,8 +324,9 @@ def shop_rule(scores: PairScores, t: dup.DuplicateThresholds) -> np.ndarray:
     """Vectorised :func:`vision.duplicates.is_duplicate` (kept equal to it by the tests)."""
     same_colour = scores.colour_distance <= t.colour_max
     structure = (scores.phash_distance <= t.phash_max) | (scores.cosine >= t.embedding_min)
+    verified = scores.inliers >= t.min_inliers
     relit = (scores.phash_distance <= t.relit_phash_max) & (scores.cosine >= t.relit_embedding_min)
-    return (same_colour & structure) | (relit & (scores.chroma_distance <= t.chroma_max))
+    return (same_colour & structure & verified) | (relit & (scores.chroma_distance <= t.chroma_max))
 
 
 def predictions(scores: PairScores, t: dup.DuplicateThresholds, baselines: dict[str, float]) -> dict[str, np.ndarray]:
@@ -368,6 +381,7 @@ EMBEDDING_GRID = np.round(np.arange(0.60, 0.9951, 0.01), 3)
 RELIT_PHASH_GRID = np.arange(0, 13, 2)
 RELIT_EMBEDDING_GRID = np.round(np.arange(0.85, 0.9951, 0.01), 3)
 CHROMA_GRID = np.round(np.arange(2.0, 40.01, 2.0), 1)
+INLIER_GRID = np.array([0, 6, 8, 10, 12, 15, 20, 25, 30, 40])
 
 
 def _f1_rows(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -402,6 +416,7 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
     cos = scores.cosine[scored]
     col = scores.colour_distance[scored]
     chroma = scores.chroma_distance[scored]
+    inl = scores.inliers[scored]
 
     phash_f1 = _f1_rows(d[None, :] <= PHASH_GRID[:, None], label)
     emb_f1 = _f1_rows(cos[None, :] >= EMBEDDING_GRID[:, None], label)
@@ -412,15 +427,18 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
 
     by_embedding = cos[None, :] >= EMBEDDING_GRID[:, None]
 
-    def main_tier(relit: np.ndarray) -> tuple[float, int, float, float]:
-        surface = np.zeros((len(COLOUR_GRID), len(PHASH_GRID), len(EMBEDDING_GRID)))
+    def main_tier(relit: np.ndarray) -> tuple[float, int, float, int, float]:
+        surface = np.zeros((len(COLOUR_GRID), len(PHASH_GRID), len(INLIER_GRID), len(EMBEDDING_GRID)))
         for ci, c in enumerate(COLOUR_GRID):
-            same_colour = col <= c
-            for pi, p in enumerate(PHASH_GRID):
-                base = relit | (same_colour & (d <= p))
-                surface[ci, pi] = _f1_rows(base[None, :] | (same_colour[None, :] & by_embedding), label)
-        ci, pi, ei = _robust_argmax(surface)
-        return float(COLOUR_GRID[ci]), int(PHASH_GRID[pi]), float(EMBEDDING_GRID[ei]), float(surface.max())
+            for ki, k in enumerate(INLIER_GRID):
+                gate = (col <= c) & (inl >= k)
+                by_emb = gate[None, :] & by_embedding
+                for pi, p in enumerate(PHASH_GRID):
+                    base = relit | (gate & (d <= p))
+                    surface[ci, pi, ki] = _f1_rows(base[None, :] | by_emb, label)
+        ci, pi, ki, ei = _robust_argmax(surface)
+        best = float(surface.max())
+        return float(COLOUR_GRID[ci]), int(PHASH_GRID[pi]), float(EMBEDDING_GRID[ei]), int(INLIER_GRID[ki]), best
 
     def relit_tier(main: np.ndarray) -> tuple[int, float, float, float]:
         surface = np.zeros((len(RELIT_PHASH_GRID), len(RELIT_EMBEDDING_GRID), len(CHROMA_GRID)))
@@ -432,16 +450,22 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
         pi, ei, ki = _robust_argmax(surface)
         return int(RELIT_PHASH_GRID[pi]), float(RELIT_EMBEDDING_GRID[ei]), float(CHROMA_GRID[ki]), float(surface.max())
 
-    def main_pred(c: float, p: int, e: float) -> np.ndarray:
-        return (col <= c) & ((d <= p) | (cos >= e))
+    def main_pred(c: float, p: int, e: float, k: int) -> np.ndarray:
+        return (col <= c) & (inl >= k) & ((d <= p) | (cos >= e))
 
     off = np.zeros_like(label)
-    c, p, e, f1_1 = main_tier(off)
-    rp, re, rc, f1_2 = relit_tier(main_pred(c, p, e))
+    c, p, e, k, f1_1 = main_tier(off)
+    rp, re, rc, f1_2 = relit_tier(main_pred(c, p, e, k))
     relit = (d <= rp) & (cos >= re) & (chroma <= rc)
-    c, p, e, f1_3 = main_tier(relit)
+    c, p, e, k, f1_3 = main_tier(relit)
     chosen = dup.DuplicateThresholds(
-        phash_max=p, embedding_min=e, colour_max=c, relit_phash_max=rp, relit_embedding_min=re, chroma_max=rc
+        phash_max=p,
+        embedding_min=e,
+        colour_max=c,
+        relit_phash_max=rp,
+        relit_embedding_min=re,
+        chroma_max=rc,
+        min_inliers=k,
     )
     detail = {
         "train_pairs": int(scored.sum()),
