@@ -103,9 +103,32 @@ def test_pHash_distance_and_reason():
     assert sig.phash == phash_of(image)
     duplicate, reason = is_duplicate(sig, signature_of(image.resize((180, 270))))
     assert duplicate
-    distance = int(reason.split("pHash distance ")[1].rstrip(")"))
-    assert distance <= DuplicateThresholds().phash_max
-    assert reason == f"same photo (pHash distance {distance})"
+    distance = int(reason.split("pHash distance ")[1].split(",")[0])
+    inliers = int(reason.split(", ")[1].split(" matching")[0])
+    assert distance <= DuplicateThresholds().phash_max and inliers >= DuplicateThresholds().min_inliers
+    assert reason == f"same photo (pHash distance {distance}, {inliers} matching keypoints)"
+
+
+@needs_hm
+def test_nearest_other_products_are_not_duplicates_thanks_to_the_geometric_check():
+    """Each of 80 H&M dev photos against its most similar photo of another design — what the pipeline
+    compares an upload with. Without the keypoint check many pass as "same photo"; with it none does."""
+    from dataclasses import replace
+
+    with (HM / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"][:80]
+    sigs = signatures_of([Image.open(HM / r["file"]) for r in rows])
+    sims = np.stack([s.embedding for s in sigs]) @ np.stack([s.embedding for s in sigs]).T
+    design = np.array([r["group_id"] for r in rows])
+    sims[design[:, None] == design[None, :]] = -1.0
+    nearest = [(i, int(j)) for i, j in enumerate(sims.argmax(axis=1))]
+    without_check = replace(DuplicateThresholds(), min_inliers=0)
+    fooled = [(i, j) for i, j in nearest if is_duplicate(sigs[i], sigs[j], without_check)[0]]
+    assert len(fooled) >= 10  # same pose, same background, similar colour: the hard case is real
+    flagged = [(rows[i]["item_id"], rows[j]["item_id"]) for i, j in nearest if is_duplicate(sigs[i], sigs[j])[0]]
+    assert flagged == []
+    reason = is_duplicate(sigs[fooled[0][0]], sigs[fooled[0][1]])[1]
+    assert reason.startswith("not a duplicate: same look, another photo"), reason
 
 
 def test_signature_json_round_trip():
@@ -119,6 +142,10 @@ def test_signature_json_round_trip():
         assert restored.embedding.dtype == np.float32 and restored.embedding.shape == (1280,)
         np.testing.assert_allclose(restored.embedding, sig.embedding, atol=1e-6)
         np.testing.assert_allclose(restored.colour, sig.colour, atol=1e-5)
+        assert restored.keypoints is None  # keypoints are not stored: the geometric check needs them again
+        with pytest.raises(ValueError, match="need keypoints"):
+            is_duplicate(restored, sig)
+        restored.keypoints = lambda: sig.keypoints  # computed on demand, as the pipeline does
         assert is_duplicate(restored, sig) == is_duplicate(sig, sig)
     assert abs(float(np.linalg.norm(sig.embedding)) - 1.0) < 1e-4
 
@@ -135,7 +162,7 @@ def test_thresholds_are_frozen_and_overridable():
 
 
 def test_vectorised_rule_matches_is_duplicate():
-    from vision.duplicates import chroma_distance, colour_distance, cosine
+    from vision.duplicates import chroma_distance, colour_distance, cosine, geometric_inliers
     from vision.evaluation.duplicates import PairScores, shop_rule
 
     image = product_photo()
@@ -146,12 +173,15 @@ def test_vectorised_rule_matches_is_duplicate():
         cosine=np.array([cosine(base.embedding, o.embedding) for o in others]),
         colour_distance=np.array([colour_distance(base.colour, o.colour) for o in others]),
         chroma_distance=np.array([chroma_distance(base.colour, o.colour) for o in others]),
+        inliers=np.array([geometric_inliers(base.keypoints, o.keypoints) for o in others]),
     )
     variants = [
         DuplicateThresholds(),
         DuplicateThresholds(phash_max=2, embedding_min=0.99, colour_max=1.0),
         DuplicateThresholds(relit_phash_max=-1),
         DuplicateThresholds(colour_max=0.0, relit_embedding_min=0.5, chroma_max=100.0),
+        DuplicateThresholds(min_inliers=0),
+        DuplicateThresholds(min_inliers=500),
     ]
     for t in variants:
         expected = [is_duplicate(base, o, t)[0] for o in others]

@@ -3,6 +3,7 @@ with real (small) models: parse → cutout → vectors → attributes → produc
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -111,3 +112,34 @@ def test_product_text_is_embedded_again_when_it_changes(make_catalog, celery_wor
     second = wait_for_vector(first)
     assert second != first
     assert "workers.tasks.product_text_embed" in celery_worker_process.log()
+
+
+def test_the_duplicate_stage_links_an_edited_copy_to_the_original_and_not_a_recolour(test_models, settings):
+    from catalog.models import Product
+    from catalog.services import atomic_with_files, product_image_add
+    from tests.test_duplicates import hue_rotated, product_photo
+    from workers.services import image_pipeline_run
+
+    settings.SHOP_PIPELINE = "off"
+    original = product_photo(seed=5)
+    w, h = original.size
+    photos = {
+        "D-ORIG": original,
+        "D-COPY": original.crop((int(0.08 * w), int(0.06 * h), int(0.94 * w), int(0.95 * h))).resize((300, 450)),
+        "D-RECOLOUR": hue_rotated(original),
+    }
+    ids = {}
+    for sku, photo in photos.items():
+        product = Product.objects.create(sku=sku, title=sku, price=10)
+        buf = io.BytesIO()
+        photo.save(buf, "JPEG", quality=85)
+        with atomic_with_files():
+            image, _ = product_image_add(product, buf.getvalue(), source_name=f"{sku}.jpg")
+        ids[sku] = image.pk
+    for sku in photos:  # in upload order, as the workers would
+        assert image_pipeline_run(ids[sku]) == "ready"
+    rows = {sku: ProductImage.objects.get(pk=pk) for sku, pk in ids.items()}
+    assert rows["D-ORIG"].duplicate_of_id is None
+    assert rows["D-COPY"].duplicate_of_id == ids["D-ORIG"]
+    assert rows["D-RECOLOUR"].duplicate_of_id is None
+    assert rows["D-COPY"].signature["phash"] and rows["D-RECOLOUR"].signature["colour"]
