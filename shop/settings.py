@@ -160,6 +160,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ALWAYS_EAGER = env_bool("SHOP_CELERY_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "shop"
+# Worker processes load the models when they start (SHOP_PRELOAD_MODELS): give them time to say "up".
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("SHOP_WORKER_START_TIMEOUT", 120)
 CELERY_TASK_IGNORE_RESULT = True  # state lives on the rows (ProductImage.status), not in the result backend
 # With the broker down an upload must not hang: a short publish retry, then the image stays
 # pending and the sweep (below) sends it once Redis is back.

@@ -83,8 +83,8 @@ def producer_broker(url: str) -> Iterator[None]:
     from shop.celery import app
 
     def reset() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # kombu keeps one pool per broker URL in a process-wide registry: forget the app's handles
+        # (never close them: the registry would hand the closed pool back for that URL later)
         app._pool = None
         app.amqp._producer_pool = None
 
