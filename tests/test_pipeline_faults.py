@@ -8,7 +8,6 @@ import hashlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from django.utils import timezone
 from catalog.models import ImageVector, Product, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests import bad_images as bad
-from tests.conftest import REPO
+from tests.test_localstack import stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -194,17 +193,8 @@ def test_postgres_restarted_while_the_worker_runs(product, worker_factory, media
     unfinished = [pk for pk, (s, _) in statuses(ids).items() if s != "ready"]
     assert unfinished, "the restart should come while the worker still has images to do"
     connections.close_all()
-    env = {**os.environ}
     for action in ("stop", "start"):
-        done = subprocess.run(
-            [sys.executable, "-m", "shop.localstack", action, "postgres"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        stack({**os.environ}, action, "postgres")
     connections.close_all()
     restarted = timezone.now()
     wait_for(lambda: all_settled(ids), 300, "every image after the database restart")
