@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -159,6 +160,92 @@ class Neighbour:
     distance: float
 
 
+@dataclass(frozen=True)
+class ProductFilters:
+    """What a shopper narrows a search to. Empty fields do not filter."""
+
+    category: str = ""  # a category path; its descendants are included
+    price_min: Decimal | None = None
+    price_max: Decimal | None = None
+    size: str = ""  # in stock in this size
+    colour: str = ""
+    pattern: str = ""
+    in_stock: bool = False
+    exclude_ids: tuple[int, ...] = ()
+
+    def active(self) -> bool:
+        return bool(
+            self.category
+            or self.price_min is not None
+            or self.price_max is not None
+            or self.size
+            or self.colour
+            or self.pattern
+            or self.in_stock
+            or self.exclude_ids
+        )
+
+
+def _like_prefix(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tuple[str, list[object]]:
+    """A SQL condition on ``catalog_product`` (as ``alias``) for these filters, and its parameters."""
+    clauses = [f"{alias}.is_active"]
+    params: list[object] = []
+    if filters is None:
+        return clauses[0], params
+    if filters.category:
+        clauses.append(f"{alias}.category_id IN (SELECT id FROM catalog_category WHERE path = %s OR path LIKE %s)")
+        params += [filters.category, _like_prefix(filters.category)]
+    if filters.price_min is not None:
+        clauses.append(f"{alias}.price >= %s")
+        params.append(filters.price_min)
+    if filters.price_max is not None:
+        clauses.append(f"{alias}.price <= %s")
+        params.append(filters.price_max)
+    if filters.colour:
+        clauses.append(f"lower({alias}.colour) = lower(%s)")
+        params.append(filters.colour)
+    if filters.pattern:
+        clauses.append(f"lower({alias}.pattern) = lower(%s)")
+        params.append(filters.pattern)
+    if filters.size:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM catalog_variant v WHERE v.product_id = {alias}.id AND v.stock > 0 "
+            "AND lower(v.size) = lower(%s))"
+        )
+        params.append(filters.size)
+    elif filters.in_stock:
+        clauses.append(f"EXISTS (SELECT 1 FROM catalog_variant v WHERE v.product_id = {alias}.id AND v.stock > 0)")
+    if filters.exclude_ids:
+        clauses.append(f"NOT ({alias}.id = ANY(%s))")
+        params.append(list(filters.exclude_ids))
+    return " AND ".join(clauses), params
+
+
+def product_count_matching(filters: ProductFilters | None, using: str | None = None) -> int:
+    where, params = product_filter_sql(filters)
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM catalog_product p WHERE {where}", params)
+        return int(cursor.fetchone()[0])
+
+
+def pgvector_version(using: str) -> tuple[int, ...]:
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    return tuple(int(x) for x in row[0].split(".")) if row else (0,)
+
+
+# Filtered vector search: up to this many matching products an exact scan of just those is cheap
+# and always complete; above it the HNSW index is asked for enough candidates that the filter
+# still leaves k (pgvector >= 0.8 has iterative index scans for this, used when the server has them).
+EXACT_SCAN_MAX = 20_000
+EF_SEARCH_MAX = 1000
+
+
 def vector_nearest(
     *,
     table: str,
@@ -168,9 +255,12 @@ def vector_nearest(
     k: int = 10,
     ef_search: int = 100,
     using: str | None = None,
+    filters: ProductFilters | None = None,
 ) -> list[Neighbour]:
     """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
-    (space, kind) partial HNSW index. Reads go to the search database (a replica when configured)."""
+    (space, kind) partial HNSW index. Reads go to the search database (a replica when configured).
+    ``filters`` (product table only) restrict the products; a selective filter switches to an exact
+    scan of the matching products so that the index never starves the result of candidates."""
     using = using or settings.SEARCH_DB_ALIAS
     if table not in VECTOR_TABLES:
         raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
@@ -179,15 +269,108 @@ def vector_nearest(
     model, kinds = VECTOR_TABLES[table]
     if kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}")
+    if filters is not None and table != "product":
+        raise ValueError("filters apply to the product table only")
     owner = "image_id" if table == "image" else "product_id"
     dim = int(space.dim)
-    sql = (
-        f"SELECT {owner}, (vector::vector({dim})) <=> %s::vector({dim}) AS distance "
-        f"FROM {model._meta.db_table} WHERE space_id = %s AND kind = %s "
-        f"ORDER BY (vector::vector({dim})) <=> %s::vector({dim}) LIMIT %s"
-    )
     literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
+    distance = f"(t.vector::vector({dim})) <=> %s::vector({dim})"
+    join, condition, condition_params = "", "", []
+    statements = [f"SET LOCAL hnsw.ef_search = {int(ef_search)}"]
+    if filters is not None and filters.active():
+        where, condition_params = product_filter_sql(filters)
+        join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
+        matching = product_count_matching(filters, using)
+        if matching <= EXACT_SCAN_MAX:
+            statements = ["SET LOCAL enable_indexscan = off"]
+        elif pgvector_version(using) >= (0, 8):
+            statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        else:
+            total = max(1, product_count_matching(None, using))
+            wanted = int(k * total / max(1, matching) * 1.5)
+            statements = [f"SET LOCAL hnsw.ef_search = {min(EF_SEARCH_MAX, max(ef_search, wanted))}"]
+    sql = (
+        f"SELECT t.{owner}, {distance} AS distance FROM {model._meta.db_table} t {join} "
+        f"WHERE t.space_id = %s AND t.kind = %s{condition} ORDER BY {distance} LIMIT %s"
+    )
+    params = [literal, space.pk, kind, *condition_params, literal, int(k)]
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        cursor.execute(sql, [literal, space.pk, kind, literal, int(k)])
-        return [Neighbour(owner_id=row[0], distance=float(row[1])) for row in cursor.fetchall()]
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    hits = [Neighbour(owner_id=row[0], distance=float(row[1])) for row in rows]
+    hits.sort(key=lambda n: (n.distance, n.owner_id))  # relaxed-order iterative scans are only nearly sorted
+    return hits
+
+
+@dataclass(frozen=True)
+class ProductBrief:
+    """What ranking and facets need of a product, in one query."""
+
+    id: int
+    sku: str
+    title: str
+    price: Decimal
+    colour: str
+    pattern: str
+    design_group: str
+    category_id: int | None
+    category_path: str
+    category_name: str
+    sizes_in_stock: tuple[str, ...]
+
+    @property
+    def in_stock(self) -> bool:
+        return bool(self.sizes_in_stock)
+
+    @property
+    def parent_path(self) -> str:
+        return self.category_path.rsplit("/", 1)[0] if "/" in self.category_path else ""
+
+
+def product_briefs(product_ids: Sequence[int], using: str | None = None) -> dict[int, ProductBrief]:
+    sql = """
+        SELECT p.id, p.sku, p.title, p.price, p.colour, p.pattern, p.design_group, p.category_id,
+               coalesce(c.path, ''), coalesce(c.name, ''),
+               coalesce(array_agg(v.size ORDER BY v.position, v.id) FILTER (WHERE v.stock > 0), '{}')
+        FROM catalog_product p
+        LEFT JOIN catalog_category c ON c.id = p.category_id
+        LEFT JOIN catalog_variant v ON v.product_id = p.id
+        WHERE p.id = ANY(%s) AND p.is_active
+        GROUP BY p.id, c.path, c.name
+    """
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [list(product_ids)])
+        return {row[0]: ProductBrief(*row[:10], tuple(row[10])) for row in cursor.fetchall()}
+
+
+def product_ids_in_design(design_group: str, using: str | None = None) -> list[int]:
+    if not design_group:
+        return []
+    return list(
+        Product.objects.using(using or settings.SEARCH_DB_ALIAS)
+        .filter(design_group=design_group, is_active=True)
+        .values_list("id", flat=True)
+    )
+
+
+def product_vectors(product_ids: Sequence[int], space: EmbeddingSpace, kind: str) -> dict[int, list[float]]:
+    rows = ProductVector.objects.using(settings.SEARCH_DB_ALIAS).filter(
+        product_id__in=list(product_ids), space=space, kind=kind
+    )
+    return {pid: [float(x) for x in vec] for pid, vec in rows.values_list("product_id", "vector")}
+
+
+def keyword_lexicon(using: str | None = None) -> dict[str, int]:
+    """Every word of the active catalog's titles, descriptions, colours, patterns and categories
+    (lower-cased, unstemmed) with the number of products it appears in."""
+    sql = """
+        SELECT word, ndoc FROM ts_stat($$
+            SELECT to_tsvector('simple', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name))
+            FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id WHERE p.is_active
+        $$)
+    """
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql)
+        return {word: int(n) for word, n in cursor.fetchall()}

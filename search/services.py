@@ -1,5 +1,6 @@
-"""Search: text queries over image vectors, product-text vectors and keywords, fused; photo
-queries through the garment parser. Used by the storefront, the API and ``evaluate search``.
+"""Search: text queries over image vectors, product-text vectors and keywords, fused, filtered and
+faceted; photo queries through the garment parser. Used by the storefront, the API and
+``evaluate search``. Reads only (catalog data through ``catalog.selectors``).
 
 Signals for a text query (each can be asked for alone):
 
@@ -7,14 +8,22 @@ Signals for a text query (each can be asked for alone):
   pictures alone, no titles or descriptions);
 * ``text`` – the query's text vector against the products' text vectors (title, description,
   attributes);
-* ``keyword`` – PostgreSQL full-text search over title, description, colour, pattern, category.
+* ``keyword`` – PostgreSQL full-text search over title, description, colour, pattern, category,
+  with typo tolerance (:mod:`search.spelling`: misspelt words become the closest catalog word).
 
-``hybrid`` fuses the lists by reciprocal-rank fusion (RRF, k = 60).
+``hybrid`` fuses the lists by weighted reciprocal-rank fusion (RRF, k = 60; weights in
+:data:`FUSION_WEIGHTS`). Filters (category with descendants, price range, size in stock, colour,
+pattern, in stock) apply inside every signal, so a selective filter still fills the page (see
+:func:`catalog.selectors.vector_nearest`). Query vectors are cached per model; no model work runs
+inside a database transaction.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,11 +34,19 @@ from PIL import Image
 
 from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
+from catalog.selectors import ProductFilters
 
 logger = logging.getLogger(__name__)
 
 SIGNALS = ("image", "text", "keyword")
 RRF_K = 60
+# Relative weight of each signal in the fusion. Equal weights: on the H&M dev attribute queries the
+# fused list beat every single signal with them (see the README's figures); change them only on
+# evidence from `evaluate search` on a dev split.
+FUSION_WEIGHTS = {"image": 1.0, "text": 1.0, "keyword": 1.0}
+POOL = 200  # candidates each signal contributes before fusion
+MAX_QUERY_CHARS = 200
+PRICE_BANDS = ((0, 20), (20, 50), (50, 100), (100, 200), (200, None))
 
 
 @dataclass
@@ -39,77 +56,191 @@ class Hit:
     signals: dict[str, int] = field(default_factory=dict)  # signal -> rank (1-based)
 
 
+@dataclass
+class SearchResult:
+    hits: list[Hit]  # this page
+    total: int  # products in the whole ranked result set
+    page: int
+    page_size: int
+    facets: dict[str, list[tuple[str, int]]]
+    query: str
+    corrected_query: str = ""  # set when typo correction changed the keyword query
+    note: str = ""
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
 def _space() -> EmbeddingSpace | None:
     return catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
 
 
-def encode_query_text(text: str) -> np.ndarray:
+_query_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_cached(model_version: str, text: str) -> tuple[float, ...]:
     from vision.clip import embedder
 
-    return embedder().encode_texts([text])[0]
+    with _query_lock:  # one encoder, many request threads
+        return tuple(float(x) for x in embedder().encode_texts([text])[0])
 
 
-def vector_signal(vector: Sequence[float], kind: str, limit: int) -> list[Hit]:
+def encode_query_text(text: str) -> np.ndarray:
+    """The query's text vector, from an in-process cache keyed by model version and text."""
+    from vision.clip import embedder
+
+    return np.asarray(_encode_cached(embedder().version, text.strip().lower()), dtype=np.float32)
+
+
+def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
     space = _space()
     if space is None:
         return []
     hits = catalog_selectors.vector_nearest(
-        table="product", space=space, kind=kind, query=list(vector), k=limit, ef_search=max(100, limit)
+        table="product",
+        space=space,
+        kind=kind,
+        query=list(vector),
+        k=limit,
+        ef_search=max(100, limit),
+        filters=filters,
     )
     return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(hits, start=1)]
 
 
-def keyword_signal(query: str, limit: int) -> list[Hit]:
-    sql = """
+def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+    where, params = catalog_selectors.product_filter_sql(filters)
+    sql = f"""
         SELECT p.id, ts_rank_cd(doc, q) AS rank
         FROM catalog_product p
         LEFT JOIN catalog_category c ON c.id = p.category_id,
         LATERAL to_tsvector('english', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name)) doc,
         LATERAL websearch_to_tsquery('english', %s) q
-        WHERE p.is_active AND doc @@ q
+        WHERE {where} AND doc @@ q
         ORDER BY rank DESC, p.id
         LIMIT %s
     """
     # Every word optional (OR), so that "black striped dress" still finds black dresses.
-    words = " OR ".join(w for w in query.replace('"', " ").split() if w)
+    words = " OR ".join(w for w in query.replace('"', " ").replace("-", " ").split() if w)
     if not words:
         return []
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(sql, [words, limit])
+        cursor.execute(sql, [words, *params, limit])
         rows = cursor.fetchall()
     return [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
 def fuse(lists: dict[str, list[Hit]], limit: int) -> list[Hit]:
-    """Reciprocal-rank fusion of several ranked lists."""
+    """Weighted reciprocal-rank fusion; ties broken by product id, so pages are stable."""
     fused: dict[int, Hit] = {}
     for name, hits in lists.items():
+        weight = FUSION_WEIGHTS.get(name, 1.0)
         for rank, hit in enumerate(hits, start=1):
             entry = fused.setdefault(hit.product_id, Hit(hit.product_id, 0.0))
-            entry.score += 1.0 / (RRF_K + rank)
+            entry.score += weight / (RRF_K + rank)
             entry.signals[name] = rank
     return sorted(fused.values(), key=lambda h: (-h.score, h.product_id))[:limit]
 
 
-def search_text(query: str, *, signals: Sequence[str] = SIGNALS, limit: int = 50) -> list[Hit]:
-    """Ranked products for a text query, by the given signals (one signal = that list alone)."""
-    query = query.strip()
+def _clean_query(query: str) -> str:
+    return " ".join(query.split())[:MAX_QUERY_CHARS]
+
+
+def ranked_products(
+    query: str,
+    *,
+    signals: Sequence[str] = SIGNALS,
+    filters: ProductFilters | None = None,
+    pool: int = POOL,
+) -> tuple[list[Hit], str]:
+    """The whole ranked result set for a text query (fused when several signals are asked for), and
+    the keyword query after typo correction ("" when unchanged)."""
+    from search.spelling import lexicon
+
+    query = _clean_query(query)
     if not query:
-        return []
+        return [], ""
     unknown = set(signals) - set(SIGNALS)
-    if unknown:
+    if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
-    pool = max(limit, 100)
-    lists: dict[str, list[Hit]] = {}
     vector = encode_query_text(query) if {"image", "text"} & set(signals) else None
+    lists: dict[str, list[Hit]] = {}
+    corrected = ""
     for signal in signals:
         if signal == "keyword":
-            lists[signal] = keyword_signal(query, pool)
+            keyword_query = lexicon(settings.SEARCH_DB_ALIAS).correct_query(query)
+            if keyword_query.lower() != query.lower():
+                corrected = keyword_query
+            lists[signal] = keyword_signal(keyword_query, pool, filters)
         else:
-            lists[signal] = vector_signal(vector, signal, pool)  # type: ignore[arg-type]
+            lists[signal] = vector_signal(vector, signal, pool, filters)  # type: ignore[arg-type]
     if len(lists) == 1:
-        return next(iter(lists.values()))[:limit]
-    return fuse(lists, limit)
+        return next(iter(lists.values())), corrected
+    return fuse(lists, pool * len(lists)), corrected
+
+
+def search_text(
+    query: str, *, signals: Sequence[str] = SIGNALS, limit: int = 50, filters: ProductFilters | None = None
+) -> list[Hit]:
+    """Ranked products for a text query, by the given signals (one signal = that list alone)."""
+    return ranked_products(query, signals=signals, filters=filters, pool=max(limit, 100))[0][:limit]
+
+
+def search_products(
+    query: str,
+    *,
+    filters: ProductFilters | None = None,
+    page: int = 1,
+    page_size: int = 24,
+    signals: Sequence[str] = SIGNALS,
+) -> SearchResult:
+    """One page of a shopper's text search, with facet counts over the whole result set."""
+    if page < 1 or not 1 <= page_size <= 100:
+        raise ValueError("page starts at 1 and page_size is 1–100")
+    ranked, corrected = ranked_products(query, signals=signals, filters=filters)
+    start = (page - 1) * page_size
+    note = ""
+    if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
+        note = "no product mentions these words; these are the closest in look and description"
+    return SearchResult(
+        hits=ranked[start : start + page_size],
+        total=len(ranked),
+        page=page,
+        page_size=page_size,
+        facets=facets_of([h.product_id for h in ranked]),
+        query=_clean_query(query),
+        corrected_query=corrected,
+        note=note,
+    )
+
+
+def facets_of(product_ids: Sequence[int]) -> dict[str, list[tuple[str, int]]]:
+    """Counts per category, colour, pattern, size in stock and price band over these products."""
+    briefs = catalog_selectors.product_briefs(product_ids)
+    counters: dict[str, Counter[str]] = {k: Counter() for k in ("category", "colour", "pattern", "size", "price")}
+    for brief in briefs.values():
+        if brief.category_path:
+            counters["category"][brief.category_path] += 1
+        if brief.colour:
+            counters["colour"][brief.colour] += 1
+        if brief.pattern:
+            counters["pattern"][brief.pattern] += 1
+        for size in set(brief.sizes_in_stock):
+            counters["size"][size] += 1
+        counters["price"][price_band(float(brief.price))] += 1
+    return {name: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for name, c in counters.items()}
+
+
+def price_band(price: float) -> str:
+    for low, high in PRICE_BANDS:
+        if high is None or price < high:
+            return f"{low}+" if high is None else f"{low}-{high}"
+    raise AssertionError("unreachable")
+
+
+# --- photo search ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -117,6 +248,7 @@ class GarmentResult:
     label: str
     box: tuple[int, int, int, int]
     hits: list[Hit]
+    score: float = 0.0  # the parser's confidence in the garment
 
 
 # Which garment a photo shows can only be one of a product's kind: a skirt in a street photo is
@@ -130,28 +262,60 @@ COMPATIBLE_GARMENTS: dict[str, frozenset[str]] = {
     "bag": frozenset({"bag"}),
     "accessory": frozenset({"accessory"}),
 }
+MIN_GARMENT_SHARE = 0.004  # garments smaller than this share of the photo are noise
 
 
-def search_photo(image: Image.Image, *, limit: int = 20) -> list[GarmentResult]:
+class PhotoError(ValueError):
+    """The photo or the requested crop cannot be searched; ``str(exc)`` says why."""
+
+
+def search_photo(
+    image: Image.Image,
+    *,
+    limit: int = 20,
+    filters: ProductFilters | None = None,
+    crop: tuple[int, int, int, int] | None = None,
+    garment: int | None = None,
+) -> list[GarmentResult]:
     """A shopper's photo → each garment the parser finds → products of a compatible kind (by the
-    garment class the parser found in the products' own photos) that look like it."""
+    garment class the parser found in the products' own photos) that look like it, with the
+    garment's box. ``crop`` (x0, y0, x1, y1 in photo pixels) searches only that part; ``garment``
+    keeps only that garment (an index into the unpicked result)."""
     from vision.clip import embedder
     from vision.parser import cutout, garment_parser
 
-    parsed = garment_parser().parse(image.convert("RGB"))
-    garments = [g for g in parsed.garments if g.label not in {"background", "skin", "hair"}]
+    image = image.convert("RGB")
+    offset = (0, 0)
+    if crop is not None:
+        x0, y0, x1, y1 = (int(v) for v in crop)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(image.width, x1), min(image.height, y1)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            raise PhotoError("the crop is too small: draw a box of at least 16 × 16 pixels around the garment")
+        image, offset = image.crop((x0, y0, x1, y1)), (x0, y0)
+    parsed = garment_parser().parse(image)
+    area = image.width * image.height
+    garments = [
+        g
+        for g in parsed.garments
+        if g.label not in {"background", "skin", "hair"} and g.area >= MIN_GARMENT_SHARE * area
+    ]
+    if garment is not None:
+        if not 0 <= garment < len(garments):
+            raise PhotoError(f"the photo shows {len(garments)} garment(s); pick one of 0–{len(garments) - 1}")
+        garments = [garments[garment]]
     if not garments:
         return []
     vectors = embedder().encode_images([cutout(image, g.mask) for g in garments])
     results = []
-    for garment, vector in zip(garments, vectors, strict=True):
-        hits = vector_signal(vector, "image", limit * 4)
+    for found, vector in zip(garments, vectors, strict=True):
+        hits = vector_signal(vector, "image", limit * 4, filters)
         kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
-        allowed = COMPATIBLE_GARMENTS.get(garment.label)
+        allowed = COMPATIBLE_GARMENTS.get(found.label)
         if allowed is not None:
             hits = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
-        box = tuple(int(v) for v in garment.box)
-        results.append(GarmentResult(garment.label, box, hits[:limit]))  # type: ignore[arg-type]
+        x0, y0, x1, y1 = (int(v) for v in found.box)
+        box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
+        results.append(GarmentResult(found.label, box, hits[:limit], round(float(found.score), 4)))
     return results
 
 

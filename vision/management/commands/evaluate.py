@@ -1,6 +1,6 @@
 """python manage.py evaluate MODE [options] [--out DIR]
 
-Modes: search, segmentation, duplicates, attributes. Each lives in ``vision/evaluation/<mode>.py``
+Modes: search, segmentation, duplicates, attributes, alternatives. Each lives in ``vision/evaluation/<mode>.py``
 with ``add_arguments(parser)`` and ``run(options, out_dir, log) -> dict``; modules are imported
 lazily, so a mode whose module is missing or broken fails alone with a clear message.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-MODES = ("search", "segmentation", "duplicates", "attributes")
+MODES = ("search", "segmentation", "duplicates", "attributes", "alternatives")
 
 
 def load_mode(mode: str) -> ModuleType:

@@ -1,0 +1,179 @@
+"""Similar items for any product, and in-stock alternatives for an out-of-stock one.
+
+Candidates: the product's nearest products by image vector and by text vector (HNSW), plus every
+product of the same design. Each candidate is scored
+
+    score = W_LOOK · image similarity + W_TEXT · text similarity + W_PRICE · price closeness
+            + W_CATEGORY · (same category, or 0.5 · same parent category) + W_DESIGN · same design
+
+and the list is picked by maximal marginal relevance (MMR, λ = ``MMR_LAMBDA``) on the image vectors,
+so five alternatives are not five near-identical shots. Alternatives keep only products in stock
+(in the shopper's size when given, and that size is preferred but not required when nothing fits)
+of a compatible category (same leaf, else same parent); the same design in another colour, when in
+stock, comes first. Each result says why in a short reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from catalog import selectors as catalog_selectors
+from catalog.models import EmbeddingSpace
+from catalog.selectors import ProductBrief
+
+W_LOOK = 0.55
+W_TEXT = 0.30
+W_PRICE = 0.10
+W_CATEGORY = 0.15
+W_DESIGN = 0.20
+MMR_LAMBDA = 0.75
+CANDIDATES = 120
+
+
+@dataclass
+class Alternative:
+    product_id: int
+    score: float
+    reason: str
+    look: float  # image similarity
+    in_size: bool
+
+
+def _cosine(a: list[float] | None, b: list[float] | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb / denom) if denom else 0.0
+
+
+def _price_closeness(a: float, b: float) -> float:
+    if a <= 0 or b <= 0:
+        return 0.0
+    return float(min(a, b) / max(a, b))
+
+
+def _reason(source: ProductBrief, other: ProductBrief, look: float) -> str:
+    if source.design_group and other.design_group == source.design_group:
+        if other.colour and other.colour.lower() != source.colour.lower():
+            return f"same design in {other.colour.lower()}"
+        return "same design"
+    same_colour = bool(source.colour) and other.colour.lower() == source.colour.lower()
+    price_note = ""
+    if float(source.price) > 0 and float(other.price) < 0.8 * float(source.price):
+        price_note = ", for less"
+    if same_colour and look >= 0.6:
+        return f"similar colour and cut{price_note}"
+    if look >= 0.6:
+        return f"similar cut in {other.colour.lower() or 'another colour'}{price_note}"
+    if same_colour:
+        return f"same colour, similar style{price_note}"
+    return f"similar style{price_note}"
+
+
+def _category_match(source: ProductBrief, other: ProductBrief) -> float:
+    if source.category_id is None or other.category_id is None:
+        return 0.0
+    if other.category_id == source.category_id:
+        return 1.0
+    if source.parent_path and other.parent_path == source.parent_path:
+        return 0.5
+    return 0.0
+
+
+def similar_products(
+    product_id: int,
+    *,
+    limit: int = 8,
+    in_stock_only: bool = False,
+    size: str = "",
+    compatible_category: bool = False,
+) -> list[Alternative]:
+    """Products like this one, best first, diverse (MMR)."""
+    if limit < 1:
+        return []
+    space = catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
+    source = catalog_selectors.product_briefs([product_id]).get(product_id)
+    if source is None:
+        raise LookupError(f"no active product with id {product_id}")
+    candidate_ids: set[int] = set(catalog_selectors.product_ids_in_design(source.design_group))
+    image_vec = text_vec = None
+    if space is not None:
+        image_vec = catalog_selectors.product_vectors([product_id], space, "image").get(product_id)
+        text_vec = catalog_selectors.product_vectors([product_id], space, "text").get(product_id)
+        for kind, vec in (("image", image_vec), ("text", text_vec)):
+            if vec is not None:
+                hits = catalog_selectors.vector_nearest(
+                    table="product", space=space, kind=kind, query=vec, k=CANDIDATES, ef_search=CANDIDATES
+                )
+                candidate_ids.update(h.owner_id for h in hits)
+    candidate_ids.discard(product_id)
+    briefs = catalog_selectors.product_briefs(sorted(candidate_ids))
+    if in_stock_only:
+        briefs = {pid: b for pid, b in briefs.items() if b.in_stock}
+    if compatible_category and source.category_id is not None:
+        compatible = {pid: b for pid, b in briefs.items() if _category_match(source, b) > 0 or _same_design(source, b)}
+        briefs = compatible or briefs
+    if not briefs:
+        return []
+    image_vecs = catalog_selectors.product_vectors(list(briefs), space, "image") if space else {}
+    text_vecs = catalog_selectors.product_vectors(list(briefs), space, "text") if space else {}
+
+    scored: list[tuple[float, Alternative]] = []
+    for pid, brief in briefs.items():
+        look = _cosine(image_vec, image_vecs.get(pid))
+        text = _cosine(text_vec, text_vecs.get(pid))
+        in_size = not size or size.lower() in (s.lower() for s in brief.sizes_in_stock)
+        same_design = _same_design(source, brief)
+        score = (
+            W_LOOK * look
+            + W_TEXT * text
+            + W_PRICE * _price_closeness(float(source.price), float(brief.price))
+            + W_CATEGORY * _category_match(source, brief)
+            + W_DESIGN * same_design
+            + (0.05 if in_size and size else 0.0)
+        )
+        alt = Alternative(pid, round(score, 4), _reason(source, brief, look), round(look, 4), in_size)
+        # The same design in another colour, when allowed here, always comes first.
+        priority = 1.0 if same_design and brief.colour.lower() != source.colour.lower() else 0.0
+        scored.append((priority, alt))
+    return _mmr(scored, image_vecs, limit)
+
+
+def _same_design(source: ProductBrief, other: ProductBrief) -> bool:
+    return bool(source.design_group) and other.design_group == source.design_group
+
+
+def _mmr(scored: list[tuple[float, Alternative]], vectors: dict[int, list[float]], limit: int) -> list[Alternative]:
+    """Maximal marginal relevance over the image vectors; priority items (same design, other colour)
+    are taken first, by score."""
+    pool = sorted(scored, key=lambda pa: (-pa[0], -pa[1].score, pa[1].product_id))
+    chosen: list[Alternative] = [alt for priority, alt in pool if priority > 0][:limit]
+    rest = [alt for priority, alt in pool if priority <= 0]
+    while rest and len(chosen) < limit:
+
+        def value(alt: Alternative) -> float:
+            redundancy = max(
+                (_cosine(vectors.get(alt.product_id), vectors.get(c.product_id)) for c in chosen), default=0
+            )
+            return MMR_LAMBDA * alt.score - (1 - MMR_LAMBDA) * redundancy
+
+        best = max(rest, key=lambda alt: (value(alt), -alt.product_id))
+        chosen.append(best)
+        rest.remove(best)
+    return chosen
+
+
+def alternatives_for(product_id: int, *, size: str = "", limit: int = 5) -> list[Alternative]:
+    """In-stock alternatives for a product (typically one that is out of stock, or out of the
+    shopper's ``size``): compatible category, close in look, description and price, diverse;
+    in the shopper's size first when one is given."""
+    found = similar_products(product_id, limit=limit * 3, in_stock_only=True, size=size, compatible_category=True)
+    if size:
+        fitting = [a for a in found if a.in_size]
+        if fitting:
+            others = [a for a in found if not a.in_size]
+            found = fitting + others
+    return found[:limit]

@@ -1,0 +1,278 @@
+"""Search and alternatives through the real services: real PostgreSQL + pgvector, the real pipeline
+(with the test models) computing every vector, no mocks."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from catalog import selectors
+from catalog.selectors import ProductFilters
+from catalog.services import catalog_import_csv
+from search import alternatives, services
+from search.spelling import Lexicon, edit_distance, lexicon_reset
+from tests import bad_images as bad
+
+# One catalog for the whole module (built once, below); each test runs in a transaction rolled back
+# after it, so what a test changes (stock) does not leak into the next.
+pytestmark = pytest.mark.django_db
+
+# sku, title, category, colour, pattern, price, stock, design group, image colour
+CATALOG = [
+    ("R1", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:2|M:0", "TEE1", (200, 30, 30)),
+    ("B2", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:0|M:0", "TEE1", (30, 40, 120)),
+    ("K3", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
+    ("K2", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
+    ("R2", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
+    ("G1", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
+    ("B1", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
+    ("K1", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:1", "", (25, 25, 30)),
+]
+
+
+@pytest.fixture(scope="module")
+def catalog(django_db_blocker, tmp_path_factory, test_models):
+    """The catalog above, imported and processed by the real pipeline (inline); returns sku → id."""
+    from django.core.management import call_command
+
+    from workers.services import image_pipeline_run
+
+    folder = tmp_path_factory.mktemp("search-catalog")
+    previous = (django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT)
+    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = "off", folder / "media"
+    lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
+    for sku, title, category, colour, pattern, price, stock, group, rgb in CATALOG:
+        (folder / f"{sku}.jpg").write_bytes(bad.jpeg((120, 180), rgb))
+        description = f"{title} in {colour.lower()}, {pattern.lower()}"
+        lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
+    (folder / "c.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with django_db_blocker.unblock():
+        report = catalog_import_csv(folder / "c.csv", folder)
+        assert not report.problems, report.problems
+        for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
+            assert image_pipeline_run(image_id) == "ready"
+        ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
+    lexicon_reset()
+    yield ids
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = previous
+    lexicon_reset()
+
+
+def skus(hits, ids: dict[str, int]) -> list[str]:
+    by_id = {v: k for k, v in ids.items()}
+    return [by_id[h.product_id] for h in hits]
+
+
+# --- fusion -------------------------------------------------------------------------------------
+
+
+def test_fusion_rewards_agreement_and_breaks_ties_by_id():
+    Hit = services.Hit
+    lists = {
+        "image": [Hit(3, 0.9), Hit(1, 0.8), Hit(2, 0.7)],
+        "text": [Hit(1, 0.9), Hit(3, 0.8)],
+        "keyword": [Hit(1, 5.0), Hit(4, 1.0)],
+    }
+    fused = services.fuse(lists, 10)
+    assert [h.product_id for h in fused] == [1, 3, 4, 2]  # 4: keyword rank 2 beats 2: image rank 3
+    assert fused[0].signals == {"image": 2, "text": 1, "keyword": 1}
+    k = services.RRF_K
+    assert fused[0].score == pytest.approx(1 / (k + 2) + 1 / (k + 1) + 1 / (k + 1))
+    # equal scores: the lower product id first, every time
+    tie = services.fuse({"image": [Hit(9, 1.0)], "text": [Hit(5, 1.0)]}, 10)
+    assert [h.product_id for h in tie] == [5, 9]
+
+
+def test_hybrid_search_combines_the_signals(catalog):
+    hybrid = services.search_text("black t-shirt", limit=8)
+    keyword = services.search_text("black t-shirt", signals=("keyword",), limit=8)
+    assert {"K2", "K3"} <= set(skus(keyword, catalog)[:3])
+    assert {"K2", "K3"} <= set(skus(hybrid, catalog)[:4])
+    assert all(h.signals for h in hybrid) and any(len(h.signals) == 3 for h in hybrid)
+
+
+# --- filters and facets -------------------------------------------------------------------------
+
+
+def test_filters_restrict_every_signal_and_facets_count_the_result_set(catalog):
+    result = services.search_products("t-shirt", filters=ProductFilters(colour="black"))
+    assert set(skus(result.hits, catalog)) == {"K2", "K3", "K1"} or set(skus(result.hits, catalog)) <= {
+        "K2",
+        "K3",
+        "K1",
+    }
+    assert dict(result.facets["colour"]) == {"Black": result.total}
+    in_tops = services.search_products("cotton", filters=ProductFilters(category="women"))  # with descendants
+    assert set(skus(in_tops.hits, catalog)) <= {"R1", "B2", "K3", "K2", "R2", "G1"} and in_tops.total >= 4
+    categories = dict(in_tops.facets["category"])
+    assert set(categories) <= {"women/tops", "women/dresses"} and sum(categories.values()) == in_tops.total
+    cheap = services.search_products("dress", filters=ProductFilters(price_min=Decimal("20"), price_max=Decimal("40")))
+    assert skus(cheap.hits, catalog) == ["G1"]
+    in_m = services.search_products("t-shirt", filters=ProductFilters(size="M"))
+    assert set(skus(in_m.hits, catalog)) <= {"K3", "K2", "R2"}
+    assert "B2" not in skus(services.search_products("navy", filters=ProductFilters(in_stock=True)).hits, catalog)
+    everything = services.search_products("t-shirt")
+    assert sum(n for _, n in everything.facets["price"]) == everything.total
+    assert dict(everything.facets["size"]).get("M", 0) >= 2
+
+
+def test_a_selective_filter_never_starves_the_vector_index(catalog, monkeypatch):
+    """Force the HNSW branch (no exact scan) on a filter only one product passes: still found."""
+    from catalog import selectors as sel
+
+    monkeypatch.setattr(sel, "EXACT_SCAN_MAX", 0)
+    vector = services.encode_query_text("jacket")
+    hits = services.vector_signal(vector, "image", 5, ProductFilters(colour="green"))
+    assert skus(hits, catalog) == ["G1"]
+    monkeypatch.setattr(sel, "EXACT_SCAN_MAX", 20_000)
+    assert skus(services.vector_signal(vector, "image", 5, ProductFilters(colour="green")), catalog) == ["G1"]
+
+
+def test_pagination_is_stable_and_complete(catalog):
+    first = services.search_products("cotton", page=1, page_size=3)
+    second = services.search_products("cotton", page=2, page_size=3)
+    again = services.search_products("cotton", page=1, page_size=3)
+    assert [h.product_id for h in first.hits] == [h.product_id for h in again.hits]
+    assert not {h.product_id for h in first.hits} & {h.product_id for h in second.hits}
+    whole = services.search_products("cotton", page=1, page_size=100)
+    assert [h.product_id for h in first.hits + second.hits] == [h.product_id for h in whole.hits][:6]
+    assert first.pages == -(-whole.total // 3)
+    with pytest.raises(ValueError, match="page"):
+        services.search_products("cotton", page=0)
+
+
+def test_empty_nonsense_and_foreign_queries(catalog):
+    for empty in ("", "   ", "\n"):
+        result = services.search_products(empty)
+        assert result.total == 0 and result.hits == []
+    nonsense = services.search_products("xqzvwk")
+    assert not any("keyword" in h.signals for h in nonsense.hits)
+    assert nonsense.total == 0 or nonsense.note  # says these are only the closest looks
+    german = services.search_products("rotes Kleid")  # German: no keyword match, vectors still answer
+    assert german.total > 0 and german.note
+    long = services.search_products("shirt " * 500)
+    assert len(long.query) <= services.MAX_QUERY_CHARS
+
+
+def test_typos_are_corrected_to_catalog_words(catalog):
+    result = services.search_products("blak t-shrt", signals=("keyword",))
+    assert result.corrected_query.lower().split()[0] == "black"
+    assert {"K2", "K3"} <= set(skus(result.hits, catalog))
+    assert edit_distance("jaket", "jacket") == 1 and edit_distance("abc", "xyzuvw") > 2
+    lex = Lexicon.build({"jacket": 3, "jackets": 1, "dress": 9})
+    assert lex.correct("jakcet") == "jacket" and lex.correct("dres") == "dress" and lex.correct("qqqqq") == "qqqqq"
+
+
+def test_query_vectors_are_cached(catalog):
+    services._encode_cached.cache_clear()
+    services.encode_query_text("Red dress")
+    services.encode_query_text("  red dress ")
+    info = services._encode_cached.cache_info()
+    assert info.misses == 1 and info.hits == 1
+
+
+# --- similar items and alternatives -------------------------------------------------------------
+
+
+def test_alternatives_for_an_out_of_stock_product(catalog):
+    found = alternatives.alternatives_for(catalog["B2"], limit=3)
+    assert found, "an out-of-stock t-shirt has in-stock alternatives"
+    briefs = selectors.product_briefs([a.product_id for a in found])
+    assert all(briefs[a.product_id].in_stock for a in found)
+    assert catalog["B2"] not in [a.product_id for a in found]
+    # the same design in another colour, in stock, comes first, and says so
+    assert found[0].product_id in (catalog["R1"], catalog["K3"]) and found[0].reason.startswith("same design in ")
+    assert {briefs[a.product_id].category_path for a in found} == {"women/tops"}
+    assert all(a.reason for a in found)
+
+
+def test_alternatives_prefer_the_shoppers_size(catalog):
+    found = alternatives.alternatives_for(catalog["R1"], size="M", limit=3)
+    assert found[0].in_size and catalog["K3"] == found[0].product_id  # same design, in M
+
+
+def test_alternatives_when_nothing_is_in_stock(catalog):
+    from catalog.models import Product
+    from catalog.services import product_set_stock
+
+    for product in Product.objects.all():  # rolled back after the test
+        product_set_stock(product, {v.size: 0 for v in product.variants.all()})
+    assert alternatives.alternatives_for(catalog["R1"]) == []
+    similar = alternatives.similar_products(catalog["R1"], limit=3)
+    assert len(similar) == 3  # similar items still show, stock aside
+
+
+def test_similar_items_are_diverse(catalog):
+    similar = alternatives.similar_products(catalog["K2"], limit=5)
+    assert len({a.product_id for a in similar}) == 5 and catalog["K2"] not in [a.product_id for a in similar]
+    with pytest.raises(LookupError):
+        alternatives.similar_products(10**9)
+
+
+# --- photo search ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scene_models(tmp_path_factory, test_models):
+    """A models folder with the test embedder and a tiny parser trained on synthetic person photos."""
+    from tests.scenes import train_scene_parser
+
+    root = tmp_path_factory.mktemp("scene-models")
+    (root / "embedder").symlink_to(Path(test_models) / "embedder")
+    train_scene_parser(root)
+    return root
+
+
+@pytest.fixture
+def scene_parser(scene_models, settings):
+    from tests.conftest import reset_parser_cache
+
+    settings.MODELS_DIR = scene_models
+    reset_parser_cache()
+    yield
+    settings.MODELS_DIR = django_settings.MODELS_DIR
+    reset_parser_cache()
+
+
+def test_photo_of_a_person_gives_results_per_garment_with_boxes(catalog, scene_parser):
+    from tests.scenes import scene_photo
+
+    photo = scene_photo(200)
+    results = services.search_photo(photo, limit=5)
+    labels = [r.label for r in results]
+    assert {"top", "bottom", "footwear"} <= set(labels), labels
+    for r in results:
+        x0, y0, x1, y1 = r.box
+        assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+        assert len(r.hits) <= 5
+    box = {r.label: r.box for r in results}
+    assert box["footwear"][3] > box["bottom"][1] > box["top"][1]  # top above bottom above shoes
+    # the shopper picks one garment, or crops
+    picked = services.search_photo(photo, garment=labels.index("bottom"))
+    assert [r.label for r in picked] == ["bottom"]
+    x0, y0, x1, y1 = box["top"]
+    cropped = services.search_photo(photo, crop=(0, 0, photo.width, (y0 + y1) // 2 + 10))
+    assert all(r.box[1] >= 0 for r in cropped)
+    with pytest.raises(services.PhotoError, match="too small"):
+        services.search_photo(photo, crop=(0, 0, 5, 5))
+    with pytest.raises(services.PhotoError, match="pick one of"):
+        services.search_photo(photo, garment=len(results) + 3)
+
+
+def test_photo_with_no_garment_finds_nothing(catalog, scene_parser):
+    from tests.scenes import scene_photo
+
+    assert services.search_photo(scene_photo(300, garments=False)) == []
+
+
+def test_photo_search_accepts_any_readable_photo(catalog, scene_parser):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(bad.cmyk_jpeg()))
+    assert isinstance(services.search_photo(image), list)
