@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MinValueValidator
 from django.db import models
 from pgvector.django import VectorField
@@ -58,11 +60,15 @@ class Product(models.Model):
     is_active = models.BooleanField(default=True)
     # sha256 of the text that was last embedded; the pipeline re-embeds when it changes.
     text_hash = models.CharField(max_length=64, blank=True)
+    # Keyword search document (title, description, colour, pattern, category names), kept by
+    # catalog.services.product_search_document_refresh; GIN-indexed.
+    search_document = SearchVectorField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["sku"]
+        indexes = [GinIndex(fields=["search_document"], name="product_search_document_gin")]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative")]
 
     def __str__(self) -> str:

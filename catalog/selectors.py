@@ -363,14 +363,9 @@ def product_vectors(product_ids: Sequence[int], space: EmbeddingSpace, kind: str
 
 
 def keyword_lexicon(using: str | None = None) -> dict[str, int]:
-    """Every word of the active catalog's titles, descriptions, colours, patterns and categories
-    (lower-cased, unstemmed) with the number of products it appears in."""
-    sql = """
-        SELECT word, ndoc FROM ts_stat($$
-            SELECT to_tsvector('simple', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name))
-            FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id WHERE p.is_active
-        $$)
-    """
+    """Every word (English stem) of the active catalog's search documents with the number of products
+    it appears in."""
+    sql = "SELECT word, ndoc FROM ts_stat('SELECT search_document FROM catalog_product WHERE is_active')"
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql)
         return {word: int(n) for word, n in cursor.fetchall()}

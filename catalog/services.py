@@ -96,6 +96,7 @@ def product_upsert(data: ProductInput) -> tuple[Product, str]:
     product = Product.objects.select_for_update().filter(sku=data.sku).first()
     if product is None:
         product = Product.objects.create(sku=data.sku, **values)
+        product_search_document_refresh([product.pk])
         _text_embedding_enqueue(product)
         return product, "created"
     changed = [name for name, value in values.items() if getattr(product, name) != value]
@@ -104,8 +105,23 @@ def product_upsert(data: ProductInput) -> tuple[Product, str]:
     for name in changed:
         setattr(product, name, values[name])
     product.save(update_fields=[*changed, "updated_at"])
+    product_search_document_refresh([product.pk])
     _text_embedding_enqueue(product)
     return product, "updated"
+
+
+SEARCH_DOCUMENT_SQL = """
+    UPDATE catalog_product p SET search_document = to_tsvector(
+        'english', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name))
+    FROM catalog_product p2 LEFT JOIN catalog_category c ON c.id = p2.category_id
+    WHERE p.id = p2.id AND p.id = ANY(%s)
+"""
+
+
+def product_search_document_refresh(product_ids: Sequence[int]) -> None:
+    """Recompute the keyword-search document of these products (after any text change)."""
+    with connection.cursor() as cursor:
+        cursor.execute(SEARCH_DOCUMENT_SQL, [list(product_ids)])
 
 
 def _text_embedding_enqueue(product: Product) -> None:

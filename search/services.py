@@ -113,12 +113,9 @@ def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: Produ
 def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
     where, params = catalog_selectors.product_filter_sql(filters)
     sql = f"""
-        SELECT p.id, ts_rank_cd(doc, q) AS rank
-        FROM catalog_product p
-        LEFT JOIN catalog_category c ON c.id = p.category_id,
-        LATERAL to_tsvector('english', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name)) doc,
-        LATERAL websearch_to_tsquery('english', %s) q
-        WHERE {where} AND doc @@ q
+        SELECT p.id, ts_rank_cd(p.search_document, q) AS rank
+        FROM catalog_product p, websearch_to_tsquery('english', %s) q
+        WHERE {where} AND p.search_document @@ q
         ORDER BY rank DESC, p.id
         LIMIT %s
     """
@@ -132,11 +129,12 @@ def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None
     return [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
-def fuse(lists: dict[str, list[Hit]], limit: int) -> list[Hit]:
+def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
     """Weighted reciprocal-rank fusion; ties broken by product id, so pages are stable."""
+    weights = FUSION_WEIGHTS if weights is None else weights
     fused: dict[int, Hit] = {}
     for name, hits in lists.items():
-        weight = FUSION_WEIGHTS.get(name, 1.0)
+        weight = weights.get(name, 1.0)
         for rank, hit in enumerate(hits, start=1):
             entry = fused.setdefault(hit.product_id, Hit(hit.product_id, 0.0))
             entry.score += weight / (RRF_K + rank)

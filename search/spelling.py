@@ -56,11 +56,20 @@ class Lexicon:
                     index[gram].append(word)
         return cls(words, dict(index))
 
+    def known(self, word: str) -> bool:
+        """In the lexicon, as is or as a likely stem (the lexicon holds English stems: "striped" is
+        known through "stripe", "dresses" through "dress")."""
+        if word in self.words:
+            return True
+        return any(word[:-n] in self.words for n in (1, 2, 3) if len(word) - n >= MIN_WORD - 1) or (
+            word.endswith("y") and word[:-1] + "i" in self.words
+        )
+
     def correct(self, word: str) -> str:
         """The word itself when the catalog knows it (or it is short); else the closest catalog word,
         or the word unchanged when nothing is close."""
         word = word.lower()
-        if word in self.words or len(word) < MIN_WORD or not word.isalpha():
+        if len(word) < MIN_WORD or not word.isalpha() or self.known(word):
             return word
         grams = trigrams(word)
         shared: dict[str, int] = defaultdict(int)
@@ -81,9 +90,7 @@ class Lexicon:
         return best[2] if best else word
 
     def correct_query(self, query: str) -> str:
-        return WORD.sub(
-            lambda m: self.correct(m.group(0)) if m.group(0).lower() not in self.words else m.group(0), query
-        )
+        return WORD.sub(lambda m: m.group(0) if self.known(m.group(0).lower()) else self.correct(m.group(0)), query)
 
 
 _lock = threading.Lock()

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from tqdm import tqdm
 
@@ -35,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-root", type=Path, default=None, help="folder the image paths are relative to")
     parser.add_argument("--k", type=int, default=5, help="alternatives asked for (default 5)")
     parser.add_argument("--limit-items", type=int, default=None, help="evaluate only the first N products")
-    parser.add_argument("--keep-db", action="store_true", help="keep the evaluation database afterwards")
+    from vision.evaluation.search import add_database_arguments
+
+    add_database_arguments(parser)
 
 
 def _baseline_nearest_look(product_id: int, k: int) -> list[int]:
@@ -60,20 +61,15 @@ def _baseline_category_price(product_id: int, k: int, briefs: dict[int, Any]) ->
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from catalog import selectors
-    from catalog.services import catalog_import_csv, product_set_stock
+    from catalog.services import product_set_stock
     from search.alternatives import alternatives_for
     from vision.evaluation.report import bar_plot, write_report
-    from vision.evaluation.search import fresh_database, process_all_images
+    from vision.evaluation.search import catalog_database
 
     catalog: Path = options["catalog"]
     k = int(options.get("k") or 5)
     started = time.time()
-    settings.SHOP_PIPELINE = "off"
-    with fresh_database(keep=options.get("keep_db", False)) as db_name:
-        log(f"evaluation database {db_name}")
-        report = catalog_import_csv(catalog, options.get("images_root") or catalog.resolve().parent)
-        log(f"catalog: {report.summary()}")
-        outcomes = process_all_images(log)
+    with catalog_database(options, log) as prepared:
         products = list(selectors.product_list(active_only=True).order_by("id"))
         if options.get("limit_items"):
             products = products[: int(options["limit_items"])]
@@ -135,8 +131,8 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     result = {
         "catalog": str(catalog),
         "k": k,
-        "import": report.summary(),
-        "images": outcomes,
+        "import": prepared["import"],
+        "images": prepared["images"],
         "metrics": metrics,
         "reasons": reasons,
         "seconds": round(time.time() - started, 1),

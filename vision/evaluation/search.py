@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-root", type=Path, default=None, help="default: the catalog's folder")
     parser.add_argument("--modes", default="image,text,keyword,hybrid", help="text-query modes to report")
     parser.add_argument("--limit-queries", type=int, default=None)
-    parser.add_argument("--keep-db", action="store_true", help="keep the evaluation database afterwards")
+    parser.add_argument(
+        "--tune-fusion",
+        action="store_true",
+        help="also grid-search the fusion weights on these (dev) queries by P@10 and report the best",
+    )
+    add_database_arguments(parser)
 
 
 @contextmanager
@@ -65,6 +70,53 @@ def fresh_database(keep: bool = False) -> Iterator[str]:
         if not keep:
             with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def use_database(name: str) -> Iterator[str]:
+    """Point the default connection at an existing (evaluation) database for a while."""
+    db = settings.DATABASES["default"]
+    original = db["NAME"]
+    connections["default"].close()
+    db["NAME"] = connections["default"].settings_dict["NAME"] = name
+    try:
+        yield name
+    finally:
+        connections["default"].close()
+        db["NAME"] = connections["default"].settings_dict["NAME"] = original
+
+
+@contextmanager
+def catalog_database(options: dict[str, Any], log: Callable[[str], None]) -> Iterator[dict[str, Any]]:
+    """A database holding ``--catalog`` with every image processed by the real pipeline: a fresh one
+    (dropped afterwards unless ``--keep-db``), or the one ``--reuse-db NAME`` names (kept by an earlier
+    run), which skips the import and the processing."""
+    from catalog.services import catalog_import_csv
+
+    settings.SHOP_PIPELINE = "off"  # the evaluation processes the images itself, in its own database
+    if options.get("reuse_db"):
+        with use_database(options["reuse_db"]) as name:
+            call_command("migrate", verbosity=0, interactive=False)  # kept by an older version of the code
+            log(f"reusing evaluation database {name} (import and processing skipped)")
+            yield {"database": name, "import": "reused", "images": "reused"}
+        return
+    catalog: Path = options["catalog"]
+    with fresh_database(keep=options.get("keep_db", False)) as name:
+        log(
+            f"evaluation database {name}"
+            + (" (kept: pass --reuse-db to use it again)" if options.get("keep_db") else "")
+        )
+        report = catalog_import_csv(catalog, options.get("images_root") or catalog.resolve().parent)
+        log(f"catalog: {report.summary()}")
+        outcomes = process_all_images(log)
+        yield {"database": name, "import": report.summary(), "images": outcomes}
+
+
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-db", action="store_true", help="keep the evaluation database afterwards")
+    parser.add_argument(
+        "--reuse-db", default="", help="use this kept evaluation database (skips import and processing)"
+    )
 
 
 def load_queries(path: Path, limit: int | None) -> list[dict[str, Any]]:
@@ -98,9 +150,45 @@ def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
     return dict(outcomes)
 
 
+FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Callable[[str], None]) -> dict[str, Any]:
+    """Weights of the image / text / keyword lists in the fusion, by grid search (keyword weight 1,
+    the others from :data:`FUSION_GRID`) maximising mean P@10 over these text queries."""
+    import itertools
+
+    from search.services import fuse, search_text
+    from vision.metrics import precision_at_k
+
+    texts = [q for q in queries if q.get("text")]
+    per_query = [
+        (
+            {sig: search_text(q["text"], signals=(sig,), limit=100) for sig in ("image", "text", "keyword")},
+            set(q["relevant"]),
+        )
+        for q in texts
+    ]
+
+    def runs_for(weights: dict[str, float]) -> list[tuple[list[str], set[str]]]:
+        return [([sku_of[h.product_id] for h in fuse(lists, 10, weights)], rel) for lists, rel in per_query]
+
+    def p10(weights: dict[str, float]) -> float:
+        runs = runs_for(weights)
+        return sum(precision_at_k(r, rel, 10) for r, rel in runs) / max(1, len(runs))
+
+    scored = []
+    for wi, wt in itertools.product(FUSION_GRID, FUSION_GRID):
+        weights = {"image": wi, "text": wt, "keyword": 1.0}
+        scored.append((round(p10(weights), 4), -abs(wi - 1) - abs(wt - 1), weights))
+    best_p10, _, best = max(scored, key=lambda s: (s[0], s[1]))
+    equal = p10({"image": 1.0, "text": 1.0, "keyword": 1.0})
+    log(f"fusion weights tuned on {len(per_query)} queries: {best} P@10 {best_p10:.4f} (equal weights {equal:.4f})")
+    return {"best_weights": best, "best_p10": best_p10, "equal_weights_p10": round(equal, 4), "runs": runs_for(best)}
+
+
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from catalog.selectors import product_skus_by_id
-    from catalog.services import catalog_import_csv
     from search.services import merge_garment_results, search_photo, search_text
     from vision.evaluation.report import bar_plot, write_report
     from vision.metrics import summarise_ranking
@@ -112,12 +200,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     if bad:
         raise ValueError(f"unknown mode(s) {bad}; choose from {sorted(TEXT_MODES)}")
     started = time.time()
-    settings.SHOP_PIPELINE = "off"  # this command processes the images itself, in this database
-    with fresh_database(keep=options.get("keep_db", False)) as db_name:
-        log(f"evaluation database {db_name}")
-        report = catalog_import_csv(catalog, options.get("images_root") or catalog.resolve().parent)
-        log(f"catalog: {report.summary()}")
-        outcomes = process_all_images(log)
+    with catalog_database(options, log) as prepared:
         sku_of = product_skus_by_id()
         runs: dict[str, list[tuple[list[str], set[str]]]] = defaultdict(list)
         by_family: dict[str, dict[str, list[tuple[list[str], set[str]]]]] = defaultdict(lambda: defaultdict(list))
@@ -142,6 +225,9 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                 ranked = [sku_of[h.product_id] for h in hits]
                 runs["photo"].append((ranked, relevant))
                 by_family[family]["photo"].append((ranked, relevant))
+        tuning = tune_fusion(queries, sku_of, log) if options.get("tune_fusion") else None
+    if tuning:
+        runs["hybrid (tuned weights)"] = tuning.pop("runs")
     metrics = {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in runs.items()}
     families = {
         fam: {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in per_mode.items()}
@@ -158,11 +244,12 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     result = {
         "catalog": str(catalog),
         "queries": str(options["queries"]),
-        "import": report.summary(),
-        "images": outcomes,
+        "import": prepared["import"],
+        "images": prepared["images"],
         "metrics": metrics,
         "families": families,
         "mean_latency_ms": latency,
+        "fusion_tuning": tuning,
         "seconds": round(time.time() - started, 1),
     }
     write_report(out_dir, "search", result, rows)
