@@ -1,0 +1,349 @@
+"""Search speed at catalog scale: 100,000 synthetic products in the real PostgreSQL + pgvector, queried
+through the shop's search service.
+
+    .venv/bin/python -m bench.search [--products 100000] [--queries 200] [--out var/bench/search.json]
+
+The catalog lives in a fresh database of its own (dropped afterwards): products with titles,
+descriptions, categories (40 leaves), colours, patterns, prices and sizes in stock drawn from a fixed
+vocabulary, and image and text vectors of the real dimension (256) — random unit vectors around 500
+cluster centres (the structure real catalog vectors have: near-duplicates, designs, categories). The
+vectors are loaded first and the HNSW indexes built afterwards (timed), as a bulk import would.
+
+Printed, all measured in the same run:
+
+* build: load time, HNSW build time, table and index sizes;
+* text search through ``search.services.search_products`` (encoder warm: the query vector cached, as
+  for a repeated query; the first, cold encoding is reported apart): p50 / p95 latency without
+  filters, with a colour filter, with a category filter (exact scan path) and with price + in stock;
+* HNSW recall@10 against exact search at the service's settings (ef_search 200 for a pool of 200)
+  and at the pgvector default (ef_search 40);
+* photo search (``search_photo``: parse + embed + per-garment vector search) on VITON person photos,
+  when a trained parser exists;
+* 1,000,000 products: index size and build time extrapolated from the measured ones (linear and
+  n log n), p95 from the measured growth between 25,000 and 100,000 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+DIM = 256
+COLOURS = ["Black", "White", "Red", "Blue", "Green", "Beige", "Grey", "Pink", "Yellow", "Brown", "Navy", "Orange"]
+PATTERNS = ["Solid", "Striped", "Floral", "Check", "Dotted", "Denim", "Melange", "Print"]
+TYPES = ["t-shirt", "dress", "trousers", "jacket", "sweater", "skirt", "shirt", "blouse", "coat", "shorts"]
+GROUPS = ["Women", "Men", "Kids", "Sport"]
+MATERIALS = ["cotton", "linen", "wool", "jersey", "denim", "viscose", "leather", "silk"]
+SIZES = ["XS", "S", "M", "L", "XL"]
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    import django
+
+    django.setup()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
+        "n": len(ordered),
+    }
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def load_catalog(n: int, rng: np.random.Generator, space_id: int, first_id: int = 1) -> float:
+    """COPY ``n`` products (ids from ``first_id``) with variants and vectors; returns seconds."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    centres = unit(np.random.default_rng(7).normal(size=(500, DIM)))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM catalog_category WHERE depth = 1 ORDER BY id")
+        leaves = [r[0] for r in cursor.fetchall()]
+    raw = connection.connection  # psycopg connection, for COPY
+    batch = 20_000
+    for start in range(0, n, batch):
+        ids = np.arange(first_id + start, first_id + min(n, start + batch))
+        k = len(ids)
+        colour = rng.integers(0, len(COLOURS), k)
+        pattern = rng.integers(0, len(PATTERNS), k)
+        kind = rng.integers(0, len(TYPES), k)
+        material = rng.integers(0, len(MATERIALS), k)
+        price = np.round(rng.uniform(5, 250, k), 2)
+        category = rng.choice(leaves, k)
+        cluster = rng.integers(0, len(centres), k)
+        image = unit(centres[cluster] + 0.35 * rng.normal(size=(k, DIM)) / np.sqrt(DIM) * 8)
+        text = unit(image + 0.5 * rng.normal(size=(k, DIM)) / np.sqrt(DIM) * 8)
+        with raw.cursor() as cur:
+            with cur.copy(
+                "COPY catalog_product (id, sku, title, description, brand, category_id, colour, pattern, price, "
+                "currency, attributes, design_group, is_active, text_hash, created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for i in range(k):
+                    c, p, t, m = COLOURS[colour[i]], PATTERNS[pattern[i]], TYPES[kind[i]], MATERIALS[material[i]]
+                    title = f"{c} {p.lower()} {m} {t}"
+                    copy.write_row(
+                        (
+                            int(ids[i]),
+                            f"B{ids[i]:07d}",
+                            title.capitalize(),
+                            f"A {p.lower()} {t} in soft {m}, {c.lower()}.",
+                            "",
+                            int(category[i]),
+                            c,
+                            p,
+                            float(price[i]),
+                            "EUR",
+                            "{}",
+                            f"G{ids[i] // 3}",
+                            True,
+                            "",
+                            "2026-01-01",
+                            "2026-01-01",
+                        )
+                    )
+            with cur.copy("COPY catalog_variant (product_id, size, stock, position) FROM STDIN") as copy:
+                for i in range(k):
+                    for position, size in enumerate(rng.choice(SIZES, 2, replace=False)):
+                        copy.write_row((int(ids[i]), str(size), int(rng.integers(0, 4)), position))
+            with cur.copy(
+                "COPY catalog_productvector (product_id, space_id, kind, vector, created_at, updated_at) FROM STDIN"
+            ) as copy:
+                for name, vectors in (("image", image), ("text", text)):
+                    for i in range(k):
+                        literal = "[" + ",".join(f"{x:.5f}" for x in vectors[i]) + "]"
+                        copy.write_row((int(ids[i]), space_id, name, literal, "2026-01-01", "2026-01-01"))
+        print(f"  loaded {min(n, start + batch):,} / {n:,} products", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_product p SET search_document = to_tsvector('english', concat_ws(' ', p.title, "
+            "p.description, p.colour, p.pattern, c.full_name)) FROM catalog_category c WHERE c.id = p.category_id "
+            "AND p.id >= %s",
+            [first_id],
+        )
+        cursor.execute("SELECT setval('catalog_product_id_seq', (SELECT max(id) FROM catalog_product))")
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def build_indexes(space: Any) -> float:
+    from django.db import connection
+
+    from catalog.services import embedding_space_ensure
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '2GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 1")
+    embedding_space_ensure(name=space.name, model_name=space.model_name, dim=DIM, modality=space.modality)
+    return time.perf_counter() - started
+
+
+def drop_product_indexes(space: Any) -> None:
+    from django.db import connection
+
+    from catalog.services import hnsw_index_name
+
+    with connection.cursor() as cursor:
+        for kind in ("image", "text"):
+            cursor.execute(f"DROP INDEX IF EXISTS {hnsw_index_name('product', space, kind)}")
+
+
+def sizes() -> dict[str, float]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname LIKE 'productvec_hnsw%%' "
+            "OR relname IN ('catalog_productvector', 'catalog_product', 'product_search_document_gin')"
+        )
+        return {name: round(size / 2**20, 1) for name, size in cursor.fetchall()}
+
+
+def time_queries(queries: list[str], filters: Any) -> dict[str, float]:
+    from search.services import search_products
+
+    for q in queries:  # warm: query vectors cached, lexicon built
+        search_products(q, filters=filters)
+    timings = []
+    for q in queries:
+        t0 = time.perf_counter()
+        search_products(q, filters=filters)
+        timings.append(time.perf_counter() - t0)
+    return percentiles(timings)
+
+
+def hnsw_recall(space: Any, rng: np.random.Generator, n: int, ef: int) -> float:
+    from django.db import connection, transaction
+
+    from catalog.selectors import vector_nearest
+
+    hits = 0
+    for _ in range(n):
+        q = unit(rng.normal(size=(1, DIM)))[0]
+        approx = {
+            h.owner_id for h in vector_nearest(table="product", space=space, kind="image", query=q, k=10, ef_search=ef)
+        }
+        literal = "[" + ",".join(f"{x:.7g}" for x in q) + "]"
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            cursor.execute(
+                f"SELECT product_id FROM catalog_productvector WHERE space_id = %s AND kind = 'image' "
+                f"ORDER BY (vector::vector({DIM})) <=> %s::vector({DIM}) LIMIT 10",
+                [space.pk, literal],
+            )
+            exact = {r[0] for r in cursor.fetchall()}
+        hits += len(approx & exact)
+    return round(hits / (10 * n), 4)
+
+
+def photo_latency(limit: int) -> dict[str, float] | str:
+    import csv
+
+    from PIL import Image
+
+    from search.services import search_photo
+    from vision.assets import AssetMissing
+
+    manifest = SHARED / "viton" / "manifest.csv"
+    if not manifest.is_file():
+        return "no VITON photos under ../shared/data"
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["role"] == "person" and r["split"] == "dev"][:limit]
+    try:
+        photos = [Image.open(SHARED / "viton" / r["file"]).convert("RGB") for r in rows]
+        search_photo(photos[0])  # models loaded
+    except AssetMissing as exc:
+        return f"no trained parser: {exc}"
+    timings = []
+    for photo in photos:
+        t0 = time.perf_counter()
+        search_photo(photo)
+        timings.append(time.perf_counter() - t0)
+    return percentiles(timings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "search.json")
+    args = parser.parse_args(argv)
+    subprocess.run([sys.executable, "-m", "shop.localstack", "start", "postgres", "redis"], cwd=REPO, check=True)
+    setup_django()
+    import torch
+
+    torch.set_num_threads(2)
+    from catalog.models import EmbeddingSpace
+    from catalog.selectors import ProductFilters
+    from catalog.services import category_ensure_path, embedding_space_ensure
+    from search.services import encode_query_text
+    from vision.evaluation.search import fresh_database
+
+    rng = np.random.default_rng(0)
+    result: dict[str, Any] = {"products": args.products}
+    with fresh_database():
+        for group in GROUPS:
+            for kind in TYPES:
+                category_ensure_path([group, kind.capitalize()])
+        space = embedding_space_ensure(
+            name="bench-random-256",
+            model_name="random",
+            dim=DIM,
+            modality=EmbeddingSpace.Modality.IMAGE_TEXT,
+            activate=True,
+        )
+        drop_product_indexes(space)
+        checkpoints = sorted({min(args.products, 25_000), args.products})
+        loaded, growth = 0, {}
+        queries = [
+            f"{COLOURS[i % len(COLOURS)].lower()} {PATTERNS[i % len(PATTERNS)].lower()} {TYPES[i % len(TYPES)]}"
+            for i in range(args.queries)
+        ]
+        t0 = time.perf_counter()
+        encode_query_text("warm up the encoder")
+        cold = []
+        for q in queries[:20]:
+            t1 = time.perf_counter()
+            encode_query_text(q + " cold")
+            cold.append(time.perf_counter() - t1)
+        result["query_encoding_cold"] = percentiles(cold)
+        for target in checkpoints:
+            print(f"loading up to {target:,} products …", flush=True)
+            result.setdefault("load_s", 0.0)
+            result["load_s"] += round(load_catalog(target - loaded, rng, space.pk, first_id=loaded + 1), 1)
+            loaded = target
+            drop_product_indexes(space)
+            build = build_indexes(space)
+            growth[target] = {
+                "build_s": round(build, 1),
+                "sizes_mb": sizes(),
+                "text": time_queries(queries[:100], None),
+            }
+            print(f"  {target:,}: HNSW build {build:.1f} s; text search {growth[target]['text']}", flush=True)
+        result["growth"] = growth
+        result["build_s"] = growth[args.products]["build_s"]
+        result["sizes_mb"] = growth[args.products]["sizes_mb"]
+        result["text_search"] = {
+            "no filter": time_queries(queries, None),
+            "colour filter": time_queries(queries, ProductFilters(colour="Navy")),
+            "category filter (exact scan)": time_queries(queries, ProductFilters(category="women/dress")),
+            "price 20-60 + in stock": time_queries(
+                queries,
+                ProductFilters(price_min=20, price_max=60, in_stock=True),  # type: ignore[arg-type]
+            ),
+        }
+        result["hnsw_recall@10"] = {
+            "ef_search 200 (service pool)": hnsw_recall(space, rng, 100, 200),
+            "ef_search 40 (pgvector default)": hnsw_recall(space, rng, 100, 40),
+        }
+        result["photo_search"] = photo_latency(args.photos)
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+    small, big = checkpoints[0], checkpoints[-1]
+    if big > small:
+        ratio = 1_000_000 / big
+        idx = sum(v for k, v in result["sizes_mb"].items() if "hnsw" in k)
+        nlogn = ratio * np.log(1_000_000) / np.log(big)
+        p95_small = growth[small]["text"]["p95_ms"]
+        p95_big = growth[big]["text"]["p95_ms"]
+        per_decade = (p95_big - p95_small) / np.log10(big / small)
+        result["extrapolated_1M"] = {
+            "hnsw_index_mb": round(idx * ratio, 0),
+            "vector_table_mb": round(result["sizes_mb"].get("catalog_productvector", 0) * ratio, 0),
+            "hnsw_build_s": round(result["build_s"] * nlogn, 0),
+            "text_p95_ms": round(p95_big + per_decade * np.log10(1_000_000 / big), 1),
+        }
+    print(json.dumps(result, indent=2))
+    targets = {"text p95 ≤ 30 ms": result["text_search"]["no filter"]["p95_ms"] <= 30}
+    if isinstance(result["photo_search"], dict):
+        targets["photo p95 ≤ 400 ms"] = result["photo_search"]["p95_ms"] <= 400
+    targets["recall@10 ≥ 0.97"] = result["hnsw_recall@10"]["ef_search 200 (service pool)"] >= 0.97
+    for name, ok in targets.items():
+        print(f"target {name}: {'met' if ok else 'missed'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
