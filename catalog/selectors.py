@@ -369,3 +369,20 @@ def keyword_lexicon(using: str | None = None) -> dict[str, int]:
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql)
         return {word: int(n) for word, n in cursor.fetchall()}
+
+
+def attribute_vocabulary(using: str | None = None) -> dict[str, set[str]]:
+    """The catalog's colour, pattern and leaf-category names (lower-cased), for recognising them in
+    a query."""
+    sql = """
+        SELECT 'colour', lower(colour) FROM catalog_product WHERE is_active AND colour <> '' GROUP BY 2
+        UNION ALL SELECT 'pattern', lower(pattern) FROM catalog_product WHERE is_active AND pattern <> '' GROUP BY 2
+        UNION ALL SELECT 'category', lower(name) FROM catalog_category c
+            WHERE NOT EXISTS (SELECT 1 FROM catalog_category k WHERE k.parent_id = c.id) GROUP BY 2
+    """
+    vocabulary: dict[str, set[str]] = {"colour": set(), "pattern": set(), "category": set()}
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql)
+        for field_name, value in cursor.fetchall():
+            vocabulary[field_name].add(value)
+    return vocabulary

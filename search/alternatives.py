@@ -8,9 +8,9 @@ product of the same design. Each candidate is scored
 
 and the list is picked by maximal marginal relevance (MMR, λ = ``MMR_LAMBDA``) on the image vectors,
 so five alternatives are not five near-identical shots. Alternatives keep only products in stock
-(in the shopper's size when given, and that size is preferred but not required when nothing fits)
-of a compatible category (same leaf, else same parent); the same design in another colour, when in
-stock, comes first. Each result says why in a short reason.
+(in the shopper's size first when given) of a compatible category: the same leaf first, a sibling
+leaf (same parent) only to fill the list; the same design in another colour, when in stock, comes
+first. Each result says why in a short reason.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Alternative:
     reason: str
     look: float  # image similarity
     in_size: bool
+    same_category: bool = False  # the same leaf category as the source
 
 
 def _cosine(a: list[float] | None, b: list[float] | None) -> float:
@@ -135,7 +136,14 @@ def similar_products(
             + W_DESIGN * same_design
             + (0.05 if in_size and size else 0.0)
         )
-        alt = Alternative(pid, round(score, 4), _reason(source, brief, look), round(look, 4), in_size)
+        alt = Alternative(
+            pid,
+            round(score, 4),
+            _reason(source, brief, look),
+            round(look, 4),
+            in_size,
+            same_category=_category_match(source, brief) == 1.0,
+        )
         # The same design in another colour, when allowed here, always comes first.
         priority = 1.0 if same_design and brief.colour.lower() != source.colour.lower() else 0.0
         scored.append((priority, alt))
@@ -171,9 +179,12 @@ def alternatives_for(product_id: int, *, size: str = "", limit: int = 5) -> list
     shopper's ``size``): compatible category, close in look, description and price, diverse;
     in the shopper's size first when one is given."""
     found = similar_products(product_id, limit=limit * 3, in_stock_only=True, size=size, compatible_category=True)
-    if size:
-        fitting = [a for a in found if a.in_size]
-        if fitting:
-            others = [a for a in found if not a.in_size]
-            found = fitting + others
-    return found[:limit]
+
+    # The same design in another colour first, then the shopper's size, then the same leaf category
+    # before sibling ones; the sort is stable, so MMR order decides within each group.
+    def rank(alt: Alternative) -> tuple[int, int, int]:
+        design = 0 if alt.reason.startswith("same design") else 1
+        return (design, 0 if (alt.in_size or not size) else 1, 0 if alt.same_category else 1)
+
+    ranked = sorted(found, key=rank)
+    return ranked[:limit]

@@ -35,7 +35,7 @@ CATALOG = [
 
 
 @pytest.fixture(scope="module")
-def catalog(django_db_blocker, tmp_path_factory, test_models):
+def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
     """The catalog above, imported and processed by the real pipeline (inline); returns sku → id."""
     from django.core.management import call_command
 
@@ -79,13 +79,16 @@ def test_fusion_rewards_agreement_and_breaks_ties_by_id():
         "text": [Hit(1, 0.9), Hit(3, 0.8)],
         "keyword": [Hit(1, 5.0), Hit(4, 1.0)],
     }
-    fused = services.fuse(lists, 10)
+    equal = {"image": 1.0, "text": 1.0, "keyword": 1.0}
+    fused = services.fuse(lists, 10, equal)
     assert [h.product_id for h in fused] == [1, 3, 4, 2]  # 4: keyword rank 2 beats 2: image rank 3
     assert fused[0].signals == {"image": 2, "text": 1, "keyword": 1}
     k = services.RRF_K
     assert fused[0].score == pytest.approx(1 / (k + 2) + 1 / (k + 1) + 1 / (k + 1))
     # equal scores: the lower product id first, every time
-    tie = services.fuse({"image": [Hit(9, 1.0)], "text": [Hit(5, 1.0)]}, 10)
+    tie = services.fuse({"image": [Hit(9, 1.0)], "text": [Hit(5, 1.0)]}, 10, equal)
+    weighted = services.fuse({"image": [Hit(1, 1.0)], "keyword": [Hit(2, 1.0)]}, 10, {"image": 1.0, "keyword": 2.0})
+    assert [h.product_id for h in weighted] == [2, 1]
     assert [h.product_id for h in tie] == [5, 9]
 
 
@@ -94,7 +97,15 @@ def test_hybrid_search_combines_the_signals(catalog):
     keyword = services.search_text("black t-shirt", signals=("keyword",), limit=8)
     assert {"K2", "K3"} <= set(skus(keyword, catalog)[:3])
     assert {"K2", "K3"} <= set(skus(hybrid, catalog)[:4])
-    assert all(h.signals for h in hybrid) and any(len(h.signals) == 3 for h in hybrid)
+    assert all(h.signals for h in hybrid) and any(len(h.signals) == 4 for h in hybrid)
+
+
+def test_attributes_named_in_the_query_are_recognised(catalog):
+    found = services.recognise_attributes("Black striped T-shirts for men")
+    assert found == {"colour": ["black"], "pattern": ["striped"]}
+    attr = services.search_text("red dress", signals=("attributes",), limit=8)
+    assert skus(attr, catalog)[0] == "R2"  # red and a dress: both attributes match
+    assert set(skus(attr, catalog)) == {"R1", "R2", "G1"}  # red, or a dress
 
 
 # --- filters and facets -------------------------------------------------------------------------

@@ -29,14 +29,20 @@ from django.db import connections
 from PIL import Image
 from tqdm import tqdm
 
-TEXT_MODES = {"image": ("image",), "text": ("text",), "keyword": ("keyword",), "hybrid": ("image", "text", "keyword")}
+TEXT_MODES = {
+    "image": ("image",),
+    "text": ("text",),
+    "keyword": ("keyword",),
+    "attributes": ("attributes",),
+    "hybrid": ("image", "text", "keyword", "attributes"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, required=True, help="catalog CSV (import_catalog format)")
     parser.add_argument("--queries", type=Path, required=True, help="JSON lines of queries")
     parser.add_argument("--images-root", type=Path, default=None, help="default: the catalog's folder")
-    parser.add_argument("--modes", default="image,text,keyword,hybrid", help="text-query modes to report")
+    parser.add_argument("--modes", default="image,text,keyword,attributes,hybrid", help="text-query modes to report")
     parser.add_argument("--limit-queries", type=int, default=None)
     parser.add_argument(
         "--tune-fusion",
@@ -154,17 +160,18 @@ FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
 def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Callable[[str], None]) -> dict[str, Any]:
-    """Weights of the image / text / keyword lists in the fusion, by grid search (keyword weight 1,
-    the others from :data:`FUSION_GRID`) maximising mean P@10 over these text queries."""
+    """Weights of the signals' lists in the fusion, by grid search (keyword weight 1, the others from
+    :data:`FUSION_GRID`) maximising mean P@10 over these text queries; ties go to the weights
+    closest to equal."""
     import itertools
 
-    from search.services import fuse, search_text
+    from search.services import SIGNALS, fuse, search_text
     from vision.metrics import precision_at_k
 
     texts = [q for q in queries if q.get("text")]
     per_query = [
         (
-            {sig: search_text(q["text"], signals=(sig,), limit=100) for sig in ("image", "text", "keyword")},
+            {sig: search_text(q["text"], signals=(sig,), limit=100) for sig in SIGNALS},
             set(q["relevant"]),
         )
         for q in texts
@@ -178,11 +185,11 @@ def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Call
         return sum(precision_at_k(r, rel, 10) for r, rel in runs) / max(1, len(runs))
 
     scored = []
-    for wi, wt in itertools.product(FUSION_GRID, FUSION_GRID):
-        weights = {"image": wi, "text": wt, "keyword": 1.0}
-        scored.append((round(p10(weights), 4), -abs(wi - 1) - abs(wt - 1), weights))
+    for wi, wt, wa in itertools.product(FUSION_GRID, FUSION_GRID, FUSION_GRID):
+        weights = {"image": wi, "text": wt, "keyword": 1.0, "attributes": wa}
+        scored.append((round(p10(weights), 4), -abs(wi - 1) - abs(wt - 1) - abs(wa - 1), weights))
     best_p10, _, best = max(scored, key=lambda s: (s[0], s[1]))
-    equal = p10({"image": 1.0, "text": 1.0, "keyword": 1.0})
+    equal = p10(dict.fromkeys(SIGNALS, 1.0))
     log(f"fusion weights tuned on {len(per_query)} queries: {best} P@10 {best_p10:.4f} (equal weights {equal:.4f})")
     return {"best_weights": best, "best_p10": best_p10, "equal_weights_p10": round(equal, 4), "runs": runs_for(best)}
 
