@@ -114,22 +114,42 @@ def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: Produ
     return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(hits, start=1)]
 
 
+# The "any word" fallback ranks at most this many matching products: on a large catalog a common
+# word matches tens of thousands, and ranking them all costs more than a request may.
+OR_CANDIDATES = 3000
+
+
 def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+    """Products whose search document has *all* the query's words, best ``ts_rank_cd`` first; then,
+    to fill ``limit``, products with *any* of them (so "black striped dress" still finds black
+    dresses), ranked within a bounded candidate set."""
+    words = [w for w in query.replace('"', " ").replace("-", " ").split() if w]
+    if not words:
+        return []
     where, params = catalog_selectors.product_filter_sql(filters)
-    sql = f"""
+    all_words = f"""
         SELECT p.id, ts_rank_cd(p.search_document, q) AS rank
         FROM catalog_product p, websearch_to_tsquery('english', %s) q
         WHERE {where} AND p.search_document @@ q
         ORDER BY rank DESC, p.id
         LIMIT %s
     """
-    # Every word optional (OR), so that "black striped dress" still finds black dresses.
-    words = " OR ".join(w for w in query.replace('"', " ").replace("-", " ").split() if w)
-    if not words:
-        return []
+    any_word = f"""
+        SELECT id, ts_rank_cd(doc, q) AS rank FROM (
+            SELECT p.id, p.search_document AS doc FROM catalog_product p, websearch_to_tsquery('english', %s) q
+            WHERE {where} AND p.search_document @@ q AND NOT (p.id = ANY(%s)) LIMIT %s
+        ) found, websearch_to_tsquery('english', %s) q
+        ORDER BY rank DESC, id
+        LIMIT %s
+    """
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(sql, [words, *params, limit])
+        cursor.execute(all_words, [" ".join(words), *params, limit])
         rows = cursor.fetchall()
+        if len(rows) < limit and len(words) > 1:
+            ored = " OR ".join(words)
+            seen = [r[0] for r in rows]
+            cursor.execute(any_word, [ored, *params, seen, OR_CANDIDATES, ored, limit - len(rows)])
+            rows += [(pid, score / 10.0) for pid, score in cursor.fetchall()]
     return [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
@@ -166,26 +186,30 @@ def recognise_attributes(query: str) -> dict[str, list[str]]:
 
 
 def attribute_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+    """Products matching every attribute the query names first, then those matching fewer (most
+    first); within a tier by id. Each tier stops at ``limit`` rows rather than sorting the catalog."""
     found = recognise_attributes(query)
     if not found:
         return []
     where, params = catalog_selectors.product_filter_sql(filters)
-    matched = " + ".join(
-        f"(coalesce(lower({column}), '') = ANY(%s))::int"
-        for column, name in (("p.colour", "colour"), ("p.pattern", "pattern"), ("c.name", "category"))
-    )
-    sql = f"""
-        SELECT p.id, {matched} AS matched
-        FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id
-        WHERE {where} AND {matched} > 0
-        ORDER BY matched DESC, p.id
-        LIMIT %s
-    """
-    values = [found.get(name, []) for name in ("colour", "pattern", "category")]
+    columns = (("p.colour", "colour"), ("p.pattern", "pattern"), ("c.name", "category"))
+    present = [(column, found[name]) for column, name in columns if name in found]
+    conditions = [f"lower({column}) = ANY(%s)" for column, _ in present]
+    rows: list[tuple[int, float]] = []
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(sql, [*values, *params, *values, limit])
-        rows = cursor.fetchall()
-    return [Hit(pid, float(score), {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
+        for need in range(len(present), 0, -1):
+            if len(rows) >= limit:
+                break
+            matched = " + ".join(f"(coalesce({c}, false))::int" for c in conditions)
+            sql = f"""
+                SELECT p.id FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id
+                WHERE {where} AND {matched} = %s
+                ORDER BY p.id LIMIT %s
+            """
+            values = [v for _, v in present]
+            cursor.execute(sql, [*params, *values, need, limit - len(rows)])
+            rows += [(pid, float(need)) for (pid,) in cursor.fetchall()]
+    return [Hit(pid, score, {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
 def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
