@@ -408,13 +408,19 @@ def embedding_space_ensure(
                 space.is_active = True
                 space.save(update_fields=["is_active"])
         with connection.cursor() as cursor:
-            cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s", [f"%vec_hnsw_s{space.pk}_%"])
-            existing = {row[0] for row in cursor.fetchall()}
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE %s", [f"%vec_hnsw_s{space.pk}_%"]
+            )
+            existing = dict(cursor.fetchall())
             for table, (model, kinds) in VECTOR_TABLES.items():
                 db_table = model._meta.db_table
                 for kind in kinds:
-                    if hnsw_index_name(table, space, kind) in existing:
-                        continue
+                    name = hnsw_index_name(table, space, kind)
+                    if name in existing:
+                        if f"vector({int(dim)})" in existing[name]:
+                            continue
+                        # left by an earlier space with this id (a flushed database): not ours
+                        cursor.execute(f"DROP INDEX {name}")
                     cursor.execute(
                         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(table, space, kind)} ON {db_table} "
                         f"USING hnsw ((vector::vector({int(dim)})) vector_cosine_ops) "
