@@ -197,9 +197,12 @@ def hnsw_recall(space: Any, rng: np.random.Generator, n: int, ef: int) -> float:
 
     from catalog.selectors import vector_nearest
 
+    centres = unit(np.random.default_rng(7).normal(size=(500, DIM)))  # the catalog's clusters
     hits = 0
     for _ in range(n):
-        q = unit(rng.normal(size=(1, DIM)))[0]
+        # queries drawn like the catalog's vectors (a random direction far from every cluster is not a
+        # query anyone asks, and every method ranks its near-ties arbitrarily)
+        q = unit(centres[rng.integers(0, len(centres))][None] + 0.35 * rng.normal(size=(1, DIM)) / np.sqrt(DIM) * 8)[0]
         approx = {
             h.owner_id for h in vector_nearest(table="product", space=space, kind="image", query=q, k=10, ef_search=ef)
         }
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "search.json")
+    parser.add_argument("--keep-db", action="store_true", help="keep the bench database (its name is printed)")
     args = parser.parse_args(argv)
     subprocess.run([sys.executable, "-m", "shop.localstack", "start", "postgres", "redis"], cwd=REPO, check=True)
     setup_django()
@@ -262,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     result: dict[str, Any] = {"products": args.products}
-    with fresh_database():
+    with fresh_database(keep=args.keep_db) as db_name:
+        print(f"bench database {db_name}", flush=True)
         for group in GROUPS:
             for kind in TYPES:
                 category_ensure_path([group, kind.capitalize()])

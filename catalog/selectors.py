@@ -371,18 +371,43 @@ def keyword_lexicon(using: str | None = None) -> dict[str, int]:
         return {word: int(n) for word, n in cursor.fetchall()}
 
 
-def attribute_vocabulary(using: str | None = None) -> dict[str, set[str]]:
-    """The catalog's colour, pattern and leaf-category names (lower-cased), for recognising them in
-    a query."""
+def attribute_vocabulary(using: str | None = None) -> dict[str, dict[str, list[object]]]:
+    """The catalog's colour and pattern values and leaf-category names, lower-cased, each with what
+    to match in the table: the stored spellings (colour, pattern) or the category ids."""
     sql = """
-        SELECT 'colour', lower(colour) FROM catalog_product WHERE is_active AND colour <> '' GROUP BY 2
-        UNION ALL SELECT 'pattern', lower(pattern) FROM catalog_product WHERE is_active AND pattern <> '' GROUP BY 2
-        UNION ALL SELECT 'category', lower(name) FROM catalog_category c
-            WHERE NOT EXISTS (SELECT 1 FROM catalog_category k WHERE k.parent_id = c.id) GROUP BY 2
+        SELECT 'colour', lower(colour), colour FROM catalog_product WHERE is_active AND colour <> '' GROUP BY 2, 3
+        UNION ALL
+        SELECT 'pattern', lower(pattern), pattern FROM catalog_product WHERE is_active AND pattern <> '' GROUP BY 2, 3
+        UNION ALL
+        SELECT 'category', lower(name), id::text FROM catalog_category c
+        WHERE NOT EXISTS (SELECT 1 FROM catalog_category k WHERE k.parent_id = c.id)
     """
-    vocabulary: dict[str, set[str]] = {"colour": set(), "pattern": set(), "category": set()}
+    vocabulary: dict[str, dict[str, list[object]]] = {"colour": {}, "pattern": {}, "category": {}}
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql)
-        for field_name, value in cursor.fetchall():
-            vocabulary[field_name].add(value)
+        for field_name, value, stored in cursor.fetchall():
+            vocabulary[field_name].setdefault(value, []).append(int(stored) if field_name == "category" else stored)
     return vocabulary
+
+
+def product_facet_counts(product_ids: Sequence[int], price_edges: Sequence[float]) -> dict[str, list[tuple[str, int]]]:
+    """Facet counts over these products in one round trip: category path, colour, pattern, price band
+    (the index of the band the price falls in, by ``price_edges``) and sizes in stock."""
+    sql = """
+        SELECT 'category', c.path, count(*) FROM catalog_product p JOIN catalog_category c ON c.id = p.category_id
+            WHERE p.id = ANY(%(ids)s) GROUP BY c.path
+        UNION ALL SELECT 'colour', p.colour, count(*) FROM catalog_product p
+            WHERE p.id = ANY(%(ids)s) AND p.colour <> '' GROUP BY p.colour
+        UNION ALL SELECT 'pattern', p.pattern, count(*) FROM catalog_product p
+            WHERE p.id = ANY(%(ids)s) AND p.pattern <> '' GROUP BY p.pattern
+        UNION ALL SELECT 'price', width_bucket(p.price, %(edges)s::numeric[])::text, count(*) FROM catalog_product p
+            WHERE p.id = ANY(%(ids)s) GROUP BY 2
+        UNION ALL SELECT 'size', v.size, count(DISTINCT v.product_id) FROM catalog_variant v
+            WHERE v.product_id = ANY(%(ids)s) AND v.stock > 0 GROUP BY v.size
+    """
+    counts: dict[str, list[tuple[str, int]]] = {k: [] for k in ("category", "colour", "pattern", "size", "price")}
+    with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, {"ids": list(product_ids), "edges": [float(e) for e in price_edges]})
+        for facet, value, n in cursor.fetchall():
+            counts[facet].append((value, int(n)))
+    return counts

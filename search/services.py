@@ -27,7 +27,6 @@ import functools
 import logging
 import re
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -48,7 +47,8 @@ RRF_K = 60
 # `evaluate search --tune-fusion` (grid 0–3 for image, text, attributes; keyword fixed at 1): P@10
 # 0.972 against 0.916 with equal weights. Change them only on evidence from a dev split.
 FUSION_WEIGHTS = {"image": 0.25, "text": 0.5, "keyword": 1.0, "attributes": 3.0}
-POOL = 200  # candidates each signal contributes before fusion
+POOL = 100  # candidates each signal contributes before fusion
+RESULT_SET = 200  # products a fused search ranks (pages and facets cover these)
 MAX_QUERY_CHARS = 200
 PRICE_BANDS = ((0, 20), (20, 50), (50, 100), (100, 200), (200, None))
 
@@ -116,7 +116,7 @@ def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: Produ
 
 # The "any word" fallback ranks at most this many matching products: on a large catalog a common
 # word matches tens of thousands, and ranking them all costs more than a request may.
-OR_CANDIDATES = 3000
+OR_CANDIDATES = 1000
 
 
 def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
@@ -154,10 +154,10 @@ def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None
 
 
 _vocab_lock = threading.Lock()
-_vocab_cache: dict[str, tuple[float, dict[str, set[str]]]] = {}
+_vocab_cache: dict[str, tuple[float, dict[str, dict[str, list[object]]]]] = {}
 
 
-def _vocabulary() -> dict[str, set[str]]:
+def _vocabulary() -> dict[str, dict[str, list[object]]]:
     import time
 
     with _vocab_lock:
@@ -181,34 +181,42 @@ def recognise_attributes(query: str) -> dict[str, list[str]]:
             variants.add(phrase + suffix)
             if phrase.endswith(suffix):
                 variants.add(phrase[: -len(suffix)])
-    found = {name: sorted(values & variants) for name, values in _vocabulary().items()}
+    found = {name: sorted(set(values) & variants) for name, values in _vocabulary().items()}
     return {name: values for name, values in found.items() if values}
 
 
+ATTRIBUTE_ANY_CANDIDATES = 1000
+
+
 def attribute_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
-    """Products matching every attribute the query names first, then those matching fewer (most
-    first); within a tier by id. Each tier stops at ``limit`` rows rather than sorting the catalog."""
+    """Products matching every attribute the query names first (an indexed AND: colour, pattern,
+    category id), then products matching some of them, most first, ranked within a bounded
+    candidate set."""
     found = recognise_attributes(query)
     if not found:
         return []
+    vocabulary = _vocabulary()
+    columns = {"colour": "p.colour", "pattern": "p.pattern", "category": "p.category_id"}
+    conditions, values = [], []
+    for name, names in found.items():
+        conditions.append(f"{columns[name]} = ANY(%s)")
+        values.append([stored for n in names for stored in vocabulary[name][n]])
     where, params = catalog_selectors.product_filter_sql(filters)
-    columns = (("p.colour", "colour"), ("p.pattern", "pattern"), ("c.name", "category"))
-    present = [(column, found[name]) for column, name in columns if name in found]
-    conditions = [f"lower({column}) = ANY(%s)" for column, _ in present]
-    rows: list[tuple[int, float]] = []
+    every = f"SELECT p.id FROM catalog_product p WHERE {where} AND {' AND '.join(conditions)} ORDER BY p.id LIMIT %s"
+    matched = " + ".join(f"({c})::int" for c in conditions)
+    some = f"""
+        SELECT id, matched FROM (
+            SELECT p.id, {matched} AS matched FROM catalog_product p
+            WHERE {where} AND ({" OR ".join(conditions)}) AND NOT (p.id = ANY(%s)) LIMIT %s
+        ) candidates ORDER BY matched DESC, id LIMIT %s
+    """
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        for need in range(len(present), 0, -1):
-            if len(rows) >= limit:
-                break
-            matched = " + ".join(f"(coalesce({c}, false))::int" for c in conditions)
-            sql = f"""
-                SELECT p.id FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id
-                WHERE {where} AND {matched} = %s
-                ORDER BY p.id LIMIT %s
-            """
-            values = [v for _, v in present]
-            cursor.execute(sql, [*params, *values, need, limit - len(rows)])
-            rows += [(pid, float(need)) for (pid,) in cursor.fetchall()]
+        cursor.execute(every, [*params, *values, limit])
+        rows = [(pid, float(len(conditions))) for (pid,) in cursor.fetchall()]
+        if len(rows) < limit and len(conditions) > 1:
+            seen = [pid for pid, _ in rows]
+            cursor.execute(some, [*values, *params, *values, seen, ATTRIBUTE_ANY_CANDIDATES, limit - len(rows)])
+            rows += [(pid, float(n)) for pid, n in cursor.fetchall()]
     return [Hit(pid, score, {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
@@ -261,7 +269,7 @@ def ranked_products(
             lists[signal] = vector_signal(vector, signal, pool, filters)  # type: ignore[arg-type]
     if len(lists) == 1:
         return next(iter(lists.values())), corrected
-    return fuse(lists, pool * len(lists)), corrected
+    return fuse(lists, max(pool, RESULT_SET)), corrected
 
 
 def search_text(
@@ -301,19 +309,10 @@ def search_products(
 
 def facets_of(product_ids: Sequence[int]) -> dict[str, list[tuple[str, int]]]:
     """Counts per category, colour, pattern, size in stock and price band over these products."""
-    briefs = catalog_selectors.product_briefs(product_ids)
-    counters: dict[str, Counter[str]] = {k: Counter() for k in ("category", "colour", "pattern", "size", "price")}
-    for brief in briefs.values():
-        if brief.category_path:
-            counters["category"][brief.category_path] += 1
-        if brief.colour:
-            counters["colour"][brief.colour] += 1
-        if brief.pattern:
-            counters["pattern"][brief.pattern] += 1
-        for size in set(brief.sizes_in_stock):
-            counters["size"][size] += 1
-        counters["price"][price_band(float(brief.price))] += 1
-    return {name: sorted(c.items(), key=lambda kv: (-kv[1], kv[0])) for name, c in counters.items()}
+    counts = catalog_selectors.product_facet_counts(product_ids, [high for _, high in PRICE_BANDS if high])
+    bands = {i: price_band(low) for i, (low, _) in enumerate(PRICE_BANDS)}
+    counts["price"] = [(bands[int(i)], n) for i, n in counts["price"]]
+    return {name: sorted(values, key=lambda kv: (-kv[1], kv[0])) for name, values in counts.items()}
 
 
 def price_band(price: float) -> str:
