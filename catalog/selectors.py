@@ -277,21 +277,25 @@ def vector_nearest(
     distance = f"(t.vector::vector({dim})) <=> %s::vector({dim})"
     join, condition, condition_params = "", "", []
     statements = [f"SET LOCAL hnsw.ef_search = {int(ef_search)}"]
+    exact = False
     if filters is not None and filters.active():
         where, condition_params = product_filter_sql(filters)
         join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
         matching = product_count_matching(filters, using)
         if matching <= EXACT_SCAN_MAX:
-            statements = ["SET LOCAL enable_indexscan = off"]
+            exact = True
         elif pgvector_version(using) >= (0, 8):
             statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
         else:
             total = max(1, product_count_matching(None, using))
             wanted = int(k * total / max(1, matching) * 1.5)
             statements = [f"SET LOCAL hnsw.ef_search = {min(EF_SEARCH_MAX, max(ef_search, wanted))}"]
+    # Exact: order by an expression the HNSW index cannot serve ("+ 0"), so the planner reaches the
+    # few matching rows through the product filter and the (product, space, kind) index instead.
+    order = f"({distance}) + 0" if exact else distance
     sql = (
         f"SELECT t.{owner}, {distance} AS distance FROM {model._meta.db_table} t {join} "
-        f"WHERE t.space_id = %s AND t.kind = %s{condition} ORDER BY {distance} LIMIT %s"
+        f"WHERE t.space_id = %s AND t.kind = %s{condition} ORDER BY {order} LIMIT %s"
     )
     params = [literal, space.pk, kind, *condition_params, literal, int(k)]
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
