@@ -8,7 +8,8 @@ descriptions, categories (40 leaves), colours, patterns, prices and sizes in sto
 vocabulary, and image and text vectors of the real dimension (256): unit vectors scattered around
 500 random cluster centres (noise of norm 0.6 around each centre; text vectors a further 0.4 from
 their image vector), the structure real catalog vectors have (designs, categories), unlike uniformly
-random vectors, on which every approximate index does badly. The vectors are loaded first and the HNSW indexes built afterwards (timed), as a bulk import would.
+random vectors, on which every approximate index does badly. The vectors are loaded first and the
+HNSW indexes built afterwards (timed), as a bulk import would.
 
 Printed, all measured in the same run:
 
