@@ -256,11 +256,13 @@ def vector_nearest(
     ef_search: int = 100,
     using: str | None = None,
     filters: ProductFilters | None = None,
+    matching: int | None = None,
 ) -> list[Neighbour]:
     """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
     (space, kind) partial HNSW index. Reads go to the search database (a replica when configured).
     ``filters`` (product table only) restrict the products; a selective filter switches to an exact
-    scan of the matching products so that the index never starves the result of candidates."""
+    scan of the matching products so that the index never starves the result of candidates.
+    ``matching`` is how many products pass ``filters``, when the caller counted them already."""
     using = using or settings.SEARCH_DB_ALIAS
     if table not in VECTOR_TABLES:
         raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
@@ -281,7 +283,8 @@ def vector_nearest(
     if filters is not None and filters.active():
         where, condition_params = product_filter_sql(filters)
         join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
-        matching = product_count_matching(filters, using)
+        if matching is None:
+            matching = product_count_matching(filters, using)
         if matching <= EXACT_SCAN_MAX:
             exact = True
         elif pgvector_version(using) >= (0, 8):

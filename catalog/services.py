@@ -11,7 +11,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -456,26 +455,18 @@ def product_refresh_image_vector(product_id: int, space: EmbeddingSpace) -> bool
     with transaction.atomic():
         # One writer per product at a time, so two of its images finishing together both count.
         Product.objects.select_for_update().filter(pk=product_id).values_list("pk", flat=True).first()
-        return _product_refresh_image_vector_locked(product_id, space, np)
-
-
-def _product_refresh_image_vector_locked(product_id: int, space: EmbeddingSpace, np: Any) -> bool:
-    rows = list(
-        ImageVector.objects.filter(
-            image__product_id=product_id,
-            space=space,
-            kind=ImageVector.Kind.CUTOUT,
+        rows = list(
+            ImageVector.objects.filter(image__product_id=product_id, space=space, kind=ImageVector.Kind.CUTOUT)
+            .exclude(image__status=ProductImage.Status.FAILED)
+            .values_list("vector", flat=True)
         )
-        .exclude(image__status=ProductImage.Status.FAILED)
-        .values_list("vector", flat=True)
-    )
-    if not rows:
-        ProductVector.objects.filter(product_id=product_id, space=space, kind=ProductVector.Kind.IMAGE).delete()
-        return False
-    mean = np.mean([np.asarray(r, dtype=np.float32) for r in rows], axis=0)
-    mean /= max(float(np.linalg.norm(mean)), 1e-12)
-    product_vector_upsert(product_id, space, ProductVector.Kind.IMAGE, mean.tolist())
-    return True
+        if not rows:
+            ProductVector.objects.filter(product_id=product_id, space=space, kind=ProductVector.Kind.IMAGE).delete()
+            return False
+        mean = np.mean([np.asarray(r, dtype=np.float32) for r in rows], axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        product_vector_upsert(product_id, space, ProductVector.Kind.IMAGE, mean.tolist())
+        return True
 
 
 # --- CSV import --------------------------------------------------------------------------------

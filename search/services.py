@@ -98,7 +98,13 @@ def encode_query_text(text: str) -> np.ndarray:
     return np.asarray(_encode_cached(embedder().version, text.strip().lower()), dtype=np.float32)
 
 
-def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+def vector_signal(
+    vector: Sequence[float],
+    kind: str,
+    limit: int,
+    filters: ProductFilters | None = None,
+    matching: int | None = None,
+) -> list[Hit]:
     space = _space()
     if space is None:
         return []
@@ -110,6 +116,7 @@ def vector_signal(vector: Sequence[float], kind: str, limit: int, filters: Produ
         k=limit,
         ef_search=max(100, limit),
         filters=filters,
+        matching=matching,
     )
     return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(hits, start=1)]
 
@@ -255,6 +262,12 @@ def ranked_products(
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
     vector = encode_query_text(query) if {"image", "text"} & set(signals) else None
+    # Both vector signals need the filter's size (exact scan or not): count it once.
+    matching = (
+        catalog_selectors.product_count_matching(filters)
+        if vector is not None and filters is not None and filters.active()
+        else None
+    )
     lists: dict[str, list[Hit]] = {}
     corrected = ""
     for signal in signals:
@@ -266,7 +279,7 @@ def ranked_products(
                 corrected = keyword_query
             lists[signal] = keyword_signal(keyword_query, pool, filters)
         else:
-            lists[signal] = vector_signal(vector, signal, pool, filters)  # type: ignore[arg-type]
+            lists[signal] = vector_signal(vector, signal, pool, filters, matching)  # type: ignore[arg-type]
     if len(lists) == 1:
         return next(iter(lists.values())), corrected
     return fuse(lists, max(pool, RESULT_SET)), corrected

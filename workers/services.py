@@ -411,6 +411,16 @@ def product_text_refresh(product_id: int, space: EmbeddingSpace) -> bool:
     return True
 
 
+def image_mark_timed_out(image_id: int) -> str:
+    """The task ran past its soft time limit: the image fails with that reason (no retry)."""
+    catalog_services.image_mark_failed(
+        image_id,
+        stage="timeout",
+        reason=f"processing took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped",
+    )
+    return "failed"
+
+
 def image_pipeline_run(image_id: int, token: str = "") -> str:
     """Run every stage for one image. Idempotent and safe to deliver twice (see the module notes).
     Returns "ready", "failed", "missing", "done" (nothing to do) or "busy" (another worker has it)."""

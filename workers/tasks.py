@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from catalog import services as catalog_services
 from workers import services
 
 
@@ -31,12 +29,7 @@ def image_process(self: Task, image_id: int) -> str:
     try:
         return services.image_pipeline_run(image_id, token=self.request.id or "")
     except SoftTimeLimitExceeded:
-        catalog_services.image_mark_failed(
-            image_id,
-            stage="timeout",
-            reason=f"processing took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped",
-        )
-        return "failed"
+        return services.image_mark_timed_out(image_id)
 
 
 @shared_task(

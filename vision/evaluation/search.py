@@ -62,17 +62,11 @@ def fresh_database(keep: bool = False) -> Iterator[str]:
     dsn = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
     with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    original = db["NAME"]
-    connections["default"].close()
-    db["NAME"] = name
-    connections["default"].settings_dict["NAME"] = name
     try:
-        call_command("migrate", verbosity=0, interactive=False)
-        yield name
+        with use_database(name):
+            call_command("migrate", verbosity=0, interactive=False)
+            yield name
     finally:
-        connections["default"].close()
-        db["NAME"] = original
-        connections["default"].settings_dict["NAME"] = original
         if not keep:
             with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
