@@ -87,17 +87,22 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "corsheaders",
     "shop",
     "catalog",
     "search",
     "workers",
     "vision",
+    "api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -207,3 +212,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("SHOP_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- REST API v1 (issue 7): DRF, OpenAPI schema, CORS --------------------------------------------
+REST_FRAMEWORK: dict[str, object] = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS: dict[str, object] = {
+    "TITLE": "Fashion shop API",
+    "VERSION": "1.0.0",
+}
+CORS_ALLOWED_ORIGINS = env_list("SHOP_CORS_ORIGINS", "")  # the mobile app's web origins, comma-separated
+CORS_URLS_REGEX = r"^/(api/v1|widget)/.*$"

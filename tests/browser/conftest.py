@@ -1,0 +1,124 @@
+"""Real-browser fixtures: Playwright drives the Debian Chromium (``/usr/bin/chromium``, or
+``SHOP_CHROMIUM``) against pytest-django's live server, which serves the test database.
+
+* ``browser``: one headless Chromium for the session.
+* ``page``: a fresh browser context + page at desktop width, closed after the test.
+* ``screenshot(page, name)``: saves ``test-output/screenshots/<name>-desktop.png`` and
+  ``…-phone.png`` (the viewport is switched to a phone width for the second one and back).
+* ``shop_catalog``: a small catalog (8 products, two of them out of stock, one design in three
+  colours) imported through the real import service and processed inline by the real pipeline with
+  the test models; returns sku → product id.
+
+Tests that use ``live_server`` run with a transactional database (flushed after each test), so the
+catalog fixture is per test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+
+from tests import bad_images as bad
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+# browser steps are ordinary synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+CHROMIUM = os.environ.get("SHOP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# sku, title, category, colour, pattern, price, stock, design group, image colour
+BROWSER_CATALOG = [
+    ("TEE-RED", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:0|M:0", "TEE1", (200, 30, 30)),
+    ("TEE-NAVY", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:3|M:2", "TEE1", (30, 40, 120)),
+    ("TEE-BLACK", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
+    ("TEE-STRIPE", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
+    ("DRESS-RED", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
+    ("DRESS-GREEN", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
+    ("JEANS-BLUE", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
+    ("JACKET-BLACK", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:0", "", (25, 25, 30)),
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: bin/setup installs it (apt-get install chromium) or set SHOP_CHROMIUM")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Any, str], list[Path]]:
+    """``screenshot(page, name)`` → the two files written (desktop and phone width)."""
+
+    def take(tab: Any, name: str) -> list[Path]:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        before = tab.viewport_size or DESKTOP
+        written = []
+        for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            tab.set_viewport_size(size)
+            tab.wait_for_timeout(150)  # let the layout settle after the resize
+            target = SCREENSHOTS / f"{name}-{label}.png"
+            tab.screenshot(path=str(target), full_page=True)
+            written.append(target)
+        tab.set_viewport_size(before)
+        return written
+
+    return take
+
+
+@pytest.fixture
+def shop_catalog(transactional_db: None, media_root: Path, tmp_path: Path, test_models: Path) -> dict[str, int]:
+    """BROWSER_CATALOG imported and processed inline by the real pipeline; sku → product id."""
+    from catalog import selectors
+    from catalog.services import catalog_import_csv
+    from search.spelling import lexicon_reset
+    from workers.services import image_pipeline_run
+
+    previous = django_settings.SHOP_PIPELINE
+    django_settings.SHOP_PIPELINE = "off"
+    try:
+        lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
+        for sku, title, category, colour, pattern, price, stock, group, rgb in BROWSER_CATALOG:
+            (tmp_path / f"{sku}.jpg").write_bytes(bad.jpeg((240, 360), rgb))
+            description = f"{title} in {colour.lower()}, {pattern.lower()}"
+            lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
+        (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        report = catalog_import_csv(tmp_path / "catalog.csv", tmp_path)
+        assert not report.problems, report.problems
+        for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
+            assert image_pipeline_run(image_id) == "ready"
+    finally:
+        django_settings.SHOP_PIPELINE = previous
+    lexicon_reset()
+    return {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
