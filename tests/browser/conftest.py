@@ -61,7 +61,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: bin/setup installs it (apt-get install chromium) or set SHOP_CHROMIUM")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: bin/setup installs it (apt-get install chromium)")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
