@@ -230,6 +230,8 @@ def photo_latency(limit: int) -> dict[str, float] | str:
     from vision.assets import AssetMissing
 
     manifest = SHARED / "viton" / "manifest.csv"
+    if limit <= 0:
+        return "skipped (--photos 0)"
     if not manifest.is_file():
         return "no VITON photos under ../shared/data"
     with manifest.open(newline="", encoding="utf-8") as fh:

@@ -8,11 +8,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
 from catalog import selectors
 from catalog.image_checks import ImageRejected, image_check_upload
-from catalog.models import Category, EmbeddingSpace, Product, ProductImage, Variant
+from catalog.models import Category, EmbeddingSpace, ImportJob, Product, ProductImage, Variant
 from catalog.services import atomic_with_files, product_image_add
 
 
@@ -162,7 +163,19 @@ class ProductImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="duplicate of")
     def duplicate(self, obj: ProductImage) -> str:
-        return f"image {obj.duplicate_of_id}" if obj.duplicate_of_id else ""
+        other = obj.duplicate_of
+        if other is None:
+            return ""
+        return format_html(
+            '<a href="{}#photos" class="{}">{} image {}</a>',
+            reverse("admin:catalog_product_change", args=[other.product_id]),
+            "staff-warning-inline" if other.product_id != obj.product_id else "",
+            other.product.sku,
+            other.pk,
+        )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProductImage]:
+        return super().get_queryset(request).select_related("product", "duplicate_of__product")
 
     @admin.display(description="seconds")
     def timings(self, obj: ProductImage) -> str:
@@ -180,3 +193,22 @@ class CategoryAdmin(admin.ModelAdmin):
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
     list_display = ("name", "model_name", "model_version", "dim", "modality", "is_active")
     readonly_fields = ("dim",)
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Bulk imports are started on the staff import page (CSV + images ZIP); here they are listed."""
+
+    list_display = ("__str__", "progress_link", "status", "done", "total", "created", "updated", "failed", "created_by")
+    list_filter = ("status",)
+    readonly_fields = tuple(f.name for f in ImportJob._meta.fields)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # started on the staff import page, which checks the files
+
+    def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        return False
+
+    @admin.display(description="progress and report")
+    def progress_link(self, obj: ImportJob) -> str:
+        return format_html('<a href="{}">open</a>', reverse("staff:import_detail", args=[obj.pk]))

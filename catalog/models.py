@@ -206,3 +206,40 @@ class ProductVector(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["product", "space", "kind"], name="productvector_unique")]
+
+
+class ImportJob(models.Model):
+    """A bulk import started from the staff pages: a catalog CSV plus an optional ZIP of its images,
+    run by a Celery task (``workers.tasks.catalog_import_job``) that records its progress here."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting for a worker"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    csv_file = models.FileField(upload_to="imports/", max_length=300)
+    zip_file = models.FileField(upload_to="imports/", max_length=300, blank=True)
+    csv_name = models.CharField(max_length=300, blank=True, help_text="the uploaded CSV's file name")
+    zip_name = models.CharField(max_length=300, blank=True, help_text="the uploaded ZIP's file name")
+    created_by = models.CharField(max_length=150, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="rows to write (good rows of the file)")
+    done = models.PositiveIntegerField(default=0, help_text="rows written or refused so far")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="bad rows")
+    images_added = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text="bad rows: [{line, sku, reason}]")
+    error = models.TextField(blank=True, help_text="why the whole file could not be imported")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.csv_name or 'catalog'}, {self.status})"

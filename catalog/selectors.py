@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connections, transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import Category, EmbeddingSpace, ImageVector, Product, ProductImage, ProductVector, Variant
+from catalog.models import (
+    Category,
+    EmbeddingSpace,
+    ImageVector,
+    ImportJob,
+    Product,
+    ProductImage,
+    ProductVector,
+    Variant,
+)
 from catalog.services import VECTOR_TABLES
 
 
@@ -232,6 +244,28 @@ def product_count_matching(filters: ProductFilters | None, using: str | None = N
         return int(cursor.fetchone()[0])
 
 
+@dataclass(frozen=True)
+class FilterMatch:
+    """How many products pass a filter, and which, when they are few enough for an exact scan."""
+
+    count: int
+    ids: tuple[int, ...] | None  # None: more than EXACT_SCAN_MAX match (the index path serves them)
+
+
+def product_filter_match(filters: ProductFilters, using: str | None = None) -> FilterMatch:
+    """The products passing ``filters``, read once per search: their ids when at most EXACT_SCAN_MAX
+    match (every vector signal then scans just those rows, without filtering the product table
+    again), else only their count."""
+    using = using or settings.SEARCH_DB_ALIAS
+    where, params = product_filter_sql(filters)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT p.id FROM catalog_product p WHERE {where} LIMIT %s", [*params, EXACT_SCAN_MAX + 1])
+        ids = tuple(row[0] for row in cursor.fetchall())
+    if len(ids) <= EXACT_SCAN_MAX:
+        return FilterMatch(count=len(ids), ids=ids)
+    return FilterMatch(count=product_count_matching(filters, using), ids=None)
+
+
 def pgvector_version(using: str) -> tuple[int, ...]:
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
@@ -256,13 +290,13 @@ def vector_nearest(
     ef_search: int = 100,
     using: str | None = None,
     filters: ProductFilters | None = None,
-    matching: int | None = None,
+    matching: FilterMatch | None = None,
 ) -> list[Neighbour]:
     """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
     (space, kind) partial HNSW index. Reads go to the search database (a replica when configured).
     ``filters`` (product table only) restrict the products; a selective filter switches to an exact
     scan of the matching products so that the index never starves the result of candidates.
-    ``matching`` is how many products pass ``filters``, when the caller counted them already."""
+    ``matching`` is what ``product_filter_match(filters)`` returned, when the caller read it already."""
     using = using or settings.SEARCH_DB_ALIAS
     if table not in VECTOR_TABLES:
         raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
@@ -281,20 +315,24 @@ def vector_nearest(
     statements = [f"SET LOCAL hnsw.ef_search = {int(ef_search)}"]
     exact = False
     if filters is not None and filters.active():
-        where, condition_params = product_filter_sql(filters)
-        join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
         if matching is None:
-            matching = product_count_matching(filters, using)
-        if matching <= EXACT_SCAN_MAX:
+            matching = product_filter_match(filters, using)
+        if matching.ids is not None:
+            # Few enough: score exactly the matching products' rows, found through the
+            # (product, space, kind) index; the product table is not read again.
             exact = True
-        elif pgvector_version(using) >= (0, 8):
-            statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            condition, condition_params = " AND t.product_id = ANY(%s)", [list(matching.ids)]
         else:
-            total = max(1, product_count_matching(None, using))
-            wanted = int(k * total / max(1, matching) * 1.5)
-            statements = [f"SET LOCAL hnsw.ef_search = {min(EF_SEARCH_MAX, max(ef_search, wanted))}"]
+            where, condition_params = product_filter_sql(filters)
+            join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
+            if pgvector_version(using) >= (0, 8):
+                statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            else:
+                total = max(1, product_count_matching(None, using))
+                wanted = int(k * total / max(1, matching.count) * 1.5)
+                statements = [f"SET LOCAL hnsw.ef_search = {min(EF_SEARCH_MAX, max(ef_search, wanted))}"]
     # Exact: order by an expression the HNSW index cannot serve ("+ 0"), so the planner reaches the
-    # few matching rows through the product filter and the (product, space, kind) index instead.
+    # few matching rows through the (product, space, kind) index instead.
     order = f"({distance}) + 0" if exact else distance
     sql = (
         f"SELECT t.{owner}, {distance} AS distance FROM {model._meta.db_table} t {join} "
@@ -418,3 +456,331 @@ def product_facet_counts(product_ids: Sequence[int], price_edges: Sequence[float
         for facet, value, n in cursor.fetchall():
             counts[facet].append((value, int(n)))
     return counts
+
+
+# --- staff pages (issue 6) ---------------------------------------------------------------------
+
+
+def _file_url(field: object) -> str:
+    return field.url if field else ""  # type: ignore[attr-defined]
+
+
+def image_status_rows(*, image_ids: Sequence[int] = (), product_id: int | None = None) -> list[dict[str, object]]:
+    """What the staff pages show of each image while it is processed: status, stage, reason,
+    the original / cutout / mask URLs and the image it duplicates (with that image's product)."""
+    rows = ProductImage.objects.select_related("product", "duplicate_of__product").order_by("product_id", "position")
+    rows = rows.filter(product_id=product_id) if product_id is not None else rows.filter(pk__in=list(image_ids))
+    out: list[dict[str, object]] = []
+    for image in rows:
+        duplicate = image.duplicate_of
+        out.append(
+            {
+                "id": image.pk,
+                "product_id": image.product_id,
+                "sku": image.product.sku,
+                "title": image.product.title,
+                "source_name": image.source_name,
+                "status": image.status,
+                "stage": image.stage,
+                "error": image.error,
+                "file_url": _file_url(image.file),
+                "cutout_url": _file_url(image.cutout),
+                "mask_url": _file_url(image.mask),
+                "seconds": round(sum(float(v) for v in (image.stage_timings or {}).values()), 2),
+                "duplicate_of": None
+                if duplicate is None
+                else {
+                    "image_id": duplicate.pk,
+                    "product_id": duplicate.product_id,
+                    "sku": duplicate.product.sku,
+                    "title": duplicate.product.title,
+                    "same_product": duplicate.product_id == image.product_id,
+                },
+            }
+        )
+    return out
+
+
+def import_job_get(job_id: int) -> ImportJob | None:
+    return ImportJob.objects.filter(pk=job_id).first()
+
+
+def import_jobs_recent(limit: int = 10) -> list[ImportJob]:
+    return list(ImportJob.objects.order_by("-created_at", "-id")[:limit])
+
+
+@dataclass
+class CatalogHealth:
+    products: int
+    images: int
+    status_counts: dict[str, int]
+    failed_reasons: list[tuple[str, int]]  # reason, how many images
+    failed_images: list[ProductImage]
+    unfinished_images: list[ProductImage]  # pending or processing
+    products_without_images: list[Product]
+    duplicate_images: list[ProductImage]
+    out_of_stock: list[Product]
+    without_images_count: int
+    duplicates_count: int
+    out_of_stock_count: int
+
+
+def catalog_health(*, list_limit: int = 50) -> CatalogHealth:
+    """The numbers and lists of the staff catalog health page (lists cut at ``list_limit``)."""
+    images = ProductImage.objects.select_related("product")
+    status_counts = {status: 0 for status in ProductImage.Status.values}
+    for row in ProductImage.objects.values("status").annotate(n=Count("id")):
+        status_counts[row["status"]] = row["n"]
+    failed = images.filter(status=ProductImage.Status.FAILED)
+    reasons = [
+        (row["error"] or "no reason recorded", row["n"])
+        for row in failed.values("error").annotate(n=Count("id")).order_by("-n", "error")
+    ]
+    unfinished = images.filter(status__in=[ProductImage.Status.PENDING, ProductImage.Status.PROCESSING])
+    no_images = Product.objects.filter(~Exists(ProductImage.objects.filter(product=OuterRef("pk"))))
+    duplicates = images.select_related("duplicate_of__product").filter(duplicate_of__isnull=False)
+    out_of_stock = Product.objects.filter(is_active=True).filter(
+        ~Exists(Variant.objects.filter(product=OuterRef("pk"), stock__gt=0))
+    )
+    return CatalogHealth(
+        products=Product.objects.count(),
+        images=sum(status_counts.values()),
+        status_counts=status_counts,
+        failed_reasons=reasons,
+        failed_images=list(failed.order_by("-updated_at")[:list_limit]),
+        unfinished_images=list(unfinished.order_by("id")[:list_limit]),
+        products_without_images=list(no_images.order_by("sku")[:list_limit]),
+        duplicate_images=list(duplicates.order_by("product__sku", "id")[:list_limit]),
+        out_of_stock=list(out_of_stock.order_by("sku")[:list_limit]),
+        without_images_count=no_images.count(),
+        duplicates_count=duplicates.count(),
+        out_of_stock_count=out_of_stock.count(),
+    )
+
+
+def catalog_last_change() -> str:
+    """A key that changes whenever products or their image vectors change (the newest write time
+    and the row counts, so deletions count too)."""
+    products = Product.objects.aggregate(n=Count("id"), at=Max("updated_at"))
+    vectors = ProductVector.objects.filter(kind=ProductVector.Kind.IMAGE).aggregate(n=Count("id"), at=Max("updated_at"))
+    stamp = max([t for t in (products["at"], vectors["at"]) if t is not None], default=None)
+    return f"{stamp.isoformat() if stamp else 'empty'}:{products['n']}:{vectors['n']}"
+
+
+@dataclass
+class StyleCluster:
+    number: int
+    size: int
+    label: str  # the commonest category and colour among its products
+    products: list[dict[str, object]]  # nearest the centre first: id, sku, title, picture URL, distance
+
+
+@dataclass
+class StyleClusters:
+    clusters: list[StyleCluster]
+    products: int  # products with an image vector that were clustered
+    space: str
+    key: str  # the catalog's last-change key the result was computed (and cached) for
+    cached: bool
+    seconds: float
+
+
+def _kmeans(matrix: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical k-means (cosine) with k-means++ seeding; deterministic for a given seed.
+    Returns (labels, unit-length centres)."""
+    rng = np.random.default_rng(seed)
+    n = matrix.shape[0]
+    centres = [matrix[int(rng.integers(n))]]
+    for _ in range(1, k):
+        sims = np.max(matrix @ np.stack(centres).T, axis=1)
+        weights = np.clip(1.0 - sims, 0.0, None) ** 2
+        total = float(weights.sum())
+        pick = int(rng.choice(n, p=weights / total)) if total > 1e-12 else int(rng.integers(n))
+        centres.append(matrix[pick])
+    centre_matrix = np.stack(centres)
+    labels = np.full(n, -1)
+    for _ in range(iterations):
+        new_labels = np.argmax(matrix @ centre_matrix.T, axis=1)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for c in range(k):
+            members = matrix[labels == c]
+            if len(members):
+                mean = members.mean(axis=0)
+                centre_matrix[c] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return labels, centre_matrix
+
+
+def catalog_style_clusters(*, k: int | None = None, per_cluster: int = 6) -> StyleClusters:
+    """Style clusters of the catalog: k-means over the products' image vectors (active image
+    space), each with the products nearest its centre. Cached (Django cache) under the catalog's
+    last-change key, so k-means runs once per catalog change, never on every page view."""
+    import time
+
+    from django.core.cache import cache
+
+    space = embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
+    key = catalog_last_change()
+    if space is None:
+        return StyleClusters([], 0, "", key, False, 0.0)
+    cache_key = f"staff:style-clusters:{space.pk}:{k}:{per_cluster}:{key}"
+    found = cache.get(cache_key)
+    if found is not None:
+        found.cached = True
+        return found
+    started = time.monotonic()
+    rows = list(
+        ProductVector.objects.filter(space=space, kind=ProductVector.Kind.IMAGE).values_list("product_id", "vector")
+    )
+    if not rows:
+        return StyleClusters([], 0, space.name, key, False, 0.0)
+    ids = [pid for pid, _ in rows]
+    matrix = np.asarray([np.asarray(v, dtype=np.float32) for _, v in rows])
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    n_clusters = min(len(ids), k or max(2, min(12, round(math.sqrt(len(ids) / 2)))))
+    labels, centres = _kmeans(matrix, n_clusters)
+    products = {p.pk: p for p in Product.objects.select_related("category").filter(pk__in=ids)}
+    pictures: dict[int, str] = {}
+    for image in ProductImage.objects.filter(product_id__in=ids).order_by("product_id", "position", "id"):
+        if image.product_id not in pictures and (image.cutout or image.file):
+            pictures[image.product_id] = (image.cutout or image.file).url
+    clusters: list[StyleCluster] = []
+    for c in range(n_clusters):
+        members = np.flatnonzero(labels == c)
+        if not len(members):
+            continue
+        distance = 1.0 - matrix[members] @ centres[c]
+        order = members[np.argsort(distance, kind="stable")]
+        categories = Counter(str(products[ids[i]].category or "") for i in members if products[ids[i]].category)
+        colours = Counter(products[ids[i]].colour for i in members if products[ids[i]].colour)
+        label = " · ".join(x for x in (_commonest(categories), _commonest(colours)) if x) or "mixed"
+        clusters.append(
+            StyleCluster(
+                number=0,
+                size=len(members),
+                label=label,
+                products=[
+                    {
+                        "id": ids[i],
+                        "sku": products[ids[i]].sku,
+                        "title": products[ids[i]].title,
+                        "picture": pictures.get(ids[i], ""),
+                        "distance": round(float(1.0 - matrix[i] @ centres[c]), 3),
+                    }
+                    for i in order[:per_cluster]
+                ],
+            )
+        )
+    clusters.sort(key=lambda cl: -cl.size)
+    for number, cluster in enumerate(clusters, start=1):
+        cluster.number = number
+    result = StyleClusters(clusters, len(ids), space.name, key, False, round(time.monotonic() - started, 3))
+    cache.set(cache_key, result, timeout=24 * 3600)
+    return result
+
+
+def _commonest(counter: Counter[str]) -> str:
+    if not counter:
+        return ""
+    value, n = counter.most_common(1)[0]
+    return f"{value} ({n})"
+
+
+# --- REST API v1 (issue 7) ---------------------------------------------------------------------
+
+
+def category_list() -> list[Category]:
+    """Every category (tree order by path), each with ``product_count``: active products filed in it
+    or below it."""
+    categories = list(Category.objects.order_by("path", "id"))
+    direct = dict(
+        Product.objects.filter(is_active=True, category__isnull=False)
+        .values_list("category__path")
+        .annotate(n=Count("id"))
+        .values_list("category__path", "n")
+    )
+    for category in categories:
+        prefix = f"{category.path}/"
+        category.product_count = sum(  # type: ignore[attr-defined]
+            n for path, n in direct.items() if path == category.path or path.startswith(prefix)
+        )
+    return categories
+
+
+PRODUCT_ORDERINGS: dict[str, str] = {
+    "sku": "p.sku, p.id",
+    "price": "p.price, p.id",
+    "-price": "p.price DESC, p.id",
+    "newest": "p.created_at DESC, p.id DESC",
+    "title": "lower(p.title), p.id",
+}
+
+
+def product_ids_matching(
+    filters: ProductFilters | None, *, ordering: str = "sku", using: str | None = None
+) -> list[int]:
+    """Ids of the active products passing ``filters`` in a stable order (``PRODUCT_ORDERINGS``; ties
+    broken by id), for paging and facets."""
+    if ordering not in PRODUCT_ORDERINGS:
+        raise ValueError(f"ordering must be one of {sorted(PRODUCT_ORDERINGS)}")
+    where, params = product_filter_sql(filters)
+    sql = f"SELECT p.id FROM catalog_product p WHERE {where} ORDER BY {PRODUCT_ORDERINGS[ordering]}"
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def products_by_ids(product_ids: Sequence[int], *, active_only: bool = True) -> list[Product]:
+    """These products in the given order (missing or, with ``active_only``, inactive ones left
+    out), with category, variants and images loaded and ``in_stock`` / ``total_stock`` annotated."""
+    rows = product_list(active_only=active_only).filter(pk__in=list(product_ids)).prefetch_related("variants")
+    by_id = {p.pk: p for p in rows}
+    return [by_id[pid] for pid in product_ids if pid in by_id]
+
+
+def product_get_detailed(sku: str) -> Product | None:
+    """The product with this SKU (active or not) with category, variants and images loaded."""
+    return product_list(active_only=False).filter(sku=sku).prefetch_related("variants").first()
+
+
+# --- storefront (issue 6) ----------------------------------------------------------------------
+
+
+def category_get_by_path(path: str) -> Category | None:
+    return Category.objects.filter(path=path.strip("/")).first()
+
+
+def category_list_top() -> list[Category]:
+    """The root categories, by name."""
+    return list(Category.objects.filter(parent__isnull=True).order_by("name"))
+
+
+def category_children(category: Category) -> list[Category]:
+    return list(Category.objects.filter(parent=category).order_by("name"))
+
+
+def category_ancestors(category: Category) -> list[Category]:
+    """The category's ancestors from the root down, without the category itself."""
+    parts = category.path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    return list(Category.objects.filter(path__in=prefixes).order_by("depth"))
+
+
+def category_names_by_path(paths: Sequence[str]) -> dict[str, str]:
+    return dict(Category.objects.filter(path__in=list(paths)).values_list("path", "full_name"))
+
+
+def product_list_in_category(category: Category) -> QuerySet[Product]:
+    """Active products of the category and everything below it (``product_list`` annotations)."""
+    return product_list().filter(category__in=category_descendants(category))
+
+
+def product_list_by_ids(product_ids: Sequence[int]) -> list[Product]:
+    """Active products (``product_list`` annotations) in the order of ``product_ids``."""
+    found = {p.pk: p for p in product_list().filter(pk__in=list(product_ids))}
+    return [found[pid] for pid in product_ids if pid in found]
+
+
+def product_variants(product_id: int) -> list[Variant]:
+    return list(Variant.objects.filter(product_id=product_id).order_by("position", "id"))

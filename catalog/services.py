@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -25,6 +27,7 @@ from catalog.models import (
     Category,
     EmbeddingSpace,
     ImageVector,
+    ImportJob,
     Product,
     ProductImage,
     ProductVector,
@@ -547,3 +550,274 @@ def catalog_import_csv(
     report.problems.sort(key=lambda p: p.line)
     logger.info("catalog import of %s: %s", csv_path, report.summary())
     return report
+
+
+# --- staff uploads (issue 6) -------------------------------------------------------------------
+
+
+@dataclass
+class UploadResult:
+    """What happened to one file of a staff multi-file upload."""
+
+    name: str
+    ok: bool
+    error: str = ""
+    image_id: int | None = None
+    product_id: int | None = None
+    sku: str = ""
+    created: bool = False  # False when the product already had exactly these bytes
+
+
+SKU_UNSAFE_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def product_sku_from_file_name(file_name: str) -> str:
+    """A SKU from an image's file name ("Red Dress (2).jpg" → "Red-Dress-2"), made unique with a
+    numeric suffix when the catalog already has it."""
+    stem = Path(file_name.replace("\\", "/")).stem
+    base = SKU_UNSAFE_RE.sub("-", stem).strip("-._")[:56] or "photo"
+    if not base[0].isalnum():
+        base = f"p{base}"[:56]
+    sku, n = base, 1
+    while Product.objects.filter(sku=sku).exists():
+        n += 1
+        sku = f"{base}-{n}"
+    return sku
+
+
+def product_title_from_file_name(file_name: str) -> str:
+    stem = Path(file_name.replace("\\", "/")).stem
+    words = re.sub(r"[_\-.]+", " ", stem).split()
+    title = " ".join(words)[:300]
+    return title[:1].upper() + title[1:] if title else "New product"
+
+
+def product_images_upload(
+    files: Sequence[tuple[str, bytes, str]],
+    *,
+    product: Product | None = None,
+) -> list[UploadResult]:
+    """Store each of ``files`` (name, bytes, declared content type) on ``product``, or, when
+    ``product`` is None, each as a new inactive product (SKU and title from the file name, price 0;
+    staff complete and activate it later). Every file commits alone: a refused file (the reason
+    from :func:`catalog.image_checks.image_check_upload`) leaves neither a product nor a file, and
+    never stops the others. Processing is queued when each file's transaction commits."""
+    from catalog.image_checks import ImageRejected
+
+    results: list[UploadResult] = []
+    for name, content, content_type in files:
+        try:
+            image_check_upload(content, name, content_type)  # refuse before creating a product for it
+            with atomic_with_files():
+                target = product
+                if target is None:
+                    target = Product.objects.create(
+                        sku=product_sku_from_file_name(name),
+                        title=product_title_from_file_name(name),
+                        price=Decimal("0"),
+                        currency=settings.SHOP_DEFAULT_CURRENCY,
+                        is_active=False,
+                    )
+                    Variant.objects.create(product=target, size=Variant.ONE_SIZE, stock=0)
+                    product_search_document_refresh([target.pk])
+                image, created = product_image_add(target, content, source_name=name, content_type=content_type)
+        except ImageRejected as exc:
+            reason = str(exc)
+            reason = reason[len(name) + 2 :] if reason.startswith(f"{name}: ") else reason  # name shown beside
+            results.append(UploadResult(name=name, ok=False, error=reason))
+            continue
+        results.append(
+            UploadResult(
+                name=name, ok=True, image_id=image.pk, product_id=target.pk, sku=target.sku, created=created
+            )
+        )
+    return results
+
+
+# --- bulk import jobs (issue 6) ----------------------------------------------------------------
+
+
+class ImportFileError(ValueError):
+    """An uploaded import file (CSV or ZIP) is refused as a whole; the message says why."""
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def import_zip_members_check(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The regular files of an images ZIP, after refusing unsafe archives: absolute paths, ``..``,
+    symbolic links, too many members, or more uncompressed bytes (or a compression ratio) than a
+    photo archive can have (a zip bomb). Raises :class:`ImportFileError` naming the member."""
+    max_members = _setting("SHOP_IMPORT_ZIP_MAX_MEMBERS", 5000)
+    max_total = _setting("SHOP_IMPORT_ZIP_MAX_BYTES", 2 * 1024**3)
+    max_ratio = _setting("SHOP_IMPORT_ZIP_MAX_RATIO", 100)
+    infos = archive.infolist()
+    if len(infos) > max_members:
+        raise ImportFileError(f"the ZIP holds {len(infos)} entries; at most {max_members} are accepted")
+    total = 0
+    files: list[zipfile.ZipInfo] = []
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            raise ImportFileError(f"the ZIP entry {name!r} has an absolute path; paths must be relative")
+        if ".." in parts:
+            raise ImportFileError(f"the ZIP entry {name!r} points outside the archive ('..'); it is refused")
+        mode = (info.external_attr >> 16) & 0o170000
+        if mode == 0o120000:
+            raise ImportFileError(f"the ZIP entry {name!r} is a symbolic link; links are refused")
+        if info.flag_bits & 0x1:
+            raise ImportFileError(f"the ZIP entry {name!r} is encrypted; upload an archive without a password")
+        if info.is_dir():
+            continue
+        total += info.file_size
+        if total > max_total:
+            raise ImportFileError(
+                f"the ZIP unpacks to more than {max_total // 1024**2} MiB; it looks like a zip bomb or is too large"
+            )
+        if info.file_size > 1024**2 and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise ImportFileError(
+                f"the ZIP entry {name!r} expands {info.file_size // max(info.compress_size, 1)}× "
+                "(a zip bomb); photos do not compress like that"
+            )
+        files.append(info)
+    return files
+
+
+def import_zip_extract(zip_path: Path, target: Path) -> int:
+    """Unpack the checked ZIP into ``target`` member by member (never ``extractall``), stopping if
+    the bytes read exceed what the headers declared. Returns the number of files written."""
+    max_total = _setting("SHOP_IMPORT_ZIP_MAX_BYTES", 2 * 1024**3)
+    written = 0
+    root = target.resolve()
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in import_zip_members_check(archive):
+            dest = root.joinpath(*[p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")])
+            if root not in dest.resolve().parents:
+                raise ImportFileError(f"the ZIP entry {info.filename!r} points outside the archive")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, dest.open("wb") as out:
+                size = 0
+                while chunk := src.read(1024 * 1024):
+                    size += len(chunk)
+                    written += len(chunk)
+                    if size > info.file_size or written > max_total:
+                        raise ImportFileError(f"the ZIP entry {info.filename!r} unpacks to more than it declares")
+                    out.write(chunk)
+    return written
+
+
+def import_job_create(
+    *,
+    csv_name: str,
+    csv_content: bytes,
+    zip_name: str = "",
+    zip_file: BinaryIO | None = None,
+    created_by: str = "",
+) -> ImportJob:
+    """Check and store an uploaded catalog CSV (and images ZIP) and queue their import (a Celery
+    task, sent when the transaction commits). A CSV without the required header or an unsafe ZIP
+    raises :class:`ImportFileError` and nothing is stored."""
+    try:
+        read_catalog(csv_content, None, settings.SHOP_DEFAULT_CURRENCY)
+    except CatalogFileError as exc:
+        raise ImportFileError(f"{csv_name}: {exc}") from None
+    if zip_file is not None:
+        try:
+            with zipfile.ZipFile(zip_file) as archive:
+                import_zip_members_check(archive)
+        except zipfile.BadZipFile:
+            raise ImportFileError(f"{zip_name} is not a ZIP archive") from None
+        zip_file.seek(0)
+    with atomic_with_files():
+        stored = _stored_files.get()
+        assert stored is not None
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        csv_stored = default_storage.save(f"imports/{stamp}-catalog.csv", ContentFile(csv_content))
+        stored.append(csv_stored)
+        zip_stored = ""
+        if zip_file is not None:
+            zip_stored = default_storage.save(f"imports/{stamp}-images.zip", File(zip_file, name="images.zip"))
+            stored.append(zip_stored)
+        job = ImportJob.objects.create(
+            csv_file=csv_stored,
+            zip_file=zip_stored,
+            csv_name=csv_name[:300],
+            zip_name=zip_name[:300],
+            created_by=created_by[:150],
+        )
+        from workers.services import import_job_enqueue
+
+        import_job_enqueue(job.pk)
+    return job
+
+
+def import_job_claim(job_id: int) -> bool:
+    """Take a pending (or interrupted running) job; a finished one is left alone, so a message
+    delivered twice does nothing. Returns whether the caller should run it."""
+    return bool(
+        ImportJob.objects.filter(
+            pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]
+        ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(), error="")
+    )
+
+
+def import_job_progress(job_id: int, done: int, total: int) -> None:
+    ImportJob.objects.filter(pk=job_id).update(done=done, total=total, updated_at=timezone.now())
+
+
+def import_job_finish(job_id: int, report: ImportReport | None = None, *, error: str = "") -> None:
+    values: dict[str, object] = {"finished_at": timezone.now(), "updated_at": timezone.now()}
+    if report is None:
+        values.update(status=ImportJob.Status.FAILED, error=error)
+    else:
+        values.update(
+            status=ImportJob.Status.DONE,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            images_added=report.images_added,
+            failed=len(report.problems),
+            problems=[{"line": p.line, "sku": p.sku, "reason": p.reason} for p in report.problems],
+        )
+    ImportJob.objects.filter(pk=job_id).update(**values)
+
+
+def import_job_run(job_id: int) -> str:
+    """Run a bulk import job: unpack its ZIP into a private folder, import the CSV with it as the
+    images root (idempotent by SKU, each row alone), record progress and the bad rows. Running it
+    again (a redelivered message) repeats nothing that is done. Returns the job's final status."""
+    import tempfile
+
+    if not import_job_claim(job_id):
+        job = ImportJob.objects.filter(pk=job_id).first()
+        return job.status if job else "missing"
+    job = ImportJob.objects.get(pk=job_id)
+    with tempfile.TemporaryDirectory(prefix="shop-import-") as tmp:
+        root = Path(tmp)
+        try:
+            (root / "catalog.csv").write_bytes(default_storage.open(job.csv_file.name).read())
+            images = root / "images"
+            images.mkdir()
+            if job.zip_file:
+                with default_storage.open(job.zip_file.name) as src, (root / "images.zip").open("wb") as out:
+                    while chunk := src.read(1024 * 1024):
+                        out.write(chunk)
+                try:
+                    import_zip_extract(root / "images.zip", images)
+                except zipfile.BadZipFile:
+                    raise ImportFileError(f"{job.zip_name or 'the ZIP'} is not a ZIP archive") from None
+            report = catalog_import_csv(
+                root / "catalog.csv", images, on_progress=lambda done, total: import_job_progress(job_id, done, total)
+            )
+        except (ImportFileError, CatalogFileError) as exc:
+            import_job_finish(job_id, error=str(exc).replace(str(root), "the upload"))
+            return ImportJob.Status.FAILED
+        # Reasons name the private folder the ZIP was unpacked into; staff know it as "the ZIP".
+        report.problems = [
+            RowProblem(p.line, p.sku, p.reason.replace(str(images), "the ZIP").replace(str(root), "the upload"))
+            for p in report.problems
+        ]
+        import_job_finish(job_id, report)
+    return ImportJob.Status.DONE

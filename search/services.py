@@ -103,7 +103,7 @@ def vector_signal(
     kind: str,
     limit: int,
     filters: ProductFilters | None = None,
-    matching: int | None = None,
+    matching: catalog_selectors.FilterMatch | None = None,
 ) -> list[Hit]:
     space = _space()
     if space is None:
@@ -262,9 +262,9 @@ def ranked_products(
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
     vector = encode_query_text(query) if {"image", "text"} & set(signals) else None
-    # Both vector signals need the filter's size (exact scan or not): count it once.
+    # Both vector signals need the filter's matches (exact scan or not): read them once.
     matching = (
-        catalog_selectors.product_count_matching(filters)
+        catalog_selectors.product_filter_match(filters)
         if vector is not None and filters is not None and filters.active()
         else None
     )

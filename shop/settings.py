@@ -214,12 +214,81 @@ LOGGING = {
 }
 
 # --- REST API v1 (issue 7): DRF, OpenAPI schema, CORS --------------------------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locally (no CDN)
+# Refuse oversized API bodies from Content-Length alone (api/middleware.py), after CORS so the
+# refusal still carries the CORS headers the app needs to read it.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("corsheaders.middleware.CorsMiddleware") + 1, "api.middleware.ApiBodyLimitMiddleware"
+)
+# A multipart API request (photos) may declare at most this many bytes; other API bodies at most
+# DATA_UPLOAD_MAX_MEMORY_SIZE. Uploaded files over FILE_UPLOAD_MAX_MEMORY_SIZE stream to disk.
+SHOP_API_MAX_UPLOAD_BYTES = env_int("SHOP_API_MAX_UPLOAD_BYTES", 30 * 1024 * 1024)
+SHOP_API_MAX_FILES = env_int("SHOP_API_MAX_FILES", 20)  # photos per staff upload request
+# Throttle counts must be shared by every web worker process: a Redis cache on the app's Redis.
+SHOP_API_THROTTLE_CACHE = "api"
+CACHES: dict[str, dict[str, object]] = globals().get(
+    "CACHES", {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+)
+CACHES["api"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": env_str("SHOP_API_CACHE_URL", REDIS_URL),
+    "KEY_PREFIX": "shop-api",
+    "TIMEOUT": 3600,
+}
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Token first: an anonymous request to a staff endpoint gets 401 with "WWW-Authenticate: Token".
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.ApiScopedRateThrottle"],
+    # Per client (user, else IP address) and scope; "N/second|minute|hour|day".
+    "DEFAULT_THROTTLE_RATES": {
+        "catalog": env_str("SHOP_API_RATE_CATALOG", "1200/minute"),
+        "search": env_str("SHOP_API_RATE_SEARCH", "600/minute"),
+        "photo_search": env_str("SHOP_API_RATE_PHOTO", "30/minute"),
+        "auth": env_str("SHOP_API_RATE_AUTH", "10/minute"),
+    },
+    # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0 = use REMOTE_ADDR).
+    "NUM_PROXIES": env_int("SHOP_API_NUM_PROXIES", 0) or None,
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS: dict[str, object] = {
     "TITLE": "Fashion shop API",
     "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "The shop's catalog, text and photo search, similar items and in-stock alternatives for the mobile "
+        "app, and catalog writes for staff.\n\n"
+        "**Authentication**: `POST /api/v1/auth/token` with a username and password returns a token; send it "
+        "as `Authorization: Token <token>`. Reads need none; writes and image status are for staff only. "
+        "The browser may use its admin session instead.\n\n"
+        "**Errors** always have one shape: `{\"error\": {\"code\": \"validation_error\", \"message\": \"…\", "
+        "\"fields\": {\"price\": [\"…\"]}}}`.\n\n"
+        "**Pages**: `limit` and `offset`; `next` / `previous` are the neighbouring pages' URLs; the order is "
+        "stable (ties broken by product id).\n\n"
+        "**Caching**: product and category reads carry an `ETag`; send it back as `If-None-Match` for a `304`.\n\n"
+        "**Throttling**: per user (or address) and scope; photo search is the strictest. A `429` carries "
+        "`Retry-After`."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayOperationId": False, "tryItOutEnabled": True},
+    "TAGS": [
+        {"name": "catalog", "description": "categories and products (public, read-only)"},
+        {"name": "search", "description": "text and photo search, similar items, alternatives (public)"},
+        {"name": "staff", "description": "catalog writes, photo uploads and processing (staff only)"},
+        {"name": "auth", "description": "API tokens"},
+    ],
 }
 CORS_ALLOWED_ORIGINS = env_list("SHOP_CORS_ORIGINS", "")  # the mobile app's web origins, comma-separated
 CORS_URLS_REGEX = r"^/(api/v1|widget)/.*$"
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Location"]

@@ -479,3 +479,22 @@ def image_pipeline_run(image_id: int, token: str = "") -> str:
     if outputs.duplicate_of:
         logger.info("image %s duplicates image %s: %s", image_id, outputs.duplicate_of, outputs.duplicate_reason)
     return "ready"
+
+
+def import_job_enqueue(job_id: int) -> None:
+    """Queue a staff bulk import job once the current transaction commits (a broker that is down
+    leaves it pending; the import page offers to start it again)."""
+
+    def send() -> None:
+        from workers.tasks import catalog_import_job
+
+        try:
+            catalog_import_job.delay(job_id)
+        except Exception as exc:  # kombu raises OperationalError and friends when Redis is unreachable
+            logger.warning("could not queue import job %s (%s); it stays pending", job_id, exc.__class__.__name__)
+
+    transaction.on_commit(send)
+
+
+def import_job_run(job_id: int) -> str:
+    return catalog_services.import_job_run(job_id)

@@ -47,3 +47,19 @@ def product_text_embed(product_id: int) -> bool:
 def images_sweep() -> dict[str, int]:
     report = services.images_sweep()
     return {"pending": report.pending, "stuck": report.stuck, "sent": report.sent}
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=8,
+    # Below the broker's visibility timeout (900 s), so a running import is never handed out twice.
+    time_limit=850,
+    soft_time_limit=800,
+)
+def catalog_import_job(job_id: int) -> str:
+    """A staff bulk import (CSV + images ZIP); idempotent: a finished job is left alone, and an
+    interrupted one resumes (rows already written are matched by SKU and left unchanged)."""
+    return services.import_job_run(job_id)

@@ -150,7 +150,7 @@ def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
     return dict(outcomes)
 
 
-FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 
 
 def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Callable[[str], None]) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Shopper input: the text search with its filters (all in the URL) and the photo upload."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from catalog.selectors import ProductFilters
+
+FILTER_FIELDS = ("category", "colour", "pattern", "size", "price_min", "price_max", "in_stock")
+
+
+class SearchForm(forms.Form):
+    """``/search?q=…&category=…&colour=…&pattern=…&size=…&price_min=…&price_max=…&in_stock=1&page=N``.
+    Bad values (a price that is not a number, page 0) are reported and ignored, never a server error."""
+
+    q = forms.CharField(required=False, max_length=200, strip=True, label="Search")
+    category = forms.CharField(required=False, max_length=600)
+    colour = forms.CharField(required=False, max_length=60)
+    pattern = forms.CharField(required=False, max_length=60)
+    size = forms.CharField(required=False, max_length=30)
+    price_min = forms.DecimalField(required=False, min_value=Decimal("0"), max_digits=10, decimal_places=2)
+    price_max = forms.DecimalField(required=False, min_value=Decimal("0"), max_digits=10, decimal_places=2)
+    in_stock = forms.BooleanField(required=False)
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+
+    def clean_category(self) -> str:
+        return self.cleaned_data["category"].strip("/ ")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        low, high = data.get("price_min"), data.get("price_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("price_max", "the highest price is below the lowest")
+        return data
+
+    def value(self, name: str) -> object:
+        """The cleaned value, or the field's empty value when it was invalid."""
+        self.is_valid()  # cleaned_data keeps the valid fields even when others are invalid
+        data = self.cleaned_data
+        return data.get(name) if data.get(name) is not None else self.fields[name].to_python("")
+
+    @property
+    def query(self) -> str:
+        return str(self.value("q") or "")
+
+    @property
+    def page_number(self) -> int:
+        return int(self.value("page") or 1)
+
+    def filters(self) -> ProductFilters:
+        return ProductFilters(
+            category=str(self.value("category") or ""),
+            colour=str(self.value("colour") or ""),
+            pattern=str(self.value("pattern") or ""),
+            size=str(self.value("size") or ""),
+            price_min=self.value("price_min"),  # type: ignore[arg-type]
+            price_max=self.value("price_max"),  # type: ignore[arg-type]
+            in_stock=bool(self.value("in_stock")),
+        )
+
+    def problems(self) -> list[str]:
+        """What was wrong with the URL's values, for a person ("price_min: Enter a number.")."""
+        if self.is_valid():
+            return []
+        labels = {"price_min": "lowest price", "price_max": "highest price", "page": "page"}
+        return [f"{labels.get(name, name)}: {' '.join(errors)}" for name, errors in self.errors.items()]
+
+
+class PhotoForm(forms.Form):
+    """The shopper's photo. Only presence is checked here; what the bytes are is checked by
+    :func:`catalog.image_checks.image_check_upload` in :func:`search.query_photos.query_photo_store`."""
+
+    photo = forms.FileField(
+        required=True,
+        allow_empty_file=True,  # an empty file gets the image checks' own message
+        error_messages={"required": "choose a photo to search with (JPEG, PNG, WebP, AVIF or GIF)"},
+    )
