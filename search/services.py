@@ -175,6 +175,16 @@ def _vocabulary() -> dict[str, dict[str, list[object]]]:
         return entry[1]
 
 
+def search_caches_reset() -> None:
+    """Forget the catalog words this process has cached (the attribute vocabulary and the spelling
+    lexicon; both are otherwise re-read every few minutes), e.g. after a bulk import."""
+    from search.spelling import lexicon_reset
+
+    with _vocab_lock:
+        _vocab_cache.clear()
+    lexicon_reset()
+
+
 def recognise_attributes(query: str) -> dict[str, list[str]]:
     """Catalog colour / pattern / category values named in the query (whole words or phrases; a
     plural or singular form counts)."""

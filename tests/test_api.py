@@ -22,7 +22,7 @@ from catalog import selectors
 from catalog.image_checks import ImageRejected, image_check_upload
 from catalog.models import Product
 from catalog.services import catalog_import_csv
-from search.spelling import lexicon_reset
+from search.services import search_caches_reset
 from tests import bad_images as bad
 
 pytestmark = pytest.mark.django_db
@@ -67,13 +67,13 @@ def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
             assert image_pipeline_run(image_id) == "ready"
         ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
     django_settings.SHOP_PIPELINE = previous[0]
-    lexicon_reset()
+    search_caches_reset()
     CATALOG_MEDIA.append(folder / "media")
     yield ids
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
     django_settings.MEDIA_ROOT = previous[1]
-    lexicon_reset()
+    search_caches_reset()
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ EXAMPLES = int(os.environ.get("SHOP_API_FUZZ_EXAMPLES", "12"))  # per operation,
 def fuzz_catalog(transactional_db, media_root: Path, tmp_path: Path, test_models: Path, settings) -> dict[str, int]:
     from catalog import selectors
     from catalog.services import catalog_import_csv
-    from search.spelling import lexicon_reset
+    from search.services import search_caches_reset
     from workers.services import image_pipeline_run
 
     settings.SHOP_PIPELINE = "off"  # images the fuzzer uploads stay pending (no broker traffic)
@@ -47,7 +47,7 @@ def fuzz_catalog(transactional_db, media_root: Path, tmp_path: Path, test_models
     assert not report.problems, report.problems
     for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
         assert image_pipeline_run(image_id) == "ready"
-    lexicon_reset()
+    search_caches_reset()
     return {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
 
 

@@ -14,7 +14,8 @@ from catalog import selectors
 from catalog.selectors import ProductFilters
 from catalog.services import catalog_import_csv
 from search import alternatives, services
-from search.spelling import Lexicon, edit_distance, lexicon_reset
+from search.services import search_caches_reset
+from search.spelling import Lexicon, edit_distance
 from tests import bad_images as bad
 
 # One catalog for the whole module (built once, below); each test runs in a transaction rolled back
@@ -56,12 +57,12 @@ def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
         for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
             assert image_pipeline_run(image_id) == "ready"
         ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
-    lexicon_reset()
+    search_caches_reset()
     yield ids
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
     django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = previous
-    lexicon_reset()
+    search_caches_reset()
 
 
 def skus(hits, ids: dict[str, int]) -> list[str]:

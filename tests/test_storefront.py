@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from catalog import selectors
 from catalog.models import Product, ProductImage
 from catalog.services import catalog_import_csv
-from search.spelling import lexicon_reset
+from search.services import search_caches_reset
 from tests import bad_images as bad
 
 pytestmark = pytest.mark.django_db
@@ -53,13 +53,13 @@ def shop(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
             for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
                 assert image_pipeline_run(image_id) == "ready"
             ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
-        lexicon_reset()
+        search_caches_reset()
         yield ids
     finally:
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
         django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = previous
-        lexicon_reset()
+        search_caches_reset()
 
 
 def text(response) -> str:

@@ -102,7 +102,7 @@ def shop_catalog(transactional_db: None, media_root: Path, tmp_path: Path, test_
     """BROWSER_CATALOG imported and processed inline by the real pipeline; sku → product id."""
     from catalog import selectors
     from catalog.services import catalog_import_csv
-    from search.spelling import lexicon_reset
+    from search.services import search_caches_reset
     from workers.services import image_pipeline_run
 
     previous = django_settings.SHOP_PIPELINE
@@ -120,5 +120,5 @@ def shop_catalog(transactional_db: None, media_root: Path, tmp_path: Path, test_
             assert image_pipeline_run(image_id) == "ready"
     finally:
         django_settings.SHOP_PIPELINE = previous
-    lexicon_reset()
+    search_caches_reset()
     return {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
