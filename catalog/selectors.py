@@ -202,6 +202,13 @@ def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
 
 
+def category_ids_under(path: str, using: str | None = None) -> list[int]:
+    """The ids of the category at ``path`` and of all its descendants (empty when there is none)."""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT id FROM catalog_category WHERE path = %s OR path LIKE %s", [path, _like_prefix(path)])
+        return [row[0] for row in cursor.fetchall()]
+
+
 def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tuple[str, list[object]]:
     """A SQL condition on ``catalog_product`` (as ``alias``) for these filters, and its parameters."""
     clauses = [f"{alias}.is_active"]
@@ -209,8 +216,10 @@ def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tupl
     if filters is None:
         return clauses[0], params
     if filters.category:
-        clauses.append(f"{alias}.category_id IN (SELECT id FROM catalog_category WHERE path = %s OR path LIKE %s)")
-        params += [filters.category, _like_prefix(filters.category)]
+        # the category and its descendants as literal ids, so that the planner sees how few rows they
+        # hold (a sub-select hides that and gets a scan of the whole product table)
+        clauses.append(f"{alias}.category_id = ANY(%s)")
+        params.append(category_ids_under(filters.category))
     if filters.price_min is not None:
         clauses.append(f"{alias}.price >= %s")
         params.append(filters.price_min)
@@ -347,6 +356,49 @@ def vector_nearest(
     hits = [Neighbour(owner_id=row[0], distance=float(row[1])) for row in rows]
     hits.sort(key=lambda n: (n.distance, n.owner_id))  # relaxed-order iterative scans are only nearly sorted
     return hits
+
+
+def product_vectors_nearest_exact(
+    *,
+    space: EmbeddingSpace,
+    kinds: Sequence[str],
+    query: Sequence[float],
+    product_ids: Sequence[int],
+    k: int,
+    using: str | None = None,
+) -> dict[str, list[Neighbour]]:
+    """For each of ``kinds``, the ``k`` products among ``product_ids`` nearest to ``query`` (exact).
+    Every product's vector rows of all those kinds are read in one pass (the rows of one product
+    lie together), which halves the work of scanning the kinds one after the other."""
+    using = using or settings.SEARCH_DB_ALIAS
+    _, allowed = VECTOR_TABLES["product"]
+    if not kinds or set(kinds) - set(allowed):
+        raise ValueError(f"kinds must be some of {allowed}")
+    if len(query) != space.dim:
+        raise ValueError(f"query has {len(query)} dimensions, space {space.name!r} holds {space.dim}")
+    found: dict[str, list[Neighbour]] = {kind: [] for kind in kinds}
+    if not product_ids or k <= 0:
+        return found
+    dim = int(space.dim)
+    literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
+    sql = f"""
+        SELECT kind, product_id, distance FROM (
+            SELECT kind, product_id, distance,
+                   row_number() OVER (PARTITION BY kind ORDER BY distance, product_id) AS rank
+            FROM (
+                SELECT t.kind, t.product_id, (t.vector::vector({dim})) <=> %s::vector({dim}) AS distance
+                FROM catalog_productvector t
+                WHERE t.space_id = %s AND t.kind = ANY(%s) AND t.product_id = ANY(%s)
+            ) scored
+        ) ranked
+        WHERE rank <= %s
+        ORDER BY kind, rank
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [literal, space.pk, list(kinds), list(product_ids), int(k)])
+        for kind, product_id, distance in cursor.fetchall():
+            found[kind].append(Neighbour(owner_id=product_id, distance=float(distance)))
+    return found
 
 
 @dataclass(frozen=True)

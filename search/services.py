@@ -118,7 +118,24 @@ def vector_signal(
         filters=filters,
         matching=matching,
     )
-    return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(hits, start=1)]
+    return _vector_hits(kind, hits)
+
+
+def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -> list[Hit]:
+    return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(neighbours, start=1)]
+
+
+def vector_signals_exact(vector: Sequence[float], kinds: Sequence[str], limit: int, product_ids: Sequence[int]) -> dict[
+    str, list[Hit]
+]:
+    """Several vector signals at once over a known (filtered) set of products, scanned exactly."""
+    space = _space()
+    if space is None:
+        return {kind: [] for kind in kinds}
+    found = catalog_selectors.product_vectors_nearest_exact(
+        space=space, kinds=kinds, query=list(vector), product_ids=product_ids, k=limit
+    )
+    return {kind: _vector_hits(kind, neighbours) for kind, neighbours in found.items()}
 
 
 # The "any word" fallback ranks at most this many matching products: on a large catalog a common
@@ -279,8 +296,14 @@ def ranked_products(
         else None
     )
     lists: dict[str, list[Hit]] = {}
+    vector_kinds = [signal for signal in signals if signal in ("image", "text")]
+    if vector is not None and matching is not None and matching.ids is not None and len(vector_kinds) > 1:
+        # a filter leaving few products: score them for both kinds in one exact pass
+        lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids))
     corrected = ""
     for signal in signals:
+        if signal in lists:
+            continue
         if signal == "attributes":
             lists[signal] = attribute_signal(query, pool, filters)
         elif signal == "keyword":

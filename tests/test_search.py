@@ -146,6 +146,26 @@ def test_a_selective_filter_never_starves_the_vector_index(catalog, monkeypatch)
     assert skus(services.vector_signal(vector, "image", 5, ProductFilters(colour="green")), catalog) == ["G1"]
 
 
+def test_one_exact_pass_for_both_kinds_equals_one_scan_per_kind(catalog):
+    """The filtered path that scores image and text vectors in one pass ranks exactly as scanning
+    each kind on its own does."""
+    from catalog import selectors as sel
+
+    filters = ProductFilters(category="women")
+    matching = sel.product_filter_match(filters)
+    assert matching.ids is not None and len(matching.ids) == 6
+    vector = services.encode_query_text("black cotton t-shirt")
+    together = services.vector_signals_exact(vector, ["image", "text"], 4, matching.ids)
+    for kind in ("image", "text"):
+        alone = services.vector_signal(vector, kind, 4, filters, matching)
+        assert [(h.product_id, h.signals) for h in together[kind]] == [(h.product_id, h.signals) for h in alone]
+        assert [round(h.score, 5) for h in together[kind]] == [round(h.score, 5) for h in alone]
+        assert set(skus(together[kind], catalog)) <= {"R1", "B2", "K3", "K2", "R2", "G1"}
+    assert services.vector_signals_exact(vector, ["image"], 4, []) == {"image": []}
+    with pytest.raises(ValueError, match="kinds"):
+        services.vector_signals_exact(vector, ["colour"], 4, matching.ids)
+
+
 def test_pagination_is_stable_and_complete(catalog):
     first = services.search_products("cotton", page=1, page_size=3)
     second = services.search_products("cotton", page=2, page_size=3)
