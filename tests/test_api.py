@@ -18,27 +18,15 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from catalog import selectors
 from catalog.image_checks import ImageRejected, image_check_upload
 from catalog.models import Product
-from catalog.services import catalog_import_csv
-from search.services import search_caches_reset
 from tests import bad_images as bad
+from tests.catalogs import SMALL_CATALOG as CATALOG
+from tests.catalogs import module_catalog
 
 pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
-# sku, title, category, colour, pattern, price, stock, design group, image colour
-CATALOG = [
-    ("R1", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:2|M:0", "TEE1", (200, 30, 30)),
-    ("B2", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:0|M:0", "TEE1", (30, 40, 120)),
-    ("K3", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
-    ("K2", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
-    ("R2", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
-    ("G1", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
-    ("B1", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
-    ("K1", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:1", "", (25, 25, 30)),
-]
 
 
 CATALOG_MEDIA: list[Path] = []
@@ -46,34 +34,12 @@ CATALOG_MEDIA: list[Path] = []
 
 @pytest.fixture(scope="module")
 def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
-    """CATALOG imported and processed inline by the real pipeline; sku → product id."""
-    from django.core.management import call_command
-
-    from workers.services import image_pipeline_run
-
+    """SMALL_CATALOG imported and processed inline by the real pipeline; sku → product id. The
+    Celery pipeline is on for the tests (uploads through the API enqueue their processing)."""
     folder = tmp_path_factory.mktemp("api-catalog")
-    previous = (django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT)
-    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = "off", folder / "media"
-    lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
-    for sku, title, category, colour, pattern, price, stock, group, rgb in CATALOG:
-        (folder / f"{sku}.jpg").write_bytes(bad.jpeg((120, 180), rgb))
-        description = f"{title} in {colour.lower()}, {pattern.lower()}"
-        lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
-    (folder / "c.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with django_db_blocker.unblock():
-        report = catalog_import_csv(folder / "c.csv", folder)
-        assert not report.problems, report.problems
-        for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
-            assert image_pipeline_run(image_id) == "ready"
-        ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
-    django_settings.SHOP_PIPELINE = previous[0]
-    search_caches_reset()
     CATALOG_MEDIA.append(folder / "media")
-    yield ids
-    with django_db_blocker.unblock():
-        call_command("flush", interactive=False, verbosity=0)
-    django_settings.MEDIA_ROOT = previous[1]
-    search_caches_reset()
+    with module_catalog(django_db_blocker, folder, CATALOG, pipeline_off=False) as ids:
+        yield ids
 
 
 @pytest.fixture(autouse=True)

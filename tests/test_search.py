@@ -12,57 +12,23 @@ from django.conf import settings as django_settings
 
 from catalog import selectors
 from catalog.selectors import ProductFilters
-from catalog.services import catalog_import_csv
 from search import alternatives, services
-from search.services import search_caches_reset
 from search.spelling import Lexicon, edit_distance
 from tests import bad_images as bad
+from tests.catalogs import SMALL_CATALOG as CATALOG
+from tests.catalogs import module_catalog
 
 # One catalog for the whole module (built once, below); each test runs in a transaction rolled back
 # after it, so what a test changes (stock) does not leak into the next.
 pytestmark = pytest.mark.django_db
 
-# sku, title, category, colour, pattern, price, stock, design group, image colour
-CATALOG = [
-    ("R1", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:2|M:0", "TEE1", (200, 30, 30)),
-    ("B2", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:0|M:0", "TEE1", (30, 40, 120)),
-    ("K3", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
-    ("K2", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
-    ("R2", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
-    ("G1", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
-    ("B1", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
-    ("K1", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:1", "", (25, 25, 30)),
-]
 
 
 @pytest.fixture(scope="module")
 def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
-    """The catalog above, imported and processed by the real pipeline (inline); returns sku → id."""
-    from django.core.management import call_command
-
-    from workers.services import image_pipeline_run
-
-    folder = tmp_path_factory.mktemp("search-catalog")
-    previous = (django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT)
-    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = "off", folder / "media"
-    lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
-    for sku, title, category, colour, pattern, price, stock, group, rgb in CATALOG:
-        (folder / f"{sku}.jpg").write_bytes(bad.jpeg((120, 180), rgb))
-        description = f"{title} in {colour.lower()}, {pattern.lower()}"
-        lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
-    (folder / "c.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with django_db_blocker.unblock():
-        report = catalog_import_csv(folder / "c.csv", folder)
-        assert not report.problems, report.problems
-        for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
-            assert image_pipeline_run(image_id) == "ready"
-        ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
-    search_caches_reset()
-    yield ids
-    with django_db_blocker.unblock():
-        call_command("flush", interactive=False, verbosity=0)
-    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = previous
-    search_caches_reset()
+    """SMALL_CATALOG, imported and processed by the real pipeline (inline); returns sku → id."""
+    with module_catalog(django_db_blocker, tmp_path_factory.mktemp("search-catalog"), CATALOG) as ids:
+        yield ids
 
 
 def skus(hits, ids: dict[str, int]) -> list[str]:

@@ -7,13 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
-from catalog import selectors
 from catalog.models import Product, ProductImage
-from catalog.services import catalog_import_csv
-from search.services import search_caches_reset
 from tests import bad_images as bad
+from tests.catalogs import module_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -33,33 +30,8 @@ CATALOG = [
 @pytest.fixture(scope="module")
 def shop(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
     """The catalog above, imported and processed inline by the real pipeline; sku → id."""
-    from django.core.management import call_command
-
-    from workers.services import image_pipeline_run
-
-    folder = tmp_path_factory.mktemp("storefront-catalog")
-    previous = (django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT)
-    django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = "off", folder / "media"
-    lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
-    for sku, title, category, colour, pattern, price, stock, group, rgb in CATALOG:
-        (folder / f"{sku}.jpg").write_bytes(bad.jpeg((120, 180), rgb))
-        description = f"{title} in {colour.lower()}, {pattern.lower()}"
-        lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
-    (folder / "c.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    try:
-        with django_db_blocker.unblock():
-            report = catalog_import_csv(folder / "c.csv", folder)
-            assert not report.problems, report.problems
-            for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
-                assert image_pipeline_run(image_id) == "ready"
-            ids = {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
-        search_caches_reset()
+    with module_catalog(django_db_blocker, tmp_path_factory.mktemp("storefront-catalog"), CATALOG) as ids:
         yield ids
-    finally:
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
-        django_settings.SHOP_PIPELINE, django_settings.MEDIA_ROOT = previous
-        search_caches_reset()
 
 
 def text(response) -> str:

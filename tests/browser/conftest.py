@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings as django_settings
 
-from tests import bad_images as bad
+from tests.catalogs import CatalogRow, catalog_import_processed
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
 # browser steps are ordinary synchronous calls.
@@ -44,7 +43,7 @@ DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 # sku, title, category, colour, pattern, price, stock, design group, image colour
-BROWSER_CATALOG = [
+BROWSER_CATALOG: list[CatalogRow] = [
     ("TEE-RED", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:0|M:0", "TEE1", (200, 30, 30)),
     ("TEE-NAVY", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:3|M:2", "TEE1", (30, 40, 120)),
     ("TEE-BLACK", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
@@ -100,25 +99,4 @@ def screenshot() -> Callable[[Any, str], list[Path]]:
 @pytest.fixture
 def shop_catalog(transactional_db: None, media_root: Path, tmp_path: Path, test_models: Path) -> dict[str, int]:
     """BROWSER_CATALOG imported and processed inline by the real pipeline; sku → product id."""
-    from catalog import selectors
-    from catalog.services import catalog_import_csv
-    from search.services import search_caches_reset
-    from workers.services import image_pipeline_run
-
-    previous = django_settings.SHOP_PIPELINE
-    django_settings.SHOP_PIPELINE = "off"
-    try:
-        lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
-        for sku, title, category, colour, pattern, price, stock, group, rgb in BROWSER_CATALOG:
-            (tmp_path / f"{sku}.jpg").write_bytes(bad.jpeg((240, 360), rgb))
-            description = f"{title} in {colour.lower()}, {pattern.lower()}"
-            lines.append(f'{sku},{title},"{description}",{category},{colour},{pattern},{price},{stock},{group},{sku}.jpg')
-        (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        report = catalog_import_csv(tmp_path / "catalog.csv", tmp_path)
-        assert not report.problems, report.problems
-        for image_id in selectors.images_with_status("pending").values_list("pk", flat=True):
-            assert image_pipeline_run(image_id) == "ready"
-    finally:
-        django_settings.SHOP_PIPELINE = previous
-    search_caches_reset()
-    return {sku: pid for pid, sku in selectors.product_skus_by_id().items()}
+    return catalog_import_processed(tmp_path, BROWSER_CATALOG, image_size=(240, 360))
