@@ -27,6 +27,19 @@ SMALL_CATALOG: list[CatalogRow] = [
     ("K1", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:1", "", (25, 25, 30)),
 ]
 
+# two products out of stock (TEE-RED, JACKET-BLACK), one design in three colours (TEE1), TEE-NAVY sold
+# out in M only
+STOREFRONT_CATALOG: list[CatalogRow] = [
+    ("TEE-RED", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:0|M:0", "TEE1", (200, 30, 30)),
+    ("TEE-NAVY", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:3|M:0", "TEE1", (30, 40, 120)),
+    ("TEE-BLACK", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
+    ("TEE-STRIPE", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
+    ("DRESS-RED", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
+    ("DRESS-GREEN", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
+    ("JEANS-BLUE", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
+    ("JACKET-BLACK", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:0", "", (25, 25, 30)),
+]
+
 
 def catalog_import_processed(
     folder: Path, rows: Sequence[CatalogRow], image_size: tuple[int, int] = (120, 180)

@@ -5,8 +5,8 @@
 * ``page``: a fresh browser context + page at desktop width, closed after the test.
 * ``screenshot(page, name)``: saves ``test-output/screenshots/<name>-desktop.png`` and
   ``…-phone.png`` (the viewport is switched to a phone width for the second one and back).
-* ``shop_catalog``: a small catalog (8 products, two of them out of stock, one design in three
-  colours) imported through the real import service and processed inline by the real pipeline with
+* ``shop_catalog``: tests.catalogs.STOREFRONT_CATALOG (8 products, two of them out of stock, one design in
+  three colours) imported through the real import service and processed inline by the real pipeline with
   the test models; returns sku → product id.
 
 Tests that use ``live_server`` run with a transactional database (flushed after each test), so the
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.catalogs import CatalogRow, catalog_import_processed
+from tests.catalogs import STOREFRONT_CATALOG, catalog_import_processed
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
 # browser steps are ordinary synchronous calls.
@@ -42,17 +42,6 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
-# sku, title, category, colour, pattern, price, stock, design group, image colour
-BROWSER_CATALOG: list[CatalogRow] = [
-    ("TEE-RED", "Red cotton t-shirt", "Women > Tops", "Red", "Solid", "15", "S:0|M:0", "TEE1", (200, 30, 30)),
-    ("TEE-NAVY", "Navy cotton t-shirt", "Women > Tops", "Blue", "Solid", "15", "S:3|M:2", "TEE1", (30, 40, 120)),
-    ("TEE-BLACK", "Black cotton t-shirt", "Women > Tops", "Black", "Solid", "16", "M:2", "TEE1", (20, 20, 20)),
-    ("TEE-STRIPE", "Black striped t-shirt", "Women > Tops", "Black", "Striped", "18", "M:4", "", (40, 40, 40)),
-    ("DRESS-RED", "Red floral dress", "Women > Dresses", "Red", "Floral", "45", "M:1", "", (190, 40, 60)),
-    ("DRESS-GREEN", "Green summer dress", "Women > Dresses", "Green", "Solid", "35", "S:1", "", (40, 160, 60)),
-    ("JEANS-BLUE", "Blue denim jeans", "Men > Trousers", "Blue", "Denim", "60", "32:3", "", (40, 60, 150)),
-    ("JACKET-BLACK", "Black leather jacket", "Men > Jackets", "Black", "Solid", "150", "L:0", "", (25, 25, 30)),
-]
 
 
 @pytest.fixture(scope="session")
@@ -98,5 +87,5 @@ def screenshot() -> Callable[[Any, str], list[Path]]:
 
 @pytest.fixture
 def shop_catalog(transactional_db: None, media_root: Path, tmp_path: Path, test_models: Path) -> dict[str, int]:
-    """BROWSER_CATALOG imported and processed inline by the real pipeline; sku → product id."""
-    return catalog_import_processed(tmp_path, BROWSER_CATALOG, image_size=(240, 360))
+    """STOREFRONT_CATALOG imported and processed inline by the real pipeline; sku → product id."""
+    return catalog_import_processed(tmp_path, STOREFRONT_CATALOG, image_size=(240, 360))
