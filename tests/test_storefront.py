@@ -259,3 +259,11 @@ def test_widget_script_is_served_for_other_origins(client, shop):
     body = response.content.decode()
     assert "attachShadow" in body and "dataset.sku" in body
     assert client.get("/widget/alternatives.js", HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+
+
+def test_unknown_pages_get_the_shops_404_page(client, settings):
+    settings.DEBUG = False
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    page = text(response)
+    assert "couldn’t find that page" in page and 'role="search"' in page  # the shop's layout, with its search box
