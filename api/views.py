@@ -150,6 +150,11 @@ SUMMARY_EXAMPLE = {
 }
 
 
+def product_body(request: Request, product: Any) -> dict[str, Any]:
+    """A product as the detail endpoints return it (absolute URLs for this request's host)."""
+    return s.ProductDetailSerializer(product, context={"request": request}).data
+
+
 # --- catalog reads -----------------------------------------------------------------------------
 
 
@@ -232,7 +237,7 @@ class ProductListView(APIView):
         except services.ProductExists:
             raise Conflict(f"A product with SKU {sku} exists; PATCH /api/v1/products/{sku} to change it.") from None
         product = catalog_selectors.product_get_detailed(sku)
-        body = s.ProductDetailSerializer(product, context={"request": request}).data
+        body = product_body(request, product)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
 
@@ -252,7 +257,7 @@ class ProductDetailView(APIView):
     )
     def get(self, request: Request, sku: str) -> Response:
         product = product_or_404(request, self, sku)
-        return conditional(request, s.ProductDetailSerializer(product, context={"request": request}).data)
+        return conditional(request, product_body(request, product))
 
     @extend_schema(
         tags=["staff"],
@@ -270,7 +275,7 @@ class ProductDetailView(APIView):
         variants = data.pop("variants", None)
         services.product_update(sku=sku, values=data, variants=variants)
         product = catalog_selectors.product_get_detailed(sku)
-        return Response(s.ProductDetailSerializer(product, context={"request": request}).data)
+        return Response(product_body(request, product))
 
 
 class VariantView(APIView):
@@ -293,7 +298,7 @@ class VariantView(APIView):
         checked = validated(s.VariantWriteSerializer, {"size": size, **stock})
         services.variant_stock_set(sku=sku, size=checked["size"], stock=checked["stock"])
         product = catalog_selectors.product_get_detailed(sku)
-        return Response(s.ProductDetailSerializer(product, context={"request": request}).data)
+        return Response(product_body(request, product))
 
 
 class ProductImagesView(APIView):

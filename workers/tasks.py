@@ -14,17 +14,17 @@ from django.db import InterfaceError, OperationalError
 
 from workers import services
 
+# Transient failures (database or broker unreachable) are retried with backoff; bad input never is.
+RETRY_TRANSIENT: dict[str, object] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError, ConnectionError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "max_retries": 8,
+}
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
-    retry_backoff=2,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=8,
-)
+
+@shared_task(bind=True, reject_on_worker_lost=True, retry_jitter=True, **RETRY_TRANSIENT)
 def image_process(self: Task, image_id: int) -> str:
     try:
         return services.image_pipeline_run(image_id, token=self.request.id or "")
@@ -32,13 +32,7 @@ def image_process(self: Task, image_id: int) -> str:
         return services.image_mark_timed_out(image_id)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
-    retry_backoff=2,
-    retry_backoff_max=120,
-    max_retries=8,
-)
+@shared_task(**RETRY_TRANSIENT)
 def product_text_embed(product_id: int) -> bool:
     return services.product_text_run(product_id)
 
@@ -50,11 +44,7 @@ def images_sweep() -> dict[str, int]:
 
 
 @shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
-    retry_backoff=2,
-    retry_backoff_max=120,
-    max_retries=8,
+    **RETRY_TRANSIENT,
     # Below the broker's visibility timeout (900 s), so a running import is never handed out twice.
     time_limit=850,
     soft_time_limit=800,
