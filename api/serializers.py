@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from catalog.models import Product, ProductImage
 from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters
-from search.services import SIGNALS
+from search.services import DEFAULT_SIGNALS, SIGNALS
 
 SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SKU_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -254,7 +254,7 @@ class ReprocessResponseSerializer(serializers.Serializer):
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text='send it as `Authorization: Token <token>`')
+    token = serializers.CharField(help_text="send it as `Authorization: Token <token>`")
     username = serializers.CharField()
     is_staff = serializers.BooleanField()
 
@@ -324,7 +324,7 @@ class SearchQuerySerializer(FilterQuerySerializer, PagingQuerySerializer):
         required=False,
         allow_blank=True,
         max_length=100,
-        help_text=f"comma-separated subset of {', '.join(SIGNALS)} (default: all, fused)",
+        help_text=f"comma-separated subset of {', '.join(SIGNALS)} (default: {', '.join(DEFAULT_SIGNALS)}, fused)",
     )
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1000)
 
@@ -335,7 +335,7 @@ class SearchQuerySerializer(FilterQuerySerializer, PagingQuerySerializer):
             raise serializers.ValidationError(
                 f"unknown signal(s) {', '.join(unknown)}; choose from {', '.join(SIGNALS)}"
             )
-        return names or SIGNALS
+        return names or DEFAULT_SIGNALS
 
 
 class PhotoSearchFormSerializer(FilterQuerySerializer):
@@ -408,7 +408,7 @@ class ProductWriteSerializer(serializers.Serializer):
     attributes = serializers.DictField(
         child=serializers.CharField(allow_blank=True, max_length=500),
         required=False,
-        help_text="further attributes, e.g. {\"material\": \"cotton\"}",
+        help_text='further attributes, e.g. {"material": "cotton"}',
     )
     is_active = serializers.BooleanField(required=False, default=True)
     variants = VariantWriteSerializer(
@@ -471,4 +471,3 @@ class ImageUploadFormSerializer(serializers.Serializer):
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, style={"input_type": "password"}, trim_whitespace=False)
-

@@ -68,9 +68,7 @@ def product_update(*, sku: str, values: dict[str, Any], variants: list[tuple[str
             raise ProductMissing(sku)
         data = {name: values.get(name, getattr(product, name)) for name in PRODUCT_FIELDS}
         category = _category(values.get("category"), product.category)
-        product, _ = catalog_services.product_upsert(
-            catalog_services.ProductInput(sku=sku, category=category, **data)
-        )
+        product, _ = catalog_services.product_upsert(catalog_services.ProductInput(sku=sku, category=category, **data))
         if variants is not None:
             catalog_services.product_set_stock(product, dict(variants))
     return product
@@ -98,9 +96,7 @@ class UploadedFile:
 def product_images_add(product: Product, files: Sequence[UploadedFile]) -> list[catalog_services.UploadResult]:
     """Store each file on the product (each alone: a refused file stops nothing else); processing is
     queued as each commits. Refusals carry the upload checks' reasons."""
-    return catalog_services.product_images_upload(
-        [(f.name, f.content, f.content_type) for f in files], product=product
-    )
+    return catalog_services.product_images_upload([(f.name, f.content, f.content_type) for f in files], product=product)
 
 
 def image_reprocess(image_id: int) -> bool:

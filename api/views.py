@@ -461,7 +461,7 @@ class SearchView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = validated(s.SearchQuerySerializer, request.query_params)
-        signals = query.get("signals") or search_services.SIGNALS
+        signals = query.get("signals") or search_services.DEFAULT_SIGNALS
         ranked, corrected = search_services.ranked_products(
             query["q"], signals=signals, filters=s.FilterQuerySerializer.filters(query)
         )

@@ -487,6 +487,57 @@ def attribute_vocabulary(using: str | None = None) -> dict[str, dict[str, list[o
     return vocabulary
 
 
+PREDICTED_ATTRIBUTES = ("category", "colour", "pattern")
+
+
+def predicted_vocabulary(using: str | None = None) -> dict[str, set[str]]:
+    """The values the attribute heads have given the active catalog's ready images, per attribute
+    (as stored: the heads' own vocabulary)."""
+    sql = """
+        SELECT DISTINCT kv.key, kv.value ->> 'value'
+        FROM catalog_productimage i
+        JOIN catalog_product p ON p.id = i.product_id AND p.is_active
+        CROSS JOIN LATERAL jsonb_each(i.predicted) kv
+        WHERE i.status = 'ready' AND kv.key = ANY(%s)
+    """
+    vocabulary: dict[str, set[str]] = {name: set() for name in PREDICTED_ATTRIBUTES}
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [list(PREDICTED_ATTRIBUTES)])
+        for name, value in cursor.fetchall():
+            if value:
+                vocabulary[name].add(value)
+    return vocabulary
+
+
+def products_by_predicted(
+    wanted: dict[str, Sequence[str]], filters: ProductFilters | None, limit: int, using: str | None = None
+) -> list[tuple[int, int, float]]:
+    """Products whose ready images were predicted to show the wanted attribute values: (product id,
+    how many of the attributes match, summed confidence of the matches), best first. The image
+    that matches best speaks for its product."""
+    names = [name for name in PREDICTED_ATTRIBUTES if wanted.get(name)]
+    if not names:
+        return []
+    matches = [f"(i.predicted -> '{name}' ->> 'value') = ANY(%s)" for name in names]
+    confidence = " + ".join(
+        f"CASE WHEN {m} THEN coalesce((i.predicted -> '{n}' ->> 'confidence')::float, 0) ELSE 0 END"
+        for m, n in zip(matches, names, strict=True)
+    )
+    values = [list(wanted[name]) for name in names]
+    where, params = product_filter_sql(filters)
+    sql = f"""
+        SELECT i.product_id, max({" + ".join(f"({m})::int" for m in matches)}) AS matched, max({confidence}) AS score
+        FROM catalog_productimage i JOIN catalog_product p ON p.id = i.product_id
+        WHERE i.status = 'ready' AND {where} AND ({" OR ".join(matches)})
+        GROUP BY i.product_id
+        ORDER BY matched DESC, score DESC, i.product_id
+        LIMIT %s
+    """
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [*values, *values, *params, *values, limit])
+        return [(int(pid), int(matched), float(score)) for pid, matched, score in cursor.fetchall()]
+
+
 def product_facet_counts(product_ids: Sequence[int], price_edges: Sequence[float]) -> dict[str, list[tuple[str, int]]]:
     """Facet counts over these products in one round trip: category path, colour, pattern, price band
     (the index of the band the price falls in, by ``price_edges``) and sizes in stock."""

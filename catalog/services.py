@@ -627,9 +627,7 @@ def product_images_upload(
             results.append(UploadResult(name=name, ok=False, error=reason))
             continue
         results.append(
-            UploadResult(
-                name=name, ok=True, image_id=image.pk, product_id=target.pk, sku=target.sku, created=created
-            )
+            UploadResult(name=name, ok=True, image_id=image.pk, product_id=target.pk, sku=target.sku, created=created)
         )
     return results
 
@@ -757,9 +755,9 @@ def import_job_claim(job_id: int) -> bool:
     """Take a pending (or interrupted running) job; a finished one is left alone, so a message
     delivered twice does nothing. Returns whether the caller should run it."""
     return bool(
-        ImportJob.objects.filter(
-            pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]
-        ).update(status=ImportJob.Status.RUNNING, started_at=timezone.now(), error="")
+        ImportJob.objects.filter(pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]).update(
+            status=ImportJob.Status.RUNNING, started_at=timezone.now(), error=""
+        )
     )
 
 

@@ -150,9 +150,7 @@ class Facet:
     values: list[FacetValue] = field(default_factory=list)
 
 
-def facets(
-    found: Mapping[str, Sequence[tuple[str, int]]], base: str, current: Mapping[str, object]
-) -> list[Facet]:
+def facets(found: Mapping[str, Sequence[tuple[str, int]]], base: str, current: Mapping[str, object]) -> list[Facet]:
     """Facet values as links that add the filter, or remove it when it is the active one."""
     names = catalog_selectors.category_names_by_path([value for value, _ in found.get("category", [])])
     out: list[Facet] = []

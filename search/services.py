@@ -41,12 +41,16 @@ from catalog.selectors import ProductFilters
 
 logger = logging.getLogger(__name__)
 
-SIGNALS = ("image", "text", "keyword", "attributes")
+SIGNALS = ("image", "text", "keyword", "attributes", "predicted")
+# What a search combines unless told otherwise. ``predicted`` (attributes read from the photos) is
+# the image-only index's word signal: asked for by name (see vision/evaluation/search.py).
+DEFAULT_SIGNALS = ("image", "text", "keyword", "attributes")
 RRF_K = 60
 # Relative weight of each signal in the fusion, tuned on the H&M dev attribute queries by
 # `evaluate search --tune-fusion` (grid 0–3 for image, text, attributes; keyword fixed at 1): P@10
 # 0.972 against 0.916 with equal weights. Change them only on evidence from a dev split.
-FUSION_WEIGHTS = {"image": 0.25, "text": 0.5, "keyword": 1.0, "attributes": 3.0}
+FUSION_WEIGHTS = {"image": 0.25, "text": 0.5, "keyword": 1.0, "attributes": 3.0, "predicted": 3.0}
+# ``predicted`` is weighted like ``attributes`` (both name what the query asks for), not tuned.
 POOL = 100  # candidates each signal contributes before fusion
 RESULT_SET = 200  # products a fused search ranks (pages and facets cover these)
 MAX_QUERY_CHARS = 200
@@ -125,9 +129,9 @@ def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -
     return [Hit(h.owner_id, 1.0 - h.distance, {kind: rank}) for rank, h in enumerate(neighbours, start=1)]
 
 
-def vector_signals_exact(vector: Sequence[float], kinds: Sequence[str], limit: int, product_ids: Sequence[int]) -> dict[
-    str, list[Hit]
-]:
+def vector_signals_exact(
+    vector: Sequence[float], kinds: Sequence[str], limit: int, product_ids: Sequence[int]
+) -> dict[str, list[Hit]]:
     """Several vector signals at once over a known (filtered) set of products, scanned exactly."""
     space = _space()
     if space is None:
@@ -202,9 +206,8 @@ def search_caches_reset() -> None:
     lexicon_reset()
 
 
-def recognise_attributes(query: str) -> dict[str, list[str]]:
-    """Catalog colour / pattern / category values named in the query (whole words or phrases; a
-    plural or singular form counts)."""
+def _query_phrases(query: str) -> set[str]:
+    """The query's words and 2–3 word phrases, lower-cased, each also in plural and singular form."""
     words = [w for w in re.split(r"[^\w-]+", query.lower()) if w]
     phrases = set(words)
     for n in (2, 3):
@@ -215,8 +218,47 @@ def recognise_attributes(query: str) -> dict[str, list[str]]:
             variants.add(phrase + suffix)
             if phrase.endswith(suffix):
                 variants.add(phrase[: -len(suffix)])
+    return variants
+
+
+def recognise_attributes(query: str) -> dict[str, list[str]]:
+    """Catalog colour / pattern / category values named in the query (whole words or phrases; a
+    plural or singular form counts)."""
+    variants = _query_phrases(query)
     found = {name: sorted(set(values) & variants) for name, values in _vocabulary().items()}
     return {name: values for name, values in found.items() if values}
+
+
+def _predicted_vocabulary() -> dict[str, dict[str, list[str]]]:
+    import time
+
+    key = "predicted:" + settings.SEARCH_DB_ALIAS
+    with _vocab_lock:
+        entry = _vocab_cache.get(key)
+        if entry is None or time.monotonic() - entry[0] > 300:
+            vocabulary: dict[str, dict[str, list[object]]] = {}
+            for name, values in catalog_selectors.predicted_vocabulary().items():
+                for value in values:
+                    vocabulary.setdefault(name, {}).setdefault(value.lower(), []).append(value)
+            entry = (time.monotonic(), vocabulary)
+            _vocab_cache[key] = entry
+        return entry[1]  # type: ignore[return-value]
+
+
+def predicted_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+    """Products whose photos *look* like what the query names: the colour, pattern and category the
+    attribute heads predicted from each image, never the catalog's own labels or words — a signal
+    of the image-only index. Products matching more of the named attributes first, then by the
+    heads' confidence."""
+    variants = _query_phrases(query)
+    wanted = {
+        name: [stored for value in sorted(set(values) & variants) for stored in values[value]]
+        for name, values in _predicted_vocabulary().items()
+    }
+    rows = catalog_selectors.products_by_predicted({n: v for n, v in wanted.items() if v}, filters, limit)
+    return [
+        Hit(pid, matched + score / 10, {"predicted": rank}) for rank, (pid, matched, score) in enumerate(rows, start=1)
+    ]
 
 
 ATTRIBUTE_ANY_CANDIDATES = 1000
@@ -274,7 +316,7 @@ def _clean_query(query: str) -> str:
 def ranked_products(
     query: str,
     *,
-    signals: Sequence[str] = SIGNALS,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
     filters: ProductFilters | None = None,
     pool: int = POOL,
 ) -> tuple[list[Hit], str]:
@@ -306,6 +348,8 @@ def ranked_products(
             continue
         if signal == "attributes":
             lists[signal] = attribute_signal(query, pool, filters)
+        elif signal == "predicted":
+            lists[signal] = predicted_signal(query, pool, filters)
         elif signal == "keyword":
             keyword_query = lexicon(settings.SEARCH_DB_ALIAS).correct_query(query)
             if keyword_query.lower() != query.lower():
@@ -319,7 +363,7 @@ def ranked_products(
 
 
 def search_text(
-    query: str, *, signals: Sequence[str] = SIGNALS, limit: int = 50, filters: ProductFilters | None = None
+    query: str, *, signals: Sequence[str] = DEFAULT_SIGNALS, limit: int = 50, filters: ProductFilters | None = None
 ) -> list[Hit]:
     """Ranked products for a text query, by the given signals (one signal = that list alone)."""
     return ranked_products(query, signals=signals, filters=filters, pool=max(limit, 100))[0][:limit]
@@ -331,7 +375,7 @@ def search_products(
     filters: ProductFilters | None = None,
     page: int = 1,
     page_size: int = 24,
-    signals: Sequence[str] = SIGNALS,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
 ) -> SearchResult:
     """One page of a shopper's text search, with facet counts over the whole result set."""
     if page < 1 or not 1 <= page_size <= 100:

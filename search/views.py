@@ -265,4 +265,3 @@ def widget_script(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(body, content_type="application/javascript; charset=utf-8")
     response["ETag"] = etag
     return _widget_headers(response, max_age=3600)
-

@@ -267,8 +267,8 @@ SPECTACULAR_SETTINGS: dict[str, object] = {
         "**Authentication**: `POST /api/v1/auth/token` with a username and password returns a token; send it "
         "as `Authorization: Token <token>`. Reads need none; writes and image status are for staff only. "
         "The browser may use its admin session instead.\n\n"
-        "**Errors** always have one shape: `{\"error\": {\"code\": \"validation_error\", \"message\": \"…\", "
-        "\"fields\": {\"price\": [\"…\"]}}}`.\n\n"
+        '**Errors** always have one shape: `{"error": {"code": "validation_error", "message": "…", '
+        '"fields": {"price": ["…"]}}}`.\n\n'
         "**Pages**: `limit` and `offset`; `next` / `previous` are the neighbouring pages' URLs; the order is "
         "stable (ties broken by product id).\n\n"
         "**Caching**: product and category reads carry an `ETag`; send it back as `If-None-Match` for a `304`.\n\n"

@@ -23,7 +23,6 @@ from tests.catalogs import module_catalog
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(scope="module")
 def catalog(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
     """SMALL_CATALOG, imported and processed by the real pipeline (inline); returns sku → id."""
@@ -73,6 +72,34 @@ def test_attributes_named_in_the_query_are_recognised(catalog):
     attr = services.search_text("red dress", signals=("attributes",), limit=8)
     assert skus(attr, catalog)[0] == "R2"  # red and a dress: both attributes match
     assert set(skus(attr, catalog)) == {"R1", "R2", "G1"}  # red, or a dress
+
+
+def test_predicted_signal_reads_the_photos_not_the_catalog_labels(catalog):
+    """The image-only index's word signal ranks by what the attribute heads predicted from each
+    photo: every hit was predicted to show the named value (most confident first), whatever the
+    catalog says; a query naming no predicted value finds nothing."""
+    predicted = {
+        pid: image.predicted
+        for pid in catalog.values()
+        for image in selectors.product_get_by_id(pid).images.all()
+        if image.predicted.get("colour")
+    }
+    assert len(predicted) == len(catalog)
+    colour = predicted[catalog["G1"]]["colour"]["value"]
+    expected = [pid for pid, p in predicted.items() if p["colour"]["value"] == colour]
+    hits = services.search_text(colour.lower(), signals=("predicted",), limit=20)
+    assert sorted(h.product_id for h in hits) == sorted(expected)
+    confidences = [predicted[h.product_id]["colour"]["confidence"] for h in hits]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(h.signals == {"predicted": rank} for rank, h in enumerate(hits, start=1))
+    assert services.search_text("zzqx wibble", signals=("predicted",), limit=20) == []
+    # filters apply here as everywhere
+    only_dresses = services.search_text(
+        colour.lower(), signals=("predicted",), filters=ProductFilters(category="women/dresses"), limit=20
+    )
+    assert {h.product_id for h in only_dresses} == set(expected) & {catalog["R2"], catalog["G1"]}
+    # it is not part of the default fusion
+    assert all("predicted" not in h.signals for h in services.search_text("green dress", limit=8))
 
 
 # --- filters and facets -------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from tests.catalogs import module_catalog
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(scope="module")
 def shop(django_db_setup, django_db_blocker, tmp_path_factory, test_models):
     """The catalog above, imported and processed inline by the real pipeline; sku → id."""

@@ -171,6 +171,8 @@ def test_catalog_health_page_shows_counts_alternatives_and_clusters(live_server,
     assert clusters.count() >= 2
     pictures = page.locator(".staff-cluster-grid img")
     assert pictures.count() == len(shop_catalog)
-    assert all(page.evaluate("(img) => img.naturalWidth > 0", pictures.nth(i).element_handle())
-               for i in range(pictures.count()))
+    assert all(
+        page.evaluate("(img) => img.naturalWidth > 0", pictures.nth(i).element_handle())
+        for i in range(pictures.count())
+    )
     screenshot(page, "staff-health")

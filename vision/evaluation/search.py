@@ -35,6 +35,10 @@ TEXT_MODES = {
     "keyword": ("keyword",),
     "attributes": ("attributes",),
     "hybrid": ("image", "text", "keyword", "attributes"),
+    # the image-only index: the photos' vectors and the attributes predicted from the photos; no
+    # titles, descriptions or catalog labels are searched
+    "predicted": ("predicted",),
+    "image+predicted": ("image", "predicted"),
 }
 
 
@@ -42,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, required=True, help="catalog CSV (import_catalog format)")
     parser.add_argument("--queries", type=Path, required=True, help="JSON lines of queries")
     parser.add_argument("--images-root", type=Path, default=None, help="default: the catalog's folder")
-    parser.add_argument("--modes", default="image,text,keyword,attributes,hybrid", help="text-query modes to report")
+    parser.add_argument(
+        "--modes",
+        default="image,text,keyword,attributes,hybrid,predicted,image+predicted",
+        help="text-query modes to report",
+    )
     parser.add_argument("--limit-queries", type=int, default=None)
     parser.add_argument(
         "--tune-fusion",
@@ -159,7 +167,8 @@ def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Call
     closest to equal."""
     import itertools
 
-    from search.services import SIGNALS, fuse, search_text
+    from search.services import DEFAULT_SIGNALS as SIGNALS
+    from search.services import fuse, search_text
     from vision.metrics import precision_at_k
 
     texts = [q for q in queries if q.get("text")]
