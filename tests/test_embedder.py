@@ -142,3 +142,36 @@ def test_tiny_training_run_improves_attribute_retrieval(shop_model, tmp_path):
     prediction = again.predict(held_pooled[:1], held_feats.colour[:1])[0]
     assert prediction["colour"].value == held.items[0].colour
     assert 0 < prediction["colour"].confidence <= 1
+
+
+def test_training_views_are_the_pipelines_cutouts(test_models, tmp_path):
+    """Photos without a mask are cut out by the garment parser before training (the view the
+    pipeline embeds), the masks cached per photo and parser version; a given mask is kept."""
+    from vision.embedder_train import product_view, with_parser_masks
+    from vision.parser import garment_parser
+
+    items = synthetic_items(tmp_path / "photos", 1, seed=3)[:3]
+    given = tmp_path / "given-mask.png"
+    mask = np.zeros((180, 120), np.uint8)
+    mask[30:150, 40:80] = 255
+    Image.fromarray(mask).save(given)
+    items[0].mask = given
+    cache = tmp_path / "cache"
+    masked = with_parser_masks(items, cache)
+    assert masked[0].mask == given and all(it.mask is None for it in items[1:])  # the inputs are not changed
+    stored = sorted((cache / "parser-masks").iterdir())
+    assert len(stored) == 2 and {p.suffix for p in stored} <= {".png", ".none"}
+    for item, out in zip(items[1:], masked[1:], strict=True):
+        parsed = garment_parser().parse(Image.open(item.image).convert("RGB")).item_mask()
+        found = parsed.sum() > 0.002 * parsed.size
+        assert (out.mask is not None) == found
+        if found:
+            assert np.array_equal(np.asarray(Image.open(out.mask)) >= 128, parsed)
+    stamps = [p.stat().st_mtime_ns for p in stored]
+    again = with_parser_masks(items, cache)
+    assert [it.mask for it in again] == [it.mask for it in masked]
+    assert [p.stat().st_mtime_ns for p in sorted((cache / "parser-masks").iterdir())] == stamps
+    view = product_view(masked[0])
+    assert view.size == (40 + 8, 120 + 8)  # the mask's box and the pipeline's 4 px margin
+    assert view.getpixel((0, 0)) == (255, 255, 255)
+    assert product_view(items[1]).size == (120, 180)  # no mask: the whole photo

@@ -26,7 +26,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,12 +172,46 @@ def masked_view(image: Image.Image, mask: Image.Image | np.ndarray, pad: int = 6
 
 
 def product_view(item: CatalogItem) -> Image.Image:
+    """What the pipeline embeds for this product photo: its cutout (the mask's box, 4 px margin, the
+    rest white); the whole photo when there is no mask."""
+    from vision.parser import cutout
+
     with Image.open(item.image) as im:
         image = ImageOps.exif_transpose(im).convert("RGB")
     if item.mask and item.mask.is_file():
         with Image.open(item.mask) as mk:
-            return masked_view(image, mk.convert("L"))
+            mask = np.asarray(mk.convert("L")) >= 128
+        if mask.shape == (image.height, image.width) and mask.any():
+            return to_rgb_on_white(cutout(image, mask))
     return image
+
+
+def with_parser_masks(items: list[CatalogItem], cache_dir: Path) -> list[CatalogItem]:
+    """The items, each photo without a mask given the shop's garment parser's item mask (what the
+    pipeline cuts out: train on the view that is served). Masks are cached as PNGs keyed by photo
+    and parser version, so a second run (or a resumed one) parses nothing again. A photo where the
+    parser finds (almost) nothing keeps the whole photo, as the pipeline does."""
+    from vision.parser import garment_parser
+
+    todo = [it for it in items if it.mask is None]
+    if not todo:
+        return items
+    parser = garment_parser()
+    folder = cache_dir / "parser-masks"
+    folder.mkdir(parents=True, exist_ok=True)
+    masks: dict[int, Path | None] = {}
+    for it in tqdm(todo, desc=f"garment masks ({parser.version})", unit="img"):
+        digest = hashlib.sha1(f"{it.image}|{parser.version}".encode()).hexdigest()[:20]
+        path, empty = folder / f"{digest}.png", folder / f"{digest}.none"
+        if not path.is_file() and not empty.is_file():
+            with Image.open(it.image) as im:
+                mask = parser.parse(ImageOps.exif_transpose(im).convert("RGB")).item_mask()
+            if mask.sum() > 0.002 * mask.size:
+                Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+            else:
+                empty.touch()
+        masks[id(it)] = path if path.is_file() else None
+    return [replace(it, mask=masks[id(it)]) if it.mask is None else it for it in items]
 
 
 def person_view(pair: PersonPair) -> Image.Image:
@@ -393,6 +427,7 @@ class TrainSettings:
     seed: int = 0
     tune_trunk: bool = True
     views: int = 1
+    parser_views: bool = True  # photos without a mask are cut out by the garment parser first
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -602,6 +637,15 @@ def train_embedder(
     )
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
+    if settings.parser_views:
+        from vision.assets import AssetMissing
+
+        try:
+            train = replace(train, items=with_parser_masks(train.items, cache_dir))
+            if heldout:
+                heldout = replace(heldout, items=with_parser_masks(heldout.items, cache_dir))
+        except AssetMissing as exc:
+            log(f"no garment parser ({exc}): training on whole photos, which the pipeline does not serve")
     feats = build_features(model, preprocess, tokenizer, train, cache_dir, views=settings.views)
     held = build_features(model, preprocess, tokenizer, heldout, cache_dir) if heldout else None
     feature_seconds = time.time() - started

@@ -197,6 +197,16 @@ def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Call
     return {"best_weights": best, "best_p10": best_p10, "equal_weights_p10": round(equal, 4), "runs": runs_for(best)}
 
 
+def _query_row(query: dict[str, Any], ranked: list[str], relevant: set[str]) -> dict[str, Any]:
+    top = ranked[:10]
+    return {
+        "id": query.get("id"),
+        "query": query.get("text") or query.get("image"),
+        "hits@10": sum(sku in relevant for sku in top),
+        "top10": [sku if sku in relevant else f"{sku} (not relevant)" for sku in top],
+    }
+
+
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from catalog.selectors import product_skus_by_id
     from search.services import merge_garment_results, search_photo, search_text
@@ -215,6 +225,8 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         runs: dict[str, list[tuple[list[str], set[str]]]] = defaultdict(list)
         by_family: dict[str, dict[str, list[tuple[list[str], set[str]]]]] = defaultdict(lambda: defaultdict(list))
         timings: dict[str, list[float]] = defaultdict(list)
+        # each query's top 10 per mode, with the relevant ones marked, to see what a mode gets wrong
+        per_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for q in tqdm(queries, desc="queries", unit="q"):
             relevant = set(q["relevant"])
             family = q.get("family", "text" if q.get("text") else "photo")
@@ -226,6 +238,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                     ranked = [sku_of[h.product_id] for h in hits]
                     runs[mode].append((ranked, relevant))
                     by_family[family][mode].append((ranked, relevant))
+                    per_query[mode].append(_query_row(q, ranked, relevant))
             else:
                 with Image.open(q["image"]) as im:
                     image = im.convert("RGB")
@@ -235,6 +248,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                 ranked = [sku_of[h.product_id] for h in hits]
                 runs["photo"].append((ranked, relevant))
                 by_family[family]["photo"].append((ranked, relevant))
+                per_query["photo"].append(_query_row(q, ranked, relevant))
         tuning = tune_fusion(queries, sku_of, log) if options.get("tune_fusion") else None
     if tuning:
         runs["hybrid (tuned weights)"] = tuning.pop("runs")
@@ -261,6 +275,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         "mean_latency_ms": latency,
         "fusion_tuning": tuning,
         "seconds": round(time.time() - started, 1),
+        "per_query": per_query,
     }
     write_report(out_dir, "search", result, rows)
     bar_plot(

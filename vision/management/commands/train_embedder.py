@@ -30,6 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--pair-weight", type=float, default=1.0)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--views", type=int, choices=[1, 2], default=1, help="2 adds mirrored training views")
+        parser.add_argument(
+            "--whole-photos",
+            action="store_true",
+            help="train on whole product photos instead of the garment parser's cutouts (what the pipeline embeds)",
+        )
         parser.add_argument("--freeze-trunk", action="store_true", help="train the projection heads only")
         parser.add_argument("--out", type=Path, default=None, help="models folder (default $SHOP_MODELS_DIR)")
         parser.add_argument("--if-missing", action="store_true", help="do nothing when a checkpoint already exists")
@@ -70,6 +75,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             views=options["views"],
             tune_trunk=not options["freeze_trunk"],
+            parser_views=not options["whole_photos"],
         )
         cache = Path(settings.DATA_DIR) / "cache" / "embedder"
         folder = train_embedder(
