@@ -58,6 +58,10 @@ class Product(models.Model):
         help_text="products sharing this key are the same design in another colour",
     )
     is_active = models.BooleanField(default=True)
+    # True when any size has stock. Kept by a database trigger on catalog_variant (migration 0008),
+    # so every way of writing stock (services, admin, bulk SQL) keeps it right; the "in stock" filter
+    # reads this one column instead of probing the variants of every product.
+    has_stock = models.BooleanField(default=False, editable=False)
     # sha256 of the text that was last embedded; the pipeline re-embeds when it changes.
     text_hash = models.CharField(max_length=64, blank=True)
     # Keyword search document (title, description, colour, pattern, category names), kept by

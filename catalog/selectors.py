@@ -239,7 +239,7 @@ def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tupl
         )
         params.append(filters.size)
     elif filters.in_stock:
-        clauses.append(f"EXISTS (SELECT 1 FROM catalog_variant v WHERE v.product_id = {alias}.id AND v.stock > 0)")
+        clauses.append(f"{alias}.has_stock")  # kept by a trigger on the variants (migration 0008)
     if filters.exclude_ids:
         clauses.append(f"NOT ({alias}.id = ANY(%s))")
         params.append(list(filters.exclude_ids))
@@ -399,6 +399,43 @@ def product_vectors_nearest_exact(
         for kind, product_id, distance in cursor.fetchall():
             found[kind].append(Neighbour(owner_id=product_id, distance=float(distance)))
     return found
+
+
+def product_vectors_changed_since(
+    space: EmbeddingSpace, since: datetime | None, using: str | None = None
+) -> tuple[list[int], list[str], np.ndarray, datetime | None]:
+    """The product vectors of ``space`` written after ``since`` (all when None): product ids, kinds,
+    an (n, dim) float32 matrix, and the newest ``updated_at`` among them (``since`` when none
+    changed). Vectors travel in pgvector's binary form (``vector_send``), which is fast to read."""
+    sql = (
+        f"SELECT product_id, kind, vector_send(vector::vector({int(space.dim)})), updated_at "
+        "FROM catalog_productvector WHERE space_id = %s"
+    )
+    params: list[object] = [space.pk]
+    if since is not None:
+        sql += " AND updated_at > %s"
+        params.append(since)
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return [], [], np.zeros((0, int(space.dim)), np.float32), since
+    # binary vector: int16 dimension, int16 unused, then big-endian float32 values
+    matrix = np.stack([np.frombuffer(row[2], dtype=">f4", offset=4) for row in rows]).astype(np.float32)
+    return [int(r[0]) for r in rows], [str(r[1]) for r in rows], matrix, max(r[3] for r in rows)
+
+
+def product_vector_count(space: EmbeddingSpace, using: str | None = None) -> int:
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM catalog_productvector WHERE space_id = %s", [space.pk])
+        return int(cursor.fetchone()[0])
+
+
+def product_vectors_newest_change(space: EmbeddingSpace, using: str | None = None) -> datetime | None:
+    """When the newest product vector of ``space`` was written (an index lookup)."""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT max(updated_at) FROM catalog_productvector WHERE space_id = %s", [space.pk])
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,10 @@ def vector_signal(
     space = _space()
     if space is None:
         return []
+    if filters is not None and filters.active():
+        matching = matching or catalog_selectors.product_filter_match(filters)
+        if matching.ids is not None:  # few enough to score exactly (in memory when kept there)
+            return vector_signals_exact(vector, [kind], limit, matching.ids)[kind]
     hits = catalog_selectors.vector_nearest(
         table="product",
         space=space,
@@ -133,18 +137,33 @@ def vector_signals_exact(
     vector: Sequence[float], kinds: Sequence[str], limit: int, product_ids: Sequence[int]
 ) -> dict[str, list[Hit]]:
     """Several vector signals at once over a known (filtered) set of products, scanned exactly."""
+    from search.vector_memory import memory_vectors
+
     space = _space()
     if space is None:
         return {kind: [] for kind in kinds}
-    found = catalog_selectors.product_vectors_nearest_exact(
-        space=space, kinds=kinds, query=list(vector), product_ids=product_ids, k=limit
-    )
+    if set(kinds) - {"image", "text"}:
+        raise ValueError(f"kinds must be some of ('image', 'text'), not {list(kinds)}")
+    memory = memory_vectors(space)
+    if memory is not None:
+        found = memory.nearest(vector, kinds, product_ids, limit)
+    else:
+        found = catalog_selectors.product_vectors_nearest_exact(
+            space=space, kinds=kinds, query=list(vector), product_ids=product_ids, k=limit
+        )
     return {kind: _vector_hits(kind, neighbours) for kind, neighbours in found.items()}
 
 
 # The "any word" fallback ranks at most this many matching products: on a large catalog a common
 # word matches tens of thousands, and ranking them all costs more than a request may.
 OR_CANDIDATES = 1000
+
+
+def _candidate_cap(cap: int, matching: catalog_selectors.FilterMatch | None) -> int:
+    """How many rows the "some of the attributes" fallback may rank: ``cap`` on the whole catalog;
+    every match of a selective filter (no more than EXACT_SCAN_MAX) when one applies — a small cap
+    there makes the planner walk the whole table looking for the first few matches."""
+    return catalog_selectors.EXACT_SCAN_MAX if matching is not None and matching.ids is not None else cap
 
 
 def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
@@ -200,10 +219,12 @@ def search_caches_reset() -> None:
     """Forget the catalog words this process has cached (the attribute vocabulary and the spelling
     lexicon; both are otherwise re-read every few minutes), e.g. after a bulk import."""
     from search.spelling import lexicon_reset
+    from search.vector_memory import memory_vectors_reset
 
     with _vocab_lock:
         _vocab_cache.clear()
     lexicon_reset()
+    memory_vectors_reset()
 
 
 def _query_phrases(query: str) -> set[str]:
@@ -264,7 +285,12 @@ def predicted_signal(query: str, limit: int, filters: ProductFilters | None = No
 ATTRIBUTE_ANY_CANDIDATES = 1000
 
 
-def attribute_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+def attribute_signal(
+    query: str,
+    limit: int,
+    filters: ProductFilters | None = None,
+    matching: catalog_selectors.FilterMatch | None = None,
+) -> list[Hit]:
     """Products matching every attribute the query names first (an indexed AND: colour, pattern,
     category id), then products matching some of them, most first, ranked within a bounded
     candidate set."""
@@ -291,7 +317,8 @@ def attribute_signal(query: str, limit: int, filters: ProductFilters | None = No
         rows = [(pid, float(len(conditions))) for (pid,) in cursor.fetchall()]
         if len(rows) < limit and len(conditions) > 1:
             seen = [pid for pid, _ in rows]
-            cursor.execute(some, [*values, *params, *values, seen, ATTRIBUTE_ANY_CANDIDATES, limit - len(rows)])
+            cap = _candidate_cap(ATTRIBUTE_ANY_CANDIDATES, matching)
+            cursor.execute(some, [*values, *params, *values, seen, cap, limit - len(rows)])
             rows += [(pid, float(n)) for pid, n in cursor.fetchall()]
     return [Hit(pid, score, {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
@@ -347,7 +374,7 @@ def ranked_products(
         if signal in lists:
             continue
         if signal == "attributes":
-            lists[signal] = attribute_signal(query, pool, filters)
+            lists[signal] = attribute_signal(query, pool, filters, matching)
         elif signal == "predicted":
             lists[signal] = predicted_signal(query, pool, filters)
         elif signal == "keyword":

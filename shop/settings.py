@@ -34,6 +34,16 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={raw!r} must be an integer") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} must be a number") from exc
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -143,6 +153,12 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 SEARCH_DB_ALIAS = "replica" if DATABASE_REPLICA_URL else "default"
+# Filtered searches score the matching products' vectors in this process's memory (search/vector_memory.py)
+# while the active space holds at most this many product vector rows (0: always in the database);
+# changes are looked for at most every REFRESH seconds, everything is reloaded every RELOAD seconds.
+SEARCH_MEMORY_VECTORS_MAX = env_int("SHOP_SEARCH_MEMORY_VECTORS_MAX", 500_000)
+SEARCH_MEMORY_REFRESH_S = env_float("SHOP_SEARCH_MEMORY_REFRESH_S", 1.0)
+SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Celery ----------------------------------------------------------------------------

@@ -31,6 +31,16 @@ def media_root(settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def vectors_in_memory_always_current() -> Iterator[None]:
+    """Searches keep product vectors in memory (search/vector_memory.py); tests change vectors and
+    search right after, so the kept copy checks for changes on every search here."""
+    previous = settings.SEARCH_MEMORY_REFRESH_S
+    settings.SEARCH_MEMORY_REFRESH_S = 0.0
+    yield
+    settings.SEARCH_MEMORY_REFRESH_S = previous
+
+
 def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (36, 54)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, "JPEG", quality=90)

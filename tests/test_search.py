@@ -159,6 +159,44 @@ def test_one_exact_pass_for_both_kinds_equals_one_scan_per_kind(catalog):
         services.vector_signals_exact(vector, ["colour"], 4, matching.ids)
 
 
+def test_vectors_kept_in_memory_rank_as_the_database_does_and_follow_changes(catalog, settings):
+    """The in-memory exact scorer of filtered searches gives the database's exact ranking (float16
+    rounding aside), sees a changed vector at the next search, forgets a deleted one, and steps
+    aside when the space holds more vectors than allowed."""
+    from catalog import services as catalog_services
+    from search.vector_memory import memory_vectors, memory_vectors_reset
+
+    memory_vectors_reset()
+    space = services._space()
+    ids = sorted(catalog.values())
+    vector = services.encode_query_text("black cotton t-shirt")
+    in_db = selectors.product_vectors_nearest_exact(
+        space=space, kinds=["image", "text"], query=list(vector), product_ids=ids, k=5
+    )
+    store = memory_vectors(space)
+    assert store is not None
+    in_memory = store.nearest(vector, ["image", "text"], ids, 5)
+    for kind in ("image", "text"):
+        assert [n.owner_id for n in in_memory[kind]] == [n.owner_id for n in in_db[kind]]
+        assert [n.distance for n in in_memory[kind]] == pytest.approx([n.distance for n in in_db[kind]], abs=2e-3)
+    # a product's vector changes: the next search sees it (refresh interval 0 in the tests)
+    target = catalog["G1"]
+    catalog_services.product_vector_upsert(target, space, "text", list(vector))
+    hits = services.vector_signals_exact(vector, ["text"], 3, ids)["text"]
+    assert hits[0].product_id == target and hits[0].score == pytest.approx(1.0, abs=2e-3)
+    # deleted: forgotten
+    from catalog.models import ProductVector
+
+    ProductVector.objects.filter(product_id=target, space=space, kind="text").delete()
+    assert target not in [h.product_id for h in services.vector_signals_exact(vector, ["text"], 8, ids)["text"]]
+    # more vectors than allowed: nothing kept, the database answers
+    settings.SEARCH_MEMORY_VECTORS_MAX = 3
+    memory_vectors_reset()
+    assert memory_vectors(space) is None
+    assert services.vector_signals_exact(vector, ["image"], 3, ids)["image"]
+    memory_vectors_reset()
+
+
 def test_pagination_is_stable_and_complete(catalog):
     first = services.search_products("cotton", page=1, page_size=3)
     second = services.search_products("cotton", page=2, page_size=3)
