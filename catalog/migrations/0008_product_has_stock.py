@@ -5,7 +5,9 @@ probing the variants of each of tens of thousands of products (45 ms of a 150 ms
 at 100,000 products), and a price range (in stock or not) is answered from a small partial index
 (index-only: 3 ms for 15,000 products).
 
-The trigger first locks the product row and then reads the variants in a new statement (a new
+A second trigger, on ``catalog_product`` itself, recomputes the flag whenever a product row is
+written, so saving a product from a stale copy (Django's ``save()`` writes every column) cannot
+undo it. The variant trigger first locks the product row and then reads the variants in a new statement (a new
 snapshot), so two transactions changing different sizes of one product at once cannot both miss
 the other's change."""
 
@@ -35,6 +37,19 @@ BEGIN
 END
 $$ LANGUAGE plpgsql;
 
+-- a product row written from a stale copy (Django's save() writes every column) gets the truth back
+CREATE OR REPLACE FUNCTION catalog_product_has_stock_keep() RETURNS trigger AS $$
+BEGIN
+    NEW.has_stock := EXISTS (SELECT 1 FROM catalog_variant v WHERE v.product_id = NEW.id AND v.stock > 0);
+    RETURN NEW;
+END
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS product_has_stock_keep ON catalog_product;
+CREATE TRIGGER product_has_stock_keep
+BEFORE INSERT OR UPDATE ON catalog_product
+FOR EACH ROW EXECUTE FUNCTION catalog_product_has_stock_keep();
+
 DROP TRIGGER IF EXISTS variant_stock_changed ON catalog_variant;
 CREATE TRIGGER variant_stock_changed
 AFTER INSERT OR DELETE OR UPDATE OF stock, product_id ON catalog_variant
@@ -51,7 +66,9 @@ REVERSE = """
 DROP INDEX IF EXISTS product_active_price;
 DROP INDEX IF EXISTS product_stocked_price;
 DROP TRIGGER IF EXISTS variant_stock_changed ON catalog_variant;
+DROP TRIGGER IF EXISTS product_has_stock_keep ON catalog_product;
 DROP FUNCTION IF EXISTS catalog_variant_stock_changed();
+DROP FUNCTION IF EXISTS catalog_product_has_stock_keep();
 DROP FUNCTION IF EXISTS catalog_product_has_stock_sync(bigint);
 """
 
