@@ -57,7 +57,9 @@ def build_test_models(root: Path) -> Path:
     )
     trunk, _ = encode_with_trunk(model.eval(), preprocess, images)
     colour = np.stack([colour_histogram(im) for im in images])
-    train_attribute_heads(trunk, colour, items, min_examples=1).save(folder)
+    # no input dropout here: the parser's untrained decoder below is drawn from the random stream
+    # after this fit, and the photo-search tests' catalogs were made for that draw
+    train_attribute_heads(trunk, colour, items, min_examples=1, input_dropout=0.0).save(folder)
 
     net = ParserNet(pretrained=True).eval()
     parser_dir = root / "parser" / "test-parser"
