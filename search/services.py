@@ -27,8 +27,9 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -201,18 +202,27 @@ def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None
 
 
 _vocab_lock = threading.Lock()
-_vocab_cache: dict[str, tuple[float, dict[str, dict[str, list[object]]]]] = {}
+_vocab_cache: dict[str, tuple[float, dict[str, dict[str, list[Any]]]]] = {}
+VOCABULARY_TTL_S = 300
+
+
+def _cached_vocabulary(
+    name: str, load: Callable[[], dict[str, dict[str, list[Any]]]]
+) -> dict[str, dict[str, list[Any]]]:
+    """A vocabulary of the search database, read again once it is VOCABULARY_TTL_S seconds old."""
+    import time
+
+    key = f"{name}:{settings.SEARCH_DB_ALIAS}"
+    with _vocab_lock:
+        entry = _vocab_cache.get(key)
+        if entry is None or time.monotonic() - entry[0] > VOCABULARY_TTL_S:
+            entry = (time.monotonic(), load())
+            _vocab_cache[key] = entry
+        return entry[1]
 
 
 def _vocabulary() -> dict[str, dict[str, list[object]]]:
-    import time
-
-    with _vocab_lock:
-        entry = _vocab_cache.get(settings.SEARCH_DB_ALIAS)
-        if entry is None or time.monotonic() - entry[0] > 300:
-            entry = (time.monotonic(), catalog_selectors.attribute_vocabulary())
-            _vocab_cache[settings.SEARCH_DB_ALIAS] = entry
-        return entry[1]
+    return _cached_vocabulary("catalog", catalog_selectors.attribute_vocabulary)
 
 
 def search_caches_reset() -> None:
@@ -251,19 +261,14 @@ def recognise_attributes(query: str) -> dict[str, list[str]]:
 
 
 def _predicted_vocabulary() -> dict[str, dict[str, list[str]]]:
-    import time
+    def load() -> dict[str, dict[str, list[Any]]]:
+        vocabulary: dict[str, dict[str, list[Any]]] = {}
+        for name, values in catalog_selectors.predicted_vocabulary().items():
+            for value in values:
+                vocabulary.setdefault(name, {}).setdefault(value.lower(), []).append(value)
+        return vocabulary
 
-    key = "predicted:" + settings.SEARCH_DB_ALIAS
-    with _vocab_lock:
-        entry = _vocab_cache.get(key)
-        if entry is None or time.monotonic() - entry[0] > 300:
-            vocabulary: dict[str, dict[str, list[object]]] = {}
-            for name, values in catalog_selectors.predicted_vocabulary().items():
-                for value in values:
-                    vocabulary.setdefault(name, {}).setdefault(value.lower(), []).append(value)
-            entry = (time.monotonic(), vocabulary)
-            _vocab_cache[key] = entry
-        return entry[1]  # type: ignore[return-value]
+    return _cached_vocabulary("predicted", load)
 
 
 def predicted_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
