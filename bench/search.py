@@ -233,6 +233,49 @@ def time_queries(queries: list[str], filters: Any) -> dict[str, float]:
     return percentiles(timings)
 
 
+def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
+    """p50 milliseconds of each stage of a filtered text search, each called on its own the way
+    ``search.services.ranked_products`` calls it (warm): where the time of a search goes."""
+    from django.conf import settings
+
+    from catalog import selectors as catalog_selectors
+    from search import services
+    from search.spelling import lexicon
+
+    stages: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        stages.setdefault(name, []).append(time.perf_counter() - t0)
+
+    pool = services.POOL
+    for q in queries:
+        vector = services.encode_query_text(q)
+        with timed("filter match"):
+            matching = catalog_selectors.product_filter_match(filters)
+        lists = {}
+        if matching.ids is not None:
+            with timed("vectors (exact)"):
+                lists.update(services.vector_signals_exact(vector, ["image", "text"], pool, matching.ids))
+        else:
+            for kind in ("image", "text"):
+                with timed(f"vector {kind} (index)"):
+                    lists[kind] = services.vector_signal(vector, kind, pool, filters, matching)
+        with timed("spelling"):
+            corrected = lexicon(settings.SEARCH_DB_ALIAS).correct_query(q)
+        with timed("keyword"):
+            lists["keyword"] = services.keyword_signal(corrected, pool, filters)
+        with timed("attributes"):
+            lists["attributes"] = services.attribute_signal(q, pool, filters, matching)
+        with timed("fuse"):
+            fused = services.fuse(lists, services.RESULT_SET)
+        with timed("facets"):
+            services.facets_of([h.product_id for h in fused])
+    return {name: round(1000 * statistics.median(values), 1) for name, values in stages.items()}
+
+
 def hnsw_recall(space: Any, rng: np.random.Generator, n: int, ef: int) -> float:
     from django.db import connection, transaction
 
@@ -358,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         result["memory_vectors"] = memory_vectors_load(space)
         result["text_search"] = {"no filter": time_queries(queries, None)}
+        result["stages_p50_ms"] = {}
         for name, filters in filtered.items():
             result["text_search"][name] = time_queries(queries, filters)
+            result["stages_p50_ms"][name] = stage_breakdown(queries[:50], filters)
         # the baseline, same run: the matching products' vectors scored in PostgreSQL
         with memory_vectors_off():
             for name, filters in filtered.items():

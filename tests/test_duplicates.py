@@ -101,7 +101,9 @@ def test_pHash_distance_and_reason():
     sig = signature_of(image)
     assert 0 <= sig.phash < 2**64
     assert sig.phash == phash_of(image)
-    duplicate, reason = is_duplicate(sig, signature_of(image.resize((180, 270))))
+    half = signature_of(image.resize((180, 270)))
+    assert is_duplicate(sig, half)[1].startswith("same photo, same pixels at exposure ×1.00")
+    duplicate, reason = is_duplicate(sig, half, DuplicateThresholds(exposure_mae_max=-1.0))
     assert duplicate
     distance = int(reason.split("pHash distance ")[1].split(",")[0])
     inliers = int(reason.split(", ")[1].split(" matching")[0])
@@ -142,12 +144,51 @@ def test_signature_json_round_trip():
         assert restored.embedding.dtype == np.float32 and restored.embedding.shape == (1280,)
         np.testing.assert_allclose(restored.embedding, sig.embedding, atol=1e-6)
         np.testing.assert_allclose(restored.colour, sig.colour, atol=1e-5)
+        assert restored.thumbnail is not None and restored.thumbnail.dtype == np.uint8
+        np.testing.assert_array_equal(restored.thumbnail, sig.thumbnail)
         assert restored.keypoints is None  # keypoints are not stored: the geometric check needs them again
+        assert is_duplicate(restored, sig)[0]  # the same pixels: no keypoints needed
+        geometric = DuplicateThresholds(exposure_mae_max=-1.0)
         with pytest.raises(ValueError, match="need keypoints"):
-            is_duplicate(restored, sig)
+            is_duplicate(restored, sig, geometric)
         restored.keypoints = lambda: sig.keypoints  # computed on demand, as the pipeline does
-        assert is_duplicate(restored, sig) == is_duplicate(sig, sig)
+        assert is_duplicate(restored, sig, geometric) == is_duplicate(sig, sig, geometric)
     assert abs(float(np.linalg.norm(sig.embedding)) - 1.0) < 1e-4
+
+
+def test_brightened_pale_garment_is_the_same_pixels_at_another_exposure():
+    """A pale garment brightened ×1.25 clips into its background: pHash, embedding and keypoints no
+    longer agree, the exposure tier still does — and a recoloured copy of it still fails."""
+    from dataclasses import replace
+
+    from vision.duplicates import exposure_match, thumbnail_of
+
+    pale = product_photo(colour=(222, 214, 200), seed=5)
+    brighter = ImageEnhance.Brightness(pale).enhance(1.25)
+    gain, difference = exposure_match(thumbnail_of(pale), thumbnail_of(brighter))
+    assert 1.15 <= gain <= 1.35 and difference <= 0.01, (gain, difference)
+    gain, difference = exposure_match(thumbnail_of(brighter), thumbnail_of(pale))  # either way round
+    assert 0.74 <= gain <= 0.87 and difference <= 0.01, (gain, difference)
+    original, copy, recoloured, other = signatures_of(
+        [pale, brighter, hue_rotated(product_photo(colour=(200, 120, 60), seed=5)), product_photo(seed=6)]
+    )
+    duplicate, reason = is_duplicate(original, copy)
+    assert duplicate and reason.startswith("same photo, same pixels at exposure ×1.2"), reason
+    assert not is_duplicate(original, recoloured)[0]
+    assert exposure_match(original.thumbnail, other.thumbnail)[1] > 0.01  # another photo: other pixels
+    no_tier = replace(DuplicateThresholds(), exposure_mae_max=-1.0)
+    assert is_duplicate(original, copy, no_tier)[1] != reason
+
+
+def test_signatures_stored_before_the_thumbnail_still_compare():
+    sig = signature_of(product_photo())
+    data = sig.to_json()
+    del data["thumbnail"]
+    old = ImageSignature.from_json({**data, "version": "dup-1"})
+    assert old.thumbnail is None
+    old.keypoints = sig.keypoints
+    duplicate, reason = is_duplicate(old, sig)
+    assert duplicate and not reason.startswith("same photo, same pixels"), reason
 
 
 def test_thresholds_are_frozen_and_overridable():
@@ -162,7 +203,7 @@ def test_thresholds_are_frozen_and_overridable():
 
 
 def test_vectorised_rule_matches_is_duplicate():
-    from vision.duplicates import chroma_distance, colour_distance, cosine, geometric_inliers
+    from vision.duplicates import chroma_distance, colour_distance, cosine, exposure_match, geometric_inliers
     from vision.evaluation.duplicates import PairScores, shop_rule
 
     image = product_photo()
@@ -174,6 +215,7 @@ def test_vectorised_rule_matches_is_duplicate():
         colour_distance=np.array([colour_distance(base.colour, o.colour) for o in others]),
         chroma_distance=np.array([chroma_distance(base.colour, o.colour) for o in others]),
         inliers=np.array([geometric_inliers(base.keypoints, o.keypoints) for o in others]),
+        exposure_difference=np.array([exposure_match(base.thumbnail, o.thumbnail)[1] for o in others]),
     )
     variants = [
         DuplicateThresholds(),
@@ -182,6 +224,8 @@ def test_vectorised_rule_matches_is_duplicate():
         DuplicateThresholds(colour_max=0.0, relit_embedding_min=0.5, chroma_max=100.0),
         DuplicateThresholds(min_inliers=0),
         DuplicateThresholds(min_inliers=500),
+        DuplicateThresholds(exposure_mae_max=-1.0),
+        DuplicateThresholds(exposure_mae_max=-1.0, min_inliers=500, relit_phash_max=-1),
     ]
     for t in variants:
         expected = [is_duplicate(base, o, t)[0] for o in others]

@@ -1,12 +1,14 @@
 """Near-duplicate product photos: the same photo again, not the same design in another colour.
 
-A signature (:class:`ImageSignature`) holds three views of one image:
+A signature (:class:`ImageSignature`) holds four views of one image:
 
 - ``phash`` — imagehash's 64-bit perceptual hash (DCT of the 32×32 grey image). Survives resizing,
   re-encoding and brightness changes; a crop moves it.
 - ``embedding`` — the pretrained EfficientNet-Lite0 (ImageNet) pooled features, 1280-d, L2-normalised
   (224×224 squashed input, ``LITE_MEAN``/``LITE_STD``). Survives crops too, but sees shape more than
   colour: the same design in another colour lies as close as an edited copy.
+- ``thumbnail`` — the photo as 24×36 grey pixels (864 bytes): a copy whose exposure was changed is
+  the same pixels up to one gain (:func:`exposure_match`), clipping included.
 - ``colour`` — the garment's colour: the pixels that differ from the photo's background (the median of
   its border) in CIE Lab, summarised brightness-invariantly (see :func:`colour_signature`).
 
@@ -27,16 +29,21 @@ against six edited copies (resize 50–80 %, JPEG 30–60, crop 5–15 % per sid
 random other product and the nearest other product (by embedding) each: 15,578 scored pairs. A grid
 search maximising F1 by coordinate ascent (colour_max 2–20 step 0.5 × phash_max 0–24 × min_inliers
 0–40 × embedding_min 0.60–0.99 step 0.01; then the relit tier: relit_phash_max 0–12 step 2 ×
-relit_embedding_min 0.85–0.99 × chroma_max 2–40 step 2; then the first grid again; ties to the
-flattest neighbourhood) gave the defaults below, train F1 0.9865 (pHash alone 0.780 at distance ≤ 21,
-embedding alone 0.926 at cosine ≥ 0.89). Without the geometric check the best rule reached train F1
-0.9703 on the same pairs: one nearest other product in six was taken for a duplicate. What remains
-wrong: brightened copies of pale garments (×1.25 clips them into the background and wipes out their
-keypoints: about 9 % missed on dev).
+relit_embedding_min 0.85–0.99 × chroma_max 2–40 step 2; then the first grid again; then the exposure
+tier's exposure_mae_max 0–0.03 step 0.0025; then the first grid once more; ties to the flattest
+neighbourhood) gave the defaults below: train F1 0.9941 by step 0.981 → 0.986 → 0.987 → 0.993 →
+0.994 (pHash alone 0.780 at distance ≤ 21, embedding alone 0.926 at cosine ≥ 0.89). Without the
+geometric check the best rule reached train F1 0.9703: one nearest other product in six was taken
+for a duplicate. Before the exposure tier (train F1 0.9865) brightened copies of pale garments were
+what remained wrong: ×1.25 clips them into the background and wipes out their keypoints (about 9 %
+missed on dev). The exposure tier is checked first: the grey thumbnails, the darker one brightened
+by the best of 61 gains (0.5–2), differ by at most ``exposure_mae_max`` = 0.01. It also catches
+resized and re-encoded copies, which is why the pHash tier's own threshold fell to 1 once it was in.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -51,7 +58,7 @@ from PIL import Image
 from vision.assets import LITE_MEAN, LITE_STD
 from vision.clip import to_rgb_on_white
 
-SIGNATURE_VERSION = "dup-1"
+SIGNATURE_VERSION = "dup-2"  # dup-2 adds the grey thumbnail
 EMBEDDING_VERSION = "lite0-imagenet-224-squash"  # what the embedding cache keys on
 EMBEDDING_INPUT = 224
 COLOUR_SIZE = (48, 72)  # the grid the colour statistics are computed on (w, h)
@@ -65,10 +72,10 @@ class DuplicateThresholds:
     the module docstring)."""
 
     # same photo, maybe resized / re-encoded: pHash distance ≤ phash_max and colour ≤ colour_max
-    phash_max: int = 20
+    phash_max: int = 1
     # same photo cropped or edited: embedding cosine ≥ embedding_min and colour ≤ colour_max
-    embedding_min: float = 0.69
-    colour_max: float = 17.0  # colour-signature distance (lightness and chroma)
+    embedding_min: float = 0.71
+    colour_max: float = 18.0  # colour-signature distance (lightness and chroma)
     # same photo relit (brightness changed): pHash ≤ relit_phash_max and cosine ≥ relit_embedding_min;
     # then only the chroma is compared (lightness may differ), so a recoloured copy still fails
     relit_phash_max: int = 6
@@ -76,7 +83,10 @@ class DuplicateThresholds:
     chroma_max: float = 12.0
     # geometric check of the pHash / embedding tier: at least this many ORB keypoint matches that
     # agree on one similarity transform (scale, shift, rotation) — same photo, not just same pose
-    min_inliers: int = 10
+    min_inliers: int = 12
+    # same pixels up to one exposure gain: the grey thumbnails differ by at most this mean absolute
+    # difference (0–1 scale) once the darker one is brightened by the best gain (and the colours agree)
+    exposure_mae_max: float = 0.01
 
 
 @dataclass
@@ -119,12 +129,40 @@ def geometric_inliers(a: Keypoints, b: Keypoints) -> int:
     return int(mask.sum()) if mask is not None else 0
 
 
+THUMBNAIL_SIZE = (24, 36)  # (w, h) of the grey thumbnail kept in the signature
+EXPOSURE_GAINS = np.exp(np.linspace(np.log(0.5), np.log(2.0), 61)).astype(np.float32)
+
+
+def thumbnail_of(image: Image.Image) -> np.ndarray:
+    """The photo as a 24×36 grey thumbnail (uint8), whatever its size: what :func:`exposure_match`
+    compares."""
+    grey = to_rgb(image).convert("L").resize(THUMBNAIL_SIZE, Image.Resampling.BOX)
+    return np.asarray(grey, dtype=np.uint8)
+
+
+def exposure_match(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(gain, difference): the exposure gain that best maps thumbnail ``a`` onto ``b`` (the darker
+    one brightened and clipped, as a brightness edit does) and the mean absolute grey difference
+    (0–1) that remains. A brightened or darkened copy of a photo leaves almost none (≈ 0.003 on H&M
+    train); another photo — a crop, another garment in the same pose — leaves 0.02 and more."""
+    x = a.astype(np.float32)[None] / 255.0
+    y = b.astype(np.float32)[None] / 255.0
+    g = EXPOSURE_GAINS[:, None, None]
+    up = g >= 1.0
+    brightened_a = np.abs(np.clip(x * g, 0.0, 1.0) - y).mean(axis=(1, 2))
+    brightened_b = np.abs(x - np.clip(y / g, 0.0, 1.0)).mean(axis=(1, 2))
+    errors = np.where(up[:, 0, 0], brightened_a, brightened_b)
+    k = int(np.argmin(errors))
+    return float(EXPOSURE_GAINS[k]), float(errors[k])
+
+
 @dataclass
 class ImageSignature:
     phash: int  # 64-bit perceptual hash, as an unsigned int
     embedding: np.ndarray  # float32, (1280,), L2-normalised
     colour: np.ndarray  # float32, small vector (see colour_signature)
     version: str = field(default=SIGNATURE_VERSION)
+    thumbnail: np.ndarray | None = None  # uint8 (36, 24) grey (thumbnail_of); absent in dup-1 signatures
     # not stored; may be a function that computes them on demand (only pairs that pass the first
     # tests are verified, so a catalog photo's keypoints are computed only when needed)
     keypoints: Keypoints | Callable[[], Keypoints] | None = field(default=None, repr=False, compare=False)
@@ -136,22 +174,30 @@ class ImageSignature:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a JSONField; ``json.dumps`` it for text): phash as 16 hex digits."""
-        return {
+        data = {
             "version": self.version,
             "phash": f"{self.phash:016x}",
             "embedding": [round(float(x), 6) for x in self.embedding],
             "colour": [round(float(x), 6) for x in self.colour],
         }
+        if self.thumbnail is not None:
+            data["thumbnail"] = base64.b64encode(np.ascontiguousarray(self.thumbnail, np.uint8).tobytes()).decode()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> ImageSignature:
         if isinstance(data, str):
             data = json.loads(data)
+        thumbnail = None
+        if data.get("thumbnail"):
+            w, h = THUMBNAIL_SIZE
+            thumbnail = np.frombuffer(base64.b64decode(data["thumbnail"]), dtype=np.uint8).reshape(h, w).copy()
         return cls(
             phash=int(data["phash"], 16),
             embedding=np.asarray(data["embedding"], dtype=np.float32),
             colour=np.asarray(data["colour"], dtype=np.float32),
             version=data.get("version", SIGNATURE_VERSION),
+            thumbnail=thumbnail,
         )
 
 
@@ -290,7 +336,13 @@ def signatures_of(images: Iterable[Image.Image], batch_size: int = 32) -> list[I
     images = [to_rgb(im) for im in images]
     embeddings = embed_images(images, batch_size=batch_size)
     return [
-        ImageSignature(phash=phash_of(im), embedding=emb, colour=colour_signature(im), keypoints=keypoints_of(im))
+        ImageSignature(
+            phash=phash_of(im),
+            embedding=emb,
+            colour=colour_signature(im),
+            thumbnail=thumbnail_of(im),
+            keypoints=keypoints_of(im),
+        )
         for im, emb in zip(images, embeddings, strict=True)
     ]
 
@@ -312,7 +364,10 @@ def is_duplicate(
     that many keypoint matches agree on one scale/shift (two photos of different garments in the same
     pose pass the first tests, not this one). A copy whose pHash and embedding both say "same photo"
     (≤ ``relit_phash_max``, ≥ ``relit_embedding_min``) may differ in lightness (brightened or
-    darkened) but not in chroma (≤ ``chroma_max``). Everything else is not a duplicate.
+    darkened) but not in chroma (≤ ``chroma_max``). Checked first, and enough on its own when the
+    colours agree: the grey thumbnails are the same pixels once one is re-exposed
+    (:func:`exposure_match` ≤ ``exposure_mae_max``) — a brightened pale garment, whose clipped pixels
+    defeat pHash, embedding and keypoints, is still caught. Everything else is not a duplicate.
     """
     t = thresholds or DuplicateThresholds()
     distance = phash_distance(a.phash, b.phash)
@@ -321,6 +376,10 @@ def is_duplicate(
     chroma = chroma_distance(a.colour, b.colour)
     relit = distance <= t.relit_phash_max and sim >= t.relit_embedding_min
     structure = distance <= t.phash_max or sim >= t.embedding_min
+    if colour <= t.colour_max and a.thumbnail is not None and b.thumbnail is not None:
+        gain, difference = exposure_match(a.thumbnail, b.thumbnail)
+        if difference <= t.exposure_mae_max:
+            return True, f"same photo, same pixels at exposure ×{gain:.2f} (grey difference {difference:.3f})"
     unverified = ""
     if colour <= t.colour_max and structure:
         detail = ""

@@ -158,6 +158,7 @@ class Features:
     embedding: np.ndarray  # float32 (n, 1280)
     colour: np.ndarray  # float32 (n, c)
     keypoints: list[dup.Keypoints]
+    thumbnails: np.ndarray  # uint8 (n, h, w) grey thumbnails
 
     def index(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.keys)}
@@ -194,6 +195,7 @@ def compute_features(
     hashes: list[int] = []
     colours: list[np.ndarray] = []
     keypoints: list[dup.Keypoints] = []
+    thumbnails: list[np.ndarray] = []
     pending: list[tuple[str, Image.Image]] = []
     fresh = 0
     for item in tqdm(items, desc="signatures", unit="article"):
@@ -203,6 +205,7 @@ def compute_features(
             hashes.append(dup.phash_of(image))
             colours.append(dup.colour_signature(image))
             keypoints.append(dup.keypoints_of(image))
+            thumbnails.append(dup.thumbnail_of(image))
             if key not in cache:
                 pending.append((key, image))
         if len(pending) >= 4 * batch_size:
@@ -218,6 +221,7 @@ def compute_features(
         embedding=np.stack([cache[k] for k in keys]).astype(np.float32),
         colour=np.stack(colours).astype(np.float32),
         keypoints=keypoints,
+        thumbnails=np.stack(thumbnails),
     )
 
 
@@ -298,6 +302,7 @@ class PairScores:
     colour_distance: np.ndarray  # float
     chroma_distance: np.ndarray  # float
     inliers: np.ndarray  # int: geometrically consistent keypoint matches
+    exposure_difference: np.ndarray  # float: grey thumbnails' difference at the best exposure gain
 
 
 def pair_scores(features: Features, pairs: Pairs) -> PairScores:
@@ -314,7 +319,9 @@ def pair_scores(features: Features, pairs: Pairs) -> PairScores:
         ],
         dtype=np.int64,
     )
-    return PairScores(distance, cos, colour, chroma, inliers)
+    thumbs = features.thumbnails
+    exposure = np.array([dup.exposure_match(thumbs[i], thumbs[j])[1] for i, j in zip(pairs.a, pairs.b, strict=True)])
+    return PairScores(distance, cos, colour, chroma, inliers, exposure)
 
 
 # ---------------------------------------------------------------- methods
@@ -326,7 +333,8 @@ def shop_rule(scores: PairScores, t: dup.DuplicateThresholds) -> np.ndarray:
     structure = (scores.phash_distance <= t.phash_max) | (scores.cosine >= t.embedding_min)
     verified = scores.inliers >= t.min_inliers
     relit = (scores.phash_distance <= t.relit_phash_max) & (scores.cosine >= t.relit_embedding_min)
-    return (same_colour & structure & verified) | (relit & (scores.chroma_distance <= t.chroma_max))
+    same_pixels = same_colour & (scores.exposure_difference <= t.exposure_mae_max)
+    return same_pixels | (same_colour & structure & verified) | (relit & (scores.chroma_distance <= t.chroma_max))
 
 
 def predictions(scores: PairScores, t: dup.DuplicateThresholds, baselines: dict[str, float]) -> dict[str, np.ndarray]:
@@ -384,6 +392,7 @@ RELIT_PHASH_GRID = np.arange(0, 13, 2)
 RELIT_EMBEDDING_GRID = np.round(np.arange(0.85, 0.9951, 0.01), 3)
 CHROMA_GRID = np.round(np.arange(2.0, 40.01, 2.0), 1)
 INLIER_GRID = np.array([0, 6, 8, 10, 12, 15, 20, 25, 30, 40])
+EXPOSURE_GRID = np.round(np.arange(0.0, 0.0301, 0.0025), 4)
 
 
 def _f1_rows(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -411,7 +420,8 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
     Baselines: one threshold each. The shop rule, by coordinate ascent: (1) ``colour_max`` ×
     ``phash_max`` × ``embedding_min`` with the relit tier off; (2) the relit tier (``relit_phash_max``
     × ``relit_embedding_min`` × ``chroma_max``) given (1); (3) step (1) again given (2). Each step
-    takes the best F1, ties broken towards the flattest neighbourhood (:func:`_robust_argmax`)."""
+    takes the best F1, ties broken towards the flattest neighbourhood (:func:`_robust_argmax`); then
+    (4) the exposure tier's ``exposure_mae_max`` given (3) and (5) step (1) once more given all."""
     scored = np.array([k != INFO_KIND for k in pairs.kind])
     label = pairs.label[scored]
     d = scores.phash_distance[scored]
@@ -419,6 +429,7 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
     col = scores.colour_distance[scored]
     chroma = scores.chroma_distance[scored]
     inl = scores.inliers[scored]
+    exposure = scores.exposure_difference[scored]
 
     phash_f1 = _f1_rows(d[None, :] <= PHASH_GRID[:, None], label)
     emb_f1 = _f1_rows(cos[None, :] >= EMBEDDING_GRID[:, None], label)
@@ -429,14 +440,15 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
 
     by_embedding = cos[None, :] >= EMBEDDING_GRID[:, None]
 
-    def main_tier(relit: np.ndarray) -> tuple[float, int, float, int, float]:
+    def main_tier(relit: np.ndarray, x: float) -> tuple[float, int, float, int, float]:
         surface = np.zeros((len(COLOUR_GRID), len(PHASH_GRID), len(INLIER_GRID), len(EMBEDDING_GRID)))
         for ci, c in enumerate(COLOUR_GRID):
+            same_pixels = relit | ((col <= c) & (exposure <= x))
             for ki, k in enumerate(INLIER_GRID):
                 gate = (col <= c) & (inl >= k)
                 by_emb = gate[None, :] & by_embedding
                 for pi, p in enumerate(PHASH_GRID):
-                    base = relit | (gate & (d <= p))
+                    base = same_pixels | (gate & (d <= p))
                     surface[ci, pi, ki] = _f1_rows(base[None, :] | by_emb, label)
         ci, pi, ki, ei = _robust_argmax(surface)
         best = float(surface.max())
@@ -455,11 +467,18 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
     def main_pred(c: float, p: int, e: float, k: int) -> np.ndarray:
         return (col <= c) & (inl >= k) & ((d <= p) | (cos >= e))
 
+    def exposure_tier(others: np.ndarray, c: float) -> tuple[float, float]:
+        surface = _f1_rows(others[None, :] | ((col <= c) & (exposure[None, :] <= EXPOSURE_GRID[:, None])), label)
+        (xi,) = _robust_argmax(surface)
+        return float(EXPOSURE_GRID[xi]), float(surface.max())
+
     off = np.zeros_like(label)
-    c, p, e, k, f1_1 = main_tier(off)
+    c, p, e, k, f1_1 = main_tier(off, -1.0)
     rp, re, rc, f1_2 = relit_tier(main_pred(c, p, e, k))
     relit = (d <= rp) & (cos >= re) & (chroma <= rc)
-    c, p, e, k, f1_3 = main_tier(relit)
+    c, p, e, k, f1_3 = main_tier(relit, -1.0)
+    x, f1_4 = exposure_tier(relit | main_pred(c, p, e, k), c)
+    c, p, e, k, f1_5 = main_tier(relit, x)
     chosen = dup.DuplicateThresholds(
         phash_max=p,
         embedding_min=e,
@@ -468,10 +487,11 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
         relit_embedding_min=re,
         chroma_max=rc,
         min_inliers=k,
+        exposure_mae_max=x,
     )
     detail = {
         "train_pairs": int(scored.sum()),
-        "shop rule train F1 by step": [round(f1_1, 4), round(f1_2, 4), round(f1_3, 4)],
+        "shop rule train F1 by step": [round(v, 4) for v in (f1_1, f1_2, f1_3, f1_4, f1_5)],
         "pHash alone train F1": round(float(phash_f1.max()), 4),
         "embedding alone train F1": round(float(emb_f1.max()), 4),
     }
