@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from PIL import Image
 
 from catalog import selectors as catalog_selectors
@@ -167,10 +169,12 @@ def _candidate_cap(cap: int, matching: catalog_selectors.FilterMatch | None) -> 
     return catalog_selectors.EXACT_SCAN_MAX if matching is not None and matching.ids is not None else cap
 
 
-def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None) -> list[Hit]:
+def keyword_signal(
+    query: str, limit: int, filters: ProductFilters | None = None, *, any_word: bool = True
+) -> list[Hit]:
     """Products whose search document has *all* the query's words, best ``ts_rank_cd`` first; then,
-    to fill ``limit``, products with *any* of them (so "black striped dress" still finds black
-    dresses), ranked within a bounded candidate set."""
+    to fill ``limit`` (unless ``any_word`` is off), products with *any* of them (so "black striped
+    dress" still finds black dresses), ranked within a bounded candidate set."""
     words = [w for w in query.replace('"', " ").replace("-", " ").split() if w]
     if not words:
         return []
@@ -182,7 +186,7 @@ def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None
         ORDER BY rank DESC, p.id
         LIMIT %s
     """
-    any_word = f"""
+    some_words = f"""
         SELECT id, ts_rank_cd(doc, q) AS rank FROM (
             SELECT p.id, p.search_document AS doc FROM catalog_product p, websearch_to_tsquery('english', %s) q
             WHERE {where} AND p.search_document @@ q AND NOT (p.id = ANY(%s)) LIMIT %s
@@ -193,10 +197,10 @@ def keyword_signal(query: str, limit: int, filters: ProductFilters | None = None
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(all_words, [" ".join(words), *params, limit])
         rows = cursor.fetchall()
-        if len(rows) < limit and len(words) > 1:
+        if any_word and len(rows) < limit and len(words) > 1:
             ored = " OR ".join(words)
             seen = [r[0] for r in rows]
-            cursor.execute(any_word, [ored, *params, seen, OR_CANDIDATES, ored, limit - len(rows)])
+            cursor.execute(some_words, [ored, *params, seen, OR_CANDIDATES, ored, limit - len(rows)])
             rows += [(pid, score / 10.0) for pid, score in cursor.fetchall()]
     return [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
@@ -351,47 +355,127 @@ def ranked_products(
     signals: Sequence[str] = DEFAULT_SIGNALS,
     filters: ProductFilters | None = None,
     pool: int = POOL,
+    parallel: bool | None = None,
 ) -> tuple[list[Hit], str]:
     """The whole ranked result set for a text query (fused when several signals are asked for), and
-    the keyword query after typo correction ("" when unchanged)."""
-    from search.spelling import lexicon
+    the keyword query after typo correction ("" when unchanged).
 
+    The signals' database queries run side by side on the query threads (``SEARCH_QUERY_THREADS``,
+    each with its own connection) while this thread reads the filter's matches and scores the
+    vectors — unless ``parallel`` is False, or None and this connection is inside a transaction
+    (other connections would not see what it wrote). The ranking is the same either way.
+    """
     query = _clean_query(query)
     if not query:
         return [], ""
     unknown = set(signals) - set(SIGNALS)
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
-    vector = encode_query_text(query) if {"image", "text"} & set(signals) else None
-    # Both vector signals need the filter's matches (exact scan or not): read them once.
-    matching = (
-        catalog_selectors.product_filter_match(filters)
-        if vector is not None and filters is not None and filters.active()
-        else None
-    )
-    lists: dict[str, list[Hit]] = {}
+    if parallel is None:
+        parallel = settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
+    run = _run_on_query_thread if parallel and len(signals) > 1 else _run_here
     vector_kinds = [signal for signal in signals if signal in ("image", "text")]
-    if vector is not None and matching is not None and matching.ids is not None and len(vector_kinds) > 1:
-        # a filter leaving few products: score them for both kinds in one exact pass
-        lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids))
-    corrected = ""
-    for signal in signals:
-        if signal in lists:
-            continue
-        if signal == "attributes":
-            lists[signal] = attribute_signal(query, pool, filters, matching)
-        elif signal == "predicted":
-            lists[signal] = predicted_signal(query, pool, filters)
-        elif signal == "keyword":
-            keyword_query = lexicon(settings.SEARCH_DB_ALIAS).correct_query(query)
-            if keyword_query.lower() != query.lower():
-                corrected = keyword_query
-            lists[signal] = keyword_signal(keyword_query, pool, filters)
+    filtered = filters is not None and filters.active()
+    deferred: dict[str, Future[Any]] = {}
+    if "keyword" in signals:
+        # Under a filter the vector signals rank the filtered products themselves, so the keyword
+        # signal keeps to products with every word: its "any word" fill (a scan of up to 1,000
+        # rows) would only repeat them.
+        deferred["keyword"] = run(_keyword_and_correction, query, pool, filters, not (filtered and vector_kinds))
+    if "predicted" in signals:
+        deferred["predicted"] = run(predicted_signal, query, pool, filters)
+    vector = encode_query_text(query) if vector_kinds else None
+    # Both vector signals (and the attribute fallback's candidate cap) need the filter's matches: read once.
+    matching = catalog_selectors.product_filter_match(filters) if filtered and vector_kinds else None  # type: ignore[arg-type]
+    if "attributes" in signals:
+        deferred["attributes"] = run(attribute_signal, query, pool, filters, matching)
+    lists: dict[str, list[Hit]] = {}
+    if vector is not None:
+        if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
+            # a filter leaving few products: score them for both kinds in one exact pass
+            lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids))
         else:
-            lists[signal] = vector_signal(vector, signal, pool, filters, matching)  # type: ignore[arg-type]
+            for kind in vector_kinds:
+                lists[kind] = vector_signal(vector, kind, pool, filters, matching)
+    corrected = ""
+    for name, future in deferred.items():
+        if name == "keyword":
+            lists[name], corrected = future.result()
+        else:
+            lists[name] = future.result()
+    lists = {signal: lists[signal] for signal in signals}  # the order asked for
     if len(lists) == 1:
         return next(iter(lists.values())), corrected
     return fuse(lists, max(pool, RESULT_SET)), corrected
+
+
+def _keyword_and_correction(
+    query: str, pool: int, filters: ProductFilters | None, any_word: bool
+) -> tuple[list[Hit], str]:
+    """The keyword signal for the query after typo correction, and the corrected query ("" when
+    unchanged)."""
+    from search.spelling import lexicon
+
+    keyword_query = lexicon(settings.SEARCH_DB_ALIAS).correct_query(query)
+    corrected = keyword_query if keyword_query.lower() != query.lower() else ""
+    return keyword_signal(keyword_query, pool, filters, any_word=any_word), corrected
+
+
+# --- the query threads -------------------------------------------------------------------------
+
+_threads_lock = threading.Lock()
+# (process id, thread count, pool): a forked child (web or Celery worker) starts its own
+_threads: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _query_threads() -> ThreadPoolExecutor:
+    global _threads
+    with _threads_lock:
+        if _threads is None or _threads[0] != os.getpid():
+            workers = max(1, settings.SEARCH_QUERY_THREADS)
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search-query")
+            _threads = (os.getpid(), workers, pool)
+        return _threads[2]
+
+
+def _on_own_connection(call: Callable[..., Any], *args: Any) -> Any:
+    """Run ``call`` on this query thread's own database connection (kept open between searches);
+    one found broken (the server restarted) is closed and the call made once more."""
+    try:
+        return call(*args)
+    except (OperationalError, InterfaceError):
+        connections[settings.SEARCH_DB_ALIAS].close()
+        return call(*args)
+
+
+def _run_on_query_thread(call: Callable[..., Any], *args: Any) -> Future[Any]:
+    return _query_threads().submit(_on_own_connection, call, *args)
+
+
+def _run_here(call: Callable[..., Any], *args: Any) -> Future[Any]:
+    done: Future[Any] = Future()
+    done.set_result(call(*args))
+    return done
+
+
+def search_query_threads_close() -> None:
+    """Close the query threads' database connections and stop the threads (a new search starts
+    them again). For shutdown and for tests, before their database is dropped."""
+    global _threads
+    with _threads_lock:
+        threads, _threads = _threads, None
+    if threads is None or threads[0] != os.getpid():
+        return
+    _, count, pool = threads
+    barrier = threading.Barrier(count)  # one close per thread: each waits until all have started
+
+    def close() -> None:
+        barrier.wait(timeout=10)
+        connections.close_all()
+
+    for future in [pool.submit(close) for _ in range(count)]:
+        future.result()
+    pool.shutdown(wait=True)
 
 
 def search_text(

@@ -161,6 +161,9 @@ SEARCH_DB_ALIAS = "replica" if DATABASE_REPLICA_URL else "default"
 SEARCH_MEMORY_VECTORS_MAX = env_int("SHOP_SEARCH_MEMORY_VECTORS_MAX", 500_000)
 SEARCH_MEMORY_REFRESH_S = env_float("SHOP_SEARCH_MEMORY_REFRESH_S", 1.0)
 SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
+# A text search runs its signals' database queries on this many threads of its process (each with a
+# database connection of its own) beside the vector scoring; 0 runs everything in the request's thread.
+SEARCH_QUERY_THREADS = env_int("SHOP_SEARCH_QUERY_THREADS", 2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Celery ----------------------------------------------------------------------------

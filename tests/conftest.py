@@ -41,6 +41,16 @@ def vectors_in_memory_always_current() -> Iterator[None]:
     settings.SEARCH_MEMORY_REFRESH_S = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def search_query_threads_closed_before_the_database_goes(django_db_setup: None) -> Iterator[None]:
+    """Searches outside a transaction (live-server pages, the worker) run their queries on threads
+    with connections of their own; those connections are closed before the test database is dropped."""
+    yield
+    from search.services import search_query_threads_close
+
+    search_query_threads_close()
+
+
 def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (36, 54)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, "JPEG", quality=90)

@@ -197,6 +197,46 @@ def test_vectors_kept_in_memory_rank_as_the_database_does_and_follow_changes(cat
     memory_vectors_reset()
 
 
+def test_signal_queries_on_the_query_threads_rank_as_in_one_thread(catalog):
+    """The catalog is committed (module fixture), so the query threads' own connections see it: the
+    parallel path must give exactly the sequential ranking, filtered or not, and leave no thread
+    or connection behind once closed."""
+    import threading
+
+    cases = [
+        ("black cotton t-shirt", None),
+        ("blak t-shirt", None),  # corrected on a query thread
+        ("striped dress", ProductFilters(category="women")),
+        ("black t-shirt", ProductFilters(colour="black", in_stock=True)),
+        ("navy", ProductFilters(price_min=Decimal("10"), price_max=Decimal("60"))),
+    ]
+    signal_sets = [services.DEFAULT_SIGNALS, ("keyword", "attributes", "predicted", "image")]
+    try:
+        for query, filters in cases:
+            for signals in signal_sets:
+                one = services.ranked_products(query, signals=signals, filters=filters, parallel=False)
+                many = services.ranked_products(query, signals=signals, filters=filters, parallel=True)
+                assert [(h.product_id, h.signals) for h in many[0]] == [(h.product_id, h.signals) for h in one[0]]
+                assert [round(h.score, 9) for h in many[0]] == [round(h.score, 9) for h in one[0]]
+                assert many[1] == one[1]
+        assert any(t.name.startswith("search-query") for t in threading.enumerate())
+        assert services.ranked_products("blak t-shirt", parallel=True)[1] == "black t-shirt"
+    finally:
+        services.search_query_threads_close()
+    assert not any(t.name.startswith("search-query") for t in threading.enumerate())
+
+
+def test_under_a_filter_the_keyword_signal_keeps_to_every_word(catalog):
+    """With vector signals ranking the filtered products, the keyword list has only products with
+    every word; alone, it still fills with products that have some of them."""
+    women = ProductFilters(category="women")
+    fused = services.search_text("green striped", filters=women, limit=20)
+    alone = services.search_text("green striped", signals=("keyword",), filters=women, limit=20)
+    every = services.keyword_signal("green striped", 20, women, any_word=False)
+    assert len(alone) > len(every)  # nothing green is striped: some words match, not every word
+    assert {h.product_id for h in fused if "keyword" in h.signals} == {h.product_id for h in every}
+
+
 def test_pagination_is_stable_and_complete(catalog):
     first = services.search_products("cotton", page=1, page_size=3)
     second = services.search_products("cotton", page=2, page_size=3)
