@@ -241,12 +241,18 @@ def search_caches_reset() -> None:
     memory_vectors_reset()
 
 
-def _query_phrases(query: str) -> set[str]:
-    """The query's words and 2–3 word phrases, lower-cased, each also in plural and singular form."""
+def _literal_phrases(query: str) -> set[str]:
+    """The query's words and 2–3 word phrases, lower-cased, as written."""
     words = [w for w in re.split(r"[^\w-]+", query.lower()) if w]
     phrases = set(words)
     for n in (2, 3):
         phrases |= {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+    return phrases
+
+
+def _query_phrases(query: str) -> set[str]:
+    """The query's words and 2–3 word phrases, lower-cased, each also in plural and singular form."""
+    phrases = _literal_phrases(query)
     variants = set(phrases)
     for phrase in phrases:
         for suffix in ("s", "es"):
@@ -312,8 +318,20 @@ def attribute_signal(
     for name, names in found.items():
         conditions.append(f"{columns[name]} = ANY(%s)")
         values.append([stored for n in names for stored in vocabulary[name][n]])
+    # Among products matching every attribute, those named exactly as written come first: "earring"
+    # finds the category "Earring" before "Earrings", which it also matches (plurals are folded).
+    literal = _literal_phrases(query)
+    exact_conditions, exact_values = [], []
+    for (name, names), stored_values in zip(found.items(), values, strict=True):
+        exact = [stored for n in names if n in literal for stored in vocabulary[name][n]]
+        if exact and len(exact) < len(stored_values):  # some matched only through a plural or singular
+            exact_conditions.append(f"({columns[name]} = ANY(%s))::int")
+            exact_values.append(exact)
+    first = " + ".join(exact_conditions) + " DESC, " if exact_conditions else ""
     where, params = catalog_selectors.product_filter_sql(filters)
-    every = f"SELECT p.id FROM catalog_product p WHERE {where} AND {' AND '.join(conditions)} ORDER BY p.id LIMIT %s"
+    every = (
+        f"SELECT p.id FROM catalog_product p WHERE {where} AND {' AND '.join(conditions)} ORDER BY {first}p.id LIMIT %s"
+    )
     matched = " + ".join(f"({c})::int" for c in conditions)
     some = f"""
         SELECT id, matched FROM (
@@ -322,7 +340,7 @@ def attribute_signal(
         ) candidates ORDER BY matched DESC, id LIMIT %s
     """
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(every, [*params, *values, limit])
+        cursor.execute(every, [*params, *values, *exact_values, limit])
         rows = [(pid, float(len(conditions))) for (pid,) in cursor.fetchall()]
         if len(rows) < limit and len(conditions) > 1:
             seen = [pid for pid, _ in rows]

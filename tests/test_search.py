@@ -237,6 +237,28 @@ def test_under_a_filter_the_keyword_signal_keeps_to_every_word(catalog):
     assert {h.product_id for h in fused if "keyword" in h.signals} == {h.product_id for h in every}
 
 
+def test_a_category_named_exactly_comes_before_its_plural(catalog):
+    """"earring" matches both "Earring" and "Earrings" (plurals are folded); the one named as written
+    ranks first, and the other is still found."""
+    from catalog.services import ProductInput, category_ensure_path, product_upsert
+
+    services.search_caches_reset()
+    plural = category_ensure_path(["Accessories", "Earrings"])
+    single = category_ensure_path(["Accessories", "Earring"])
+    made = {}
+    for sku, category in (("E1", plural), ("E2", single), ("E3", plural), ("E4", single)):
+        made[sku] = product_upsert(
+            ProductInput(sku=sku, title="Metal hoops", price=Decimal("9"), colour="Metal", category=category)
+        )[0].pk
+    try:
+        hits = services.attribute_signal("metal earring", 10)
+        assert [h.product_id for h in hits] == [made["E2"], made["E4"], made["E1"], made["E3"]]
+        hits = services.attribute_signal("metal earrings", 10)
+        assert [h.product_id for h in hits] == [made["E1"], made["E3"], made["E2"], made["E4"]]
+    finally:
+        services.search_caches_reset()  # the vocabulary cache must not keep this test's categories
+
+
 def test_pagination_is_stable_and_complete(catalog):
     first = services.search_products("cotton", page=1, page_size=3)
     second = services.search_products("cotton", page=2, page_size=3)
