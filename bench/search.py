@@ -17,9 +17,10 @@ Printed, all measured in the same run:
 * text search through ``search.services.search_products`` (encoder warm: the query vector cached, as
   for a repeated query; the first, cold encoding is reported apart): p50 / p95 latency without
   filters, with a colour filter, with a category filter and with price + in stock — the filtered ones
-  with the matching products' vectors scored in memory (``search/vector_memory.py``, the default) and,
-  as the baseline of the same run, scored in PostgreSQL; the memory the kept vectors take and their
-  load time;
+  with the filters, the attribute signal and the matching products' vectors answered from memory
+  (``search/fact_memory.py``, ``search/vector_memory.py``, the default) and, as the baseline of the
+  same run, everything in PostgreSQL; the memory the kept vectors take and their load time; the
+  p50 of each stage of a filtered search;
 * HNSW recall@10 against exact search at the service's settings (ef_search 200 for a pool of 200)
   and at the pgvector default (ef_search 40);
 * photo search (``search_photo``: parse + embed + per-garment vector search) on VITON person photos,
@@ -202,7 +203,15 @@ def memory_vectors_load(space: Any) -> dict[str, float]:
         return {"rows": 0, "mb": 0.0, "load_s": round(seconds, 2)}
     rows = sum(len(m.ids) for m in store.kinds.values())
     size = sum(m.rows.nbytes + m.ids.nbytes for m in store.kinds.values())
-    return {"rows": rows, "mb": round(size / 2**20, 1), "load_s": round(seconds, 2)}
+    f = store.facts
+    facts = sum(a.nbytes for a in (f.ids, f.category_ids, f.colours, f.patterns, f.prices, f.has_stock, f.is_active))
+    return {
+        "rows": rows,
+        "mb": round(size / 2**20, 1),
+        "facts_products": len(f.ids),
+        "facts_mb": round(facts / 2**20, 1),
+        "load_s": round(seconds, 2),
+    }
 
 
 @contextlib.contextmanager
@@ -234,8 +243,9 @@ def time_queries(queries: list[str], filters: Any) -> dict[str, float]:
 
 
 def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
-    """p50 milliseconds of each stage of a filtered text search, each called on its own the way
-    ``search.services.ranked_products`` calls it (warm): where the time of a search goes."""
+    """p50 milliseconds of each stage of a filtered text search, each called on its own and one
+    after the other, as ``search.services.ranked_products`` calls them (warm; there the keyword and
+    attribute queries run on the query threads meanwhile): where the time of a search goes."""
     from django.conf import settings
 
     from catalog import selectors as catalog_selectors
@@ -254,7 +264,7 @@ def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
     for q in queries:
         vector = services.encode_query_text(q)
         with timed("filter match"):
-            matching = catalog_selectors.product_filter_match(filters)
+            matching, facts = services._filter_match(filters)
         lists = {}
         if matching.ids is not None:
             with timed("vectors (exact)"):
@@ -266,11 +276,14 @@ def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
         with timed("spelling"):
             corrected = lexicon(settings.SEARCH_DB_ALIAS).correct_query(q)
         with timed("keyword"):
-            lists["keyword"] = services.keyword_signal(corrected, pool, filters)
+            lists["keyword"] = services.keyword_signal(corrected, pool, filters, any_word=False)
         with timed("attributes"):
-            lists["attributes"] = services.attribute_signal(q, pool, filters, matching)
+            lists["attributes"] = services.attribute_signal(q, pool, filters, matching, facts)
         with timed("fuse"):
             fused = services.fuse(lists, services.RESULT_SET)
+        if facts is not None:
+            with timed("result check"):
+                catalog_selectors.product_ids_passing([h.product_id for h in fused], filters)
         with timed("facets"):
             services.facets_of([h.product_id for h in fused])
     return {name: round(1000 * statistics.median(values), 1) for name, values in stages.items()}

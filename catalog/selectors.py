@@ -439,6 +439,62 @@ def product_vectors_newest_change(space: EmbeddingSpace, using: str | None = Non
 
 
 @dataclass(frozen=True)
+class ProductFactRows:
+    """What the filters and the attribute signal read of products, column by column (ids ascending)."""
+
+    ids: np.ndarray  # int64
+    category_ids: np.ndarray  # int64, -1 for none
+    colours: list[str]
+    patterns: list[str]
+    prices: np.ndarray  # float64
+    has_stock: np.ndarray  # bool
+    is_active: np.ndarray  # bool
+    newest: datetime | None  # the newest updated_at among them (``since`` when none changed)
+
+
+def product_facts_changed_since(since: datetime | None, using: str | None = None) -> ProductFactRows:
+    """The filterable facts of every product written after ``since`` (all when None)."""
+    sql = "SELECT id, category_id, colour, pattern, price, has_stock, is_active, updated_at FROM catalog_product"
+    params: list[object] = []
+    if since is not None:
+        sql += " WHERE updated_at > %s"
+        params.append(since)
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        rows = cursor.fetchall()
+    return ProductFactRows(
+        ids=np.array([r[0] for r in rows], dtype=np.int64),
+        category_ids=np.array([-1 if r[1] is None else r[1] for r in rows], dtype=np.int64),
+        colours=[r[2] for r in rows],
+        patterns=[r[3] for r in rows],
+        prices=np.array([float(r[4]) for r in rows], dtype=np.float64),
+        has_stock=np.array([bool(r[5]) for r in rows], dtype=bool),
+        is_active=np.array([bool(r[6]) for r in rows], dtype=bool),
+        newest=max((r[7] for r in rows), default=since),
+    )
+
+
+def product_facts_newest_change(using: str | None = None) -> datetime | None:
+    """When the newest product row was written (an index lookup)."""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT max(updated_at) FROM catalog_product")
+        return cursor.fetchone()[0]
+
+
+def product_ids_passing(
+    product_ids: Sequence[int], filters: ProductFilters | None, using: str | None = None
+) -> set[int]:
+    """Which of these products pass ``filters`` now (one indexed look-up of at most a page or two)."""
+    if not product_ids:
+        return set()
+    where, params = product_filter_sql(filters)
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        sql = f"SELECT p.id FROM catalog_product p WHERE p.id = ANY(%s) AND {where}"
+        cursor.execute(sql, [list(product_ids), *params])
+        return {row[0] for row in cursor.fetchall()}
+
+
+@dataclass(frozen=True)
 class ProductBrief:
     """What ranking and facets need of a product, in one query."""
 

@@ -41,6 +41,7 @@ from PIL import Image
 from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
 from catalog.selectors import ProductFilters
+from search.fact_memory import ProductFacts
 
 logger = logging.getLogger(__name__)
 
@@ -305,10 +306,12 @@ def attribute_signal(
     limit: int,
     filters: ProductFilters | None = None,
     matching: catalog_selectors.FilterMatch | None = None,
+    facts: ProductFacts | None = None,
 ) -> list[Hit]:
     """Products matching every attribute the query names first (an indexed AND: colour, pattern,
     category id), then products matching some of them, most first, ranked within a bounded
-    candidate set."""
+    candidate set. With ``facts`` kept in memory and the filter's matches known, ranked there
+    (the same order, every match ranked)."""
     found = recognise_attributes(query)
     if not found:
         return []
@@ -321,12 +324,17 @@ def attribute_signal(
     # Among products matching every attribute, those named exactly as written come first: "earring"
     # finds the category "Earring" before "Earrings", which it also matches (plurals are folded).
     literal = _literal_phrases(query)
-    exact_conditions, exact_values = [], []
+    exact_named: dict[str, list[Any]] = {}
     for (name, names), stored_values in zip(found.items(), values, strict=True):
         exact = [stored for n in names if n in literal for stored in vocabulary[name][n]]
         if exact and len(exact) < len(stored_values):  # some matched only through a plural or singular
-            exact_conditions.append(f"({columns[name]} = ANY(%s))::int")
-            exact_values.append(exact)
+            exact_named[name] = exact
+    exact_conditions = [f"({columns[name]} = ANY(%s))::int" for name in exact_named]
+    exact_values = list(exact_named.values())
+    if facts is not None and matching is not None and matching.ids is not None:
+        named = dict(zip(found, values, strict=True))
+        rows = facts.attribute_ranking(named, exact_named, np.asarray(matching.ids, dtype=np.int64), limit)
+        return [Hit(pid, score, {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
     first = " + ".join(exact_conditions) + " DESC, " if exact_conditions else ""
     where, params = catalog_selectors.product_filter_sql(filters)
     every = (
@@ -403,11 +411,15 @@ def ranked_products(
     if "predicted" in signals:
         deferred["predicted"] = run(predicted_signal, query, pool, filters)
     vector = encode_query_text(query) if vector_kinds else None
-    # Both vector signals (and the attribute fallback's candidate cap) need the filter's matches: read once.
-    matching = catalog_selectors.product_filter_match(filters) if filtered and vector_kinds else None  # type: ignore[arg-type]
-    if "attributes" in signals:
-        deferred["attributes"] = run(attribute_signal, query, pool, filters, matching)
+    # Both vector signals (and the attribute signal) need the filter's matches: read them once, from
+    # the facts kept in memory when there are (then checked against the database at the end).
+    matching, facts = _filter_match(filters) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
     lists: dict[str, list[Hit]] = {}
+    if "attributes" in signals:
+        if facts is not None and matching is not None and matching.ids is not None:
+            lists["attributes"] = attribute_signal(query, pool, filters, matching, facts)
+        else:
+            deferred["attributes"] = run(attribute_signal, query, pool, filters, matching)
     if vector is not None:
         if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
             # a filter leaving few products: score them for both kinds in one exact pass
@@ -422,9 +434,26 @@ def ranked_products(
         else:
             lists[name] = future.result()
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
-    if len(lists) == 1:
-        return next(iter(lists.values())), corrected
-    return fuse(lists, max(pool, RESULT_SET)), corrected
+    ranked = next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET))
+    if facts is not None:  # the facts in memory may lag the database by a second: show only what passes now
+        passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], filters)
+        ranked = [h for h in ranked if h.product_id in passing]
+    return ranked, corrected
+
+
+def _filter_match(filters: ProductFilters) -> tuple[catalog_selectors.FilterMatch, ProductFacts | None]:
+    """The products passing ``filters``: from the facts kept in memory beside the vectors when
+    there are (returned too), else from the database."""
+    from search.vector_memory import memory_vectors
+
+    space = _space()
+    memory = memory_vectors(space) if space is not None else None
+    if memory is None or not memory.facts.serves(filters):
+        return catalog_selectors.product_filter_match(filters), None
+    categories = catalog_selectors.category_ids_under(filters.category) if filters.category else None
+    ids = memory.facts.ids[memory.facts.passing(filters, categories)]
+    few = len(ids) <= catalog_selectors.EXACT_SCAN_MAX
+    return catalog_selectors.FilterMatch(count=len(ids), ids=tuple(ids.tolist()) if few else None), memory.facts
 
 
 def _keyword_and_correction(

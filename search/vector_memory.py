@@ -12,8 +12,10 @@ current: at most every ``SEARCH_MEMORY_REFRESH_S`` seconds the process asks for 
 ``updated_at`` (one index lookup) and reads only the rows written since (with 5 s of overlap, for
 writes that commit out of order; one that commits later still waits for the next full load); when that newest time went
 *back* (rows deleted, a transaction rolled back) and every ``SEARCH_MEMORY_RELOAD_S`` seconds it
-loads everything again, which also forgets deleted vectors. Which products pass the filter is
-always read from the database, so a product switched off or out of stock never shows up.
+loads everything again, which also forgets deleted vectors. The products' filterable facts are kept
+beside the vectors the same way (:mod:`search.fact_memory`, from ``catalog_product.updated_at``);
+what a search shows is checked against the database once more, so a product switched off or out of
+stock never shows up.
 With more than ``SEARCH_MEMORY_VECTORS_MAX`` vector rows (or that setting at 0) nothing is kept and
 the database path serves every search.
 """
@@ -33,6 +35,7 @@ from django.conf import settings
 
 from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
+from search.fact_memory import ProductFacts
 
 logger = logging.getLogger(__name__)
 OVERLAP = timedelta(seconds=5)
@@ -92,6 +95,8 @@ class MemoryVectors:
         self.space, self.using = space, using
         self.kinds: dict[str, KindMatrix] = {}
         self.newest: datetime | None = None
+        self.facts = ProductFacts.empty()
+        self.facts_newest: datetime | None = None
         self.loaded_at = -1.0e9
         self.checked_at = -1.0e9
         self.too_many = False
@@ -109,6 +114,12 @@ class MemoryVectors:
                 if newest is not None and self.newest is not None and newest > self.newest:
                     self._load_changes()
                 elif newest != self.newest:  # went back (deleted, rolled back) or emptied
+                    self._load_all(now)
+                    return None if self.too_many else self
+                facts_newest = catalog_selectors.product_facts_newest_change(self.using)
+                if facts_newest is not None and self.facts_newest is not None and facts_newest > self.facts_newest:
+                    self._load_fact_changes()
+                elif facts_newest != self.facts_newest:
                     self._load_all(now)
             return None if self.too_many else self
 
@@ -128,6 +139,8 @@ class MemoryVectors:
         started = time.perf_counter()
         ids, kinds, matrix, self.newest = catalog_selectors.product_vectors_changed_since(self.space, None, self.using)
         self.kinds = self._split(np.asarray(ids, dtype=np.int64), np.asarray(kinds), matrix, {})
+        facts = catalog_selectors.product_facts_changed_since(None, self.using)
+        self.facts, self.facts_newest = ProductFacts.empty().merged(facts), facts.newest
         logger.info(
             "loaded %d product vectors of space %s into memory in %.1f s",
             len(ids),
@@ -141,6 +154,13 @@ class MemoryVectors:
         ids, kinds, matrix, newest = catalog_selectors.product_vectors_changed_since(self.space, since, self.using)
         self.newest = max(newest, self.newest) if newest and self.newest else newest or self.newest
         self.kinds = self._split(np.asarray(ids, dtype=np.int64), np.asarray(kinds), matrix, self.kinds)
+
+    def _load_fact_changes(self) -> None:
+        since = self.facts_newest - OVERLAP if self.facts_newest is not None else None
+        rows = catalog_selectors.product_facts_changed_since(since, self.using)
+        newest, known = rows.newest, self.facts_newest
+        self.facts_newest = max(newest, known) if newest and known else newest or known
+        self.facts = self.facts.merged(rows)
 
     @staticmethod
     def _split(

@@ -197,6 +197,53 @@ def test_vectors_kept_in_memory_rank_as_the_database_does_and_follow_changes(cat
     memory_vectors_reset()
 
 
+def test_filters_and_attributes_from_memory_match_the_database_and_follow_changes(catalog):
+    """The products' facts kept in memory select exactly what the database selects and rank the
+    attribute signal in the same order; a stock change reaches them through the trigger's stamp;
+    a product switched off behind their back is still never shown (the result set is checked)."""
+    from catalog.models import Product
+    from catalog.services import product_set_stock
+    from search.vector_memory import memory_vectors, memory_vectors_reset
+
+    memory_vectors_reset()
+    store = memory_vectors(services._space())
+    assert store is not None
+    cases = [
+        ProductFilters(colour="black"),
+        ProductFilters(colour="BLACK", pattern="solid"),
+        ProductFilters(category="women"),
+        ProductFilters(category="men", colour="blue"),
+        ProductFilters(price_min=Decimal("15"), price_max=Decimal("45")),
+        ProductFilters(in_stock=True),
+        ProductFilters(colour="black", exclude_ids=(catalog["K3"],)),
+        ProductFilters(category="nowhere"),
+    ]
+    for filters in cases:
+        from_memory, facts = services._filter_match(filters)
+        assert facts is not None, filters
+        assert sorted(from_memory.ids) == sorted(selectors.product_filter_match(filters).ids), filters
+    assert services._filter_match(ProductFilters(size="M"))[1] is None  # sizes: the variants, in the database
+    for query, filters in [
+        ("black solid t-shirt", ProductFilters(category="women")),
+        ("red floral dress", ProductFilters(in_stock=True)),
+        ("blue denim jeans", ProductFilters(price_max=Decimal("200"))),
+    ]:
+        matching = selectors.product_filter_match(filters)
+        in_sql = services.attribute_signal(query, 10, filters, matching)
+        in_memory = services.attribute_signal(query, 10, filters, matching, store.facts)
+        assert in_sql and [(h.product_id, h.score) for h in in_memory] == [(h.product_id, h.score) for h in in_sql]
+    k2 = Product.objects.get(pk=catalog["K2"])
+    assert k2.pk in services._filter_match(ProductFilters(in_stock=True))[0].ids
+    product_set_stock(k2, {"M": 0})
+    assert k2.pk not in services._filter_match(ProductFilters(in_stock=True))[0].ids
+    Product.objects.filter(pk=catalog["K3"]).update(is_active=False)  # no updated_at: memory lags
+    black = ProductFilters(colour="black")
+    assert catalog["K3"] in services._filter_match(black)[0].ids
+    assert catalog["K3"] not in [h.product_id for h in services.search_text("black t-shirt", filters=black)]
+    assert catalog["K3"] not in [h.product_id for h in services.search_products("t-shirt", filters=black).hits]
+    memory_vectors_reset()
+
+
 def test_signal_queries_on_the_query_threads_rank_as_in_one_thread(catalog):
     """The catalog is committed (module fixture), so the query threads' own connections see it: the
     parallel path must give exactly the sequential ranking, filtered or not, and leave no thread
