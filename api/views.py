@@ -462,7 +462,7 @@ class SearchView(APIView):
     def get(self, request: Request) -> Response:
         query = validated(s.SearchQuerySerializer, request.query_params)
         signals = query.get("signals") or search_services.DEFAULT_SIGNALS
-        ranked, corrected = search_services.ranked_products(
+        ranked, corrected, facets = search_services.ranked_with_facets(
             query["q"], signals=signals, filters=s.FilterQuerySerializer.filters(query)
         )
         offset, limit = query["offset"], query["limit"]
@@ -481,7 +481,7 @@ class SearchView(APIView):
                 for h in page
                 if h.product_id in rows
             ],
-            "facets": facet_lists(search_services.facets_of([h.product_id for h in ranked])),
+            "facets": facet_lists(facets),
         }
         return Response(data)
 

@@ -281,11 +281,16 @@ def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
             lists["attributes"] = services.attribute_signal(q, pool, filters, matching, facts)
         with timed("fuse"):
             fused = services.fuse(lists, services.RESULT_SET)
+        ids = [h.product_id for h in fused]
         if facts is not None:
-            with timed("result check"):
-                catalog_selectors.product_ids_passing([h.product_id for h in fused], filters)
-        with timed("facets"):
-            services.facets_of([h.product_id for h in fused])
+            with timed("result check + sizes"):
+                catalog_selectors.product_ids_passing_with_sizes(ids, filters)
+            with timed("facets (memory)"):
+                _, per_category = facts.facet_counts(np.array(ids, dtype=np.int64), [20, 50, 100, 200])
+                catalog_selectors.category_paths(list(per_category))
+        else:
+            with timed("facets"):
+                services.facets_of(ids)
     return {name: round(1000 * statistics.median(values), 1) for name, values in stages.items()}
 
 

@@ -494,6 +494,41 @@ def product_ids_passing(
         return {row[0] for row in cursor.fetchall()}
 
 
+def product_ids_passing_with_sizes(
+    product_ids: Sequence[int], filters: ProductFilters | None, using: str | None = None
+) -> tuple[set[int], list[tuple[str, int]]]:
+    """Which of these products pass ``filters`` now, and among those, per size in stock, how many
+    products have it — in one round trip."""
+    if not product_ids:
+        return set(), []
+    where, params = product_filter_sql(filters)
+    sql = f"""
+        WITH passing AS (SELECT p.id FROM catalog_product p WHERE p.id = ANY(%s) AND {where})
+        SELECT NULL, id, 0 FROM passing
+        UNION ALL
+        SELECT v.size, NULL, count(DISTINCT v.product_id) FROM catalog_variant v
+        WHERE v.product_id IN (SELECT id FROM passing) AND v.stock > 0 GROUP BY v.size
+    """
+    passing: set[int] = set()
+    sizes: list[tuple[str, int]] = []
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [list(product_ids), *params])
+        for size, product_id, n in cursor.fetchall():
+            if size is None:
+                passing.add(int(product_id))
+            else:
+                sizes.append((size, int(n)))
+    return passing, sizes
+
+
+def category_paths(category_ids: Sequence[int], using: str | None = None) -> dict[int, str]:
+    if not category_ids:
+        return {}
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT id, path FROM catalog_category WHERE id = ANY(%s)", [list(category_ids)])
+        return {int(i): str(path) for i, path in cursor.fetchall()}
+
+
 @dataclass(frozen=True)
 class ProductBrief:
     """What ranking and facets need of a product, in one query."""

@@ -159,3 +159,27 @@ class ProductFacts:
             order = np.lexsort((ids[some], -matched[some]))[: limit - len(rows)]
             rows += [(int(i), float(n)) for i, n in zip(ids[some][order], matched[some][order], strict=True)]
         return rows
+
+    def facet_counts(
+        self, ids: np.ndarray, price_edges: Sequence[float]
+    ) -> tuple[dict[str, list[tuple[str, int]]], dict[int, int]]:
+        """Colour, pattern and price-bucket counts over the products ``ids`` (as
+        :func:`catalog.selectors.product_facet_counts` counts them: stored spellings, empty ones left
+        out; the bucket as ``width_bucket`` numbers it) and the count per category id."""
+        pos = np.searchsorted(self.ids, ids)
+        pos = pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)]
+
+        def spelled(column: np.ndarray, codes: Codes) -> list[tuple[str, int]]:
+            names = {c: v for v, c in codes.of.items()}
+            found, n = np.unique(column[pos], return_counts=True)
+            return [(names[int(c)], int(k)) for c, k in zip(found, n, strict=True) if names[int(c)] != ""]
+
+        buckets = np.searchsorted(np.asarray(price_edges, dtype=np.float64), self.prices[pos], side="right")
+        found, n = np.unique(buckets, return_counts=True)
+        counts = {
+            "colour": spelled(self.colours, self.colour_codes),
+            "pattern": spelled(self.patterns, self.pattern_codes),
+            "price": [(str(int(b)), int(k)) for b, k in zip(found, n, strict=True)],
+        }
+        categories, per = np.unique(self.category_ids[pos], return_counts=True)
+        return counts, {int(c): int(k) for c, k in zip(categories, per, strict=True) if c >= 0}

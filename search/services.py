@@ -391,9 +391,45 @@ def ranked_products(
     vectors — unless ``parallel`` is False, or None and this connection is inside a transaction
     (other connections would not see what it wrote). The ranking is the same either way.
     """
+    ranked, corrected, facts = _ranked(query, signals=signals, filters=filters, pool=pool, parallel=parallel)
+    if facts is not None:  # the facts in memory may lag the database by a second: show only what passes now
+        passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], filters)
+        ranked = [h for h in ranked if h.product_id in passing]
+    return ranked, corrected
+
+
+def ranked_with_facets(
+    query: str, *, signals: Sequence[str] = DEFAULT_SIGNALS, filters: ProductFilters | None = None
+) -> tuple[list[Hit], str, dict[str, list[tuple[str, int]]]]:
+    """:func:`ranked_products` and the facet counts of the whole result set. With the products'
+    facts in memory, the check of the result set against the database and the sizes in stock are
+    one query and the other facets are counted in memory."""
+    ranked, corrected, facts = _ranked(query, signals=signals, filters=filters, pool=POOL, parallel=None)
+    if facts is None:
+        return ranked, corrected, facets_of([h.product_id for h in ranked])
+    passing, sizes = catalog_selectors.product_ids_passing_with_sizes([h.product_id for h in ranked], filters)
+    ranked = [h for h in ranked if h.product_id in passing]
+    ids = np.array([h.product_id for h in ranked], dtype=np.int64)
+    counts, per_category = facts.facet_counts(ids, [high for _, high in PRICE_BANDS if high])
+    paths = catalog_selectors.category_paths(list(per_category))
+    counts["category"] = [(paths[c], n) for c, n in per_category.items() if c in paths]
+    counts["size"] = sizes
+    return ranked, corrected, _facet_lists(counts)
+
+
+def _ranked(
+    query: str,
+    *,
+    signals: Sequence[str],
+    filters: ProductFilters | None,
+    pool: int,
+    parallel: bool | None,
+) -> tuple[list[Hit], str, ProductFacts | None]:
+    """The ranking of :func:`ranked_products`, not yet checked against the database when the
+    filter was answered from the facts in memory (those facts are returned then, else None)."""
     query = _clean_query(query)
     if not query:
-        return [], ""
+        return [], "", None
     unknown = set(signals) - set(SIGNALS)
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
@@ -435,10 +471,7 @@ def ranked_products(
             lists[name] = future.result()
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
     ranked = next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET))
-    if facts is not None:  # the facts in memory may lag the database by a second: show only what passes now
-        passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], filters)
-        ranked = [h for h in ranked if h.product_id in passing]
-    return ranked, corrected
+    return ranked, corrected, facts
 
 
 def _filter_match(filters: ProductFilters) -> tuple[catalog_selectors.FilterMatch, ProductFacts | None]:
@@ -543,7 +576,7 @@ def search_products(
     """One page of a shopper's text search, with facet counts over the whole result set."""
     if page < 1 or not 1 <= page_size <= 100:
         raise ValueError("page starts at 1 and page_size is 1–100")
-    ranked, corrected = ranked_products(query, signals=signals, filters=filters)
+    ranked, corrected, facets = ranked_with_facets(query, signals=signals, filters=filters)
     start = (page - 1) * page_size
     note = ""
     if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
@@ -553,7 +586,7 @@ def search_products(
         total=len(ranked),
         page=page,
         page_size=page_size,
-        facets=facets_of([h.product_id for h in ranked]),
+        facets=facets,
         query=_clean_query(query),
         corrected_query=corrected,
         note=note,
@@ -562,10 +595,15 @@ def search_products(
 
 def facets_of(product_ids: Sequence[int]) -> dict[str, list[tuple[str, int]]]:
     """Counts per category, colour, pattern, size in stock and price band over these products."""
-    counts = catalog_selectors.product_facet_counts(product_ids, [high for _, high in PRICE_BANDS if high])
+    return _facet_lists(catalog_selectors.product_facet_counts(product_ids, [high for _, high in PRICE_BANDS if high]))
+
+
+def _facet_lists(counts: dict[str, list[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    """Price bucket numbers as band names; each facet most frequent first, then by name."""
     bands = {i: price_band(low) for i, (low, _) in enumerate(PRICE_BANDS)}
-    counts["price"] = [(bands[int(i)], n) for i, n in counts["price"]]
-    return {name: sorted(values, key=lambda kv: (-kv[1], kv[0])) for name, values in counts.items()}
+    counts = {**counts, "price": [(bands[int(i)], n) for i, n in counts["price"]]}
+    names = ("category", "colour", "pattern", "size", "price")
+    return {name: sorted(counts[name], key=lambda kv: (-kv[1], kv[0])) for name in names}
 
 
 def price_band(price: float) -> str:

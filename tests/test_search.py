@@ -241,6 +241,18 @@ def test_filters_and_attributes_from_memory_match_the_database_and_follow_change
     assert catalog["K3"] in services._filter_match(black)[0].ids
     assert catalog["K3"] not in [h.product_id for h in services.search_text("black t-shirt", filters=black)]
     assert catalog["K3"] not in [h.product_id for h in services.search_products("t-shirt", filters=black).hits]
+    # facets counted in memory (sizes and the check in one query) equal the database's count
+    for query, filters in [
+        ("t-shirt", black),
+        ("dress", ProductFilters(category="women")),
+        ("blue", ProductFilters(in_stock=True)),
+    ]:
+        assert services._ranked(query, signals=services.DEFAULT_SIGNALS, filters=filters, pool=100, parallel=False)[2]
+        ranked, _, facets = services.ranked_with_facets(query, filters=filters)
+        assert ranked and facets == services.facets_of([h.product_id for h in ranked]), (query, filters)
+        assert [h.product_id for h in ranked] == [
+            h.product_id for h in services.ranked_products(query, filters=filters)[0]
+        ]
     memory_vectors_reset()
 
 
@@ -285,7 +297,7 @@ def test_under_a_filter_the_keyword_signal_keeps_to_every_word(catalog):
 
 
 def test_a_category_named_exactly_comes_before_its_plural(catalog):
-    """"earring" matches both "Earring" and "Earrings" (plurals are folded); the one named as written
+    """ "earring" matches both "Earring" and "Earrings" (plurals are folded); the one named as written
     ranks first, and the other is still found."""
     from catalog.services import ProductInput, category_ensure_path, product_upsert
 
