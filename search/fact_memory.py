@@ -100,6 +100,11 @@ class ProductFacts:
             pattern_codes=pattern_codes,
         )
 
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of these product ids (ids not held are left out)."""
+        pos = np.searchsorted(self.ids, ids)
+        return pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)]
+
     @staticmethod
     def serves(filters: ProductFilters) -> bool:
         """Whether these facts answer the filter (a size in stock needs the variants: no)."""
@@ -134,8 +139,7 @@ class ProductFacts:
         attribute first (the ones named exactly as written before plural/singular matches), then
         those carrying some, most first; ties by id — the order of the SQL in
         :func:`search.services.attribute_signal` when every candidate is ranked."""
-        pos = np.searchsorted(self.ids, among)
-        pos = pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == among)]
+        pos = self._rows_of(among)
         columns = {"colour": self.colours, "pattern": self.patterns, "category": self.category_ids}
         codes = {"colour": self.colour_codes, "pattern": self.pattern_codes}
 
@@ -166,8 +170,7 @@ class ProductFacts:
         """Colour, pattern and price-bucket counts over the products ``ids`` (as
         :func:`catalog.selectors.product_facet_counts` counts them: stored spellings, empty ones left
         out; the bucket as ``width_bucket`` numbers it) and the count per category id."""
-        pos = np.searchsorted(self.ids, ids)
-        pos = pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)]
+        pos = self._rows_of(ids)
 
         def spelled(column: np.ndarray, codes: Codes) -> list[tuple[str, int]]:
             names = {c: v for v, c in codes.of.items()}
