@@ -112,14 +112,16 @@ def vector_signal(
     limit: int,
     filters: ProductFilters | None = None,
     matching: catalog_selectors.FilterMatch | None = None,
+    *,
+    space: EmbeddingSpace | None = None,
 ) -> list[Hit]:
-    space = _space()
+    space = space or _space()
     if space is None:
         return []
     if filters is not None and filters.active():
         matching = matching or catalog_selectors.product_filter_match(filters)
         if matching.ids is not None:  # few enough to score exactly (in memory when kept there)
-            return vector_signals_exact(vector, [kind], limit, matching.ids)[kind]
+            return vector_signals_exact(vector, [kind], limit, matching.ids, space=space)[kind]
     hits = catalog_selectors.vector_nearest(
         table="product",
         space=space,
@@ -138,12 +140,18 @@ def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -
 
 
 def vector_signals_exact(
-    vector: Sequence[float], kinds: Sequence[str], limit: int, product_ids: Sequence[int]
+    vector: Sequence[float],
+    kinds: Sequence[str],
+    limit: int,
+    product_ids: Sequence[int],
+    *,
+    space: EmbeddingSpace | None = None,
 ) -> dict[str, list[Hit]]:
-    """Several vector signals at once over a known (filtered) set of products, scanned exactly."""
+    """Several vector signals at once over a known (filtered) set of products, scanned exactly
+    (``space``: the active image–text space, read here when not given)."""
     from search.vector_memory import memory_vectors
 
-    space = _space()
+    space = space or _space()
     if space is None:
         return {kind: [] for kind in kinds}
     if set(kinds) - {"image", "text"}:
@@ -449,7 +457,8 @@ def _ranked(
     vector = encode_query_text(query) if vector_kinds else None
     # Both vector signals (and the attribute signal) need the filter's matches: read them once, from
     # the facts kept in memory when there are (then checked against the database at the end).
-    matching, facts = _filter_match(filters) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
+    space = _space() if vector_kinds else None  # read once for every vector step below
+    matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
     lists: dict[str, list[Hit]] = {}
     if "attributes" in signals:
         if facts is not None and matching is not None and matching.ids is not None:
@@ -459,10 +468,10 @@ def _ranked(
     if vector is not None:
         if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
             # a filter leaving few products: score them for both kinds in one exact pass
-            lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids))
+            lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids, space=space))
         else:
             for kind in vector_kinds:
-                lists[kind] = vector_signal(vector, kind, pool, filters, matching)
+                lists[kind] = vector_signal(vector, kind, pool, filters, matching, space=space)
     corrected = ""
     for name, future in deferred.items():
         if name == "keyword":
@@ -474,12 +483,15 @@ def _ranked(
     return ranked, corrected, facts
 
 
-def _filter_match(filters: ProductFilters) -> tuple[catalog_selectors.FilterMatch, ProductFacts | None]:
-    """The products passing ``filters``: from the facts kept in memory beside the vectors when
-    there are (returned too), else from the database."""
+def _filter_match(
+    filters: ProductFilters, space: EmbeddingSpace | None = None
+) -> tuple[catalog_selectors.FilterMatch, ProductFacts | None]:
+    """The products passing ``filters``: from the facts kept in memory beside the vectors of
+    ``space`` (the active one, read here when not given) when there are (returned too), else from
+    the database."""
     from search.vector_memory import memory_vectors
 
-    space = _space()
+    space = space or _space()
     memory = memory_vectors(space) if space is not None else None
     if memory is None or not memory.facts.serves(filters):
         return catalog_selectors.product_filter_match(filters), None
