@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from vision.attributes import AttributeHeads, train_attribute_heads
 from vision.clip import create_shop_model, latest_checkpoint, load_embedder, save_checkpoint
+from vision.colour import DESCRIPTOR_SIZE, LAB_QUANTILES, SIZE, colour_descriptor, colour_histogram
 from vision.embedder_train import (
     CatalogItem,
     TrainData,
@@ -133,15 +134,51 @@ def test_tiny_training_run_improves_attribute_retrieval(shop_model, tmp_path):
     train_pooled = pooled_features(model, feats.image[0])
     held_pooled = pooled_features(model, held_feats.image[0])
     assert train_pooled.shape == (len(train.items), 1280)
+    assert feats.colour.shape == (len(train.items), DESCRIPTOR_SIZE)
     heads = train_attribute_heads(
-        train_pooled, feats.colour, train.items, held_pooled, held_feats.colour, held.items, min_examples=2
+        train_pooled,
+        feats.colour,
+        train.items,
+        held_pooled,
+        held_feats.colour,
+        held.items,
+        train_whole=pooled_features(model, feats.whole),
+        held_whole=pooled_features(model, held_feats.whole),
+        min_examples=2,
     )
     assert heads.metrics["colour_top1"] >= 0.9 and heads.metrics["category_top1"] >= 0.9, heads.metrics
     heads.save(tmp_path)
     again = AttributeHeads.load(tmp_path)
-    prediction = again.predict(held_pooled[:1], held_feats.colour[:1])[0]
+    assert again.uses_whole and again.colour_size == DESCRIPTOR_SIZE
+    held_whole = pooled_features(model, held_feats.whole)
+    prediction = again.predict(held_pooled[:1], held_feats.colour[:1], held_whole[:1])[0]
     assert prediction["colour"].value == held.items[0].colour
     assert 0 < prediction["colour"].confidence <= 1
+    with pytest.raises(ValueError, match="whole photo"):
+        again.predict(held_pooled[:1], held_feats.colour[:1])
+    with pytest.raises(ValueError, match="colour_descriptor"):
+        again.predict(held_pooled[:1], held_feats.colour[:1, :SIZE], held_whole[:1])
+
+
+def test_heads_fitted_on_the_histogram_alone_still_load_and_predict(tmp_path):
+    """Heads saved before the whole photo and the Lab figures were read (cutout trunk + the 79-value
+    histogram) take the full colour descriptor and ignore what they were not fitted on."""
+    rng = np.random.default_rng(0)
+    items = [
+        CatalogItem(f"k{i}", Path("."), "t", "", ("dress", "skirt")[i % 2], ("red", "blue")[i % 2], "solid")
+        for i in range(20)
+    ]
+    trunk = rng.normal(size=(20, 16)).astype(np.float32)
+    trunk[:, 0] += np.array([4.0 * (i % 2) for i in range(20)])
+    colour = rng.random((20, DESCRIPTOR_SIZE)).astype(np.float32)
+    heads = train_attribute_heads(trunk, colour[:, :SIZE], items, min_examples=1)
+    heads.save(tmp_path)
+    old = AttributeHeads.load(tmp_path)
+    assert old.colour_size == SIZE and not old.uses_whole
+    whole = rng.normal(size=(20, 16)).astype(np.float32)
+    full = old.predict(trunk, colour, whole)
+    assert [p["category"].value for p in full] == [p["category"].value for p in old.predict(trunk, colour[:, :SIZE])]
+    assert sum(p["category"].value == it.category for p, it in zip(full, items, strict=True)) >= 18
 
 
 def test_training_views_are_the_pipelines_cutouts(test_models, tmp_path):
@@ -175,3 +212,21 @@ def test_training_views_are_the_pipelines_cutouts(test_models, tmp_path):
     assert view.size == (40 + 8, 120 + 8)  # the mask's box and the pipeline's 4 px margin
     assert view.getpixel((0, 0)) == (255, 255, 255)
     assert product_view(items[1]).size == (120, 180)  # no mask: the whole photo
+
+
+def test_colour_descriptor_reads_lab_figures_of_the_garment_pixels():
+    """Pure sRGB red (CIE Lab 53.2, 80.1, 67.2) on white: the histogram part is the histogram, every
+    Lab quantile sits at red's value, all pixels fall in the middle-lightness, vivid, red-hue cell."""
+    image = Image.new("RGB", (60, 90), (255, 255, 255))
+    ImageDraw.Draw(image).rectangle([10, 10, 49, 79], fill=(255, 0, 0))
+    d = colour_descriptor(image)
+    assert d.shape == (DESCRIPTOR_SIZE,)
+    np.testing.assert_allclose(d[:SIZE], colour_histogram(image))
+    nq = len(LAB_QUANTILES)
+    quantiles = d[SIZE : SIZE + 3 * nq].reshape(3, nq) * 50
+    np.testing.assert_allclose(quantiles, np.repeat([[53.24], [80.09], [67.20]], nq, axis=1), atol=0.05)
+    cells = d[SIZE + 3 * nq :].reshape(3, 8, 2)
+    hue = int((np.arctan2(67.20, 80.09) + np.pi) / (2 * np.pi) * 8)
+    assert cells[1, hue, 1] == pytest.approx(1.0) and cells.sum() == pytest.approx(1.0)
+    blank = colour_descriptor(Image.new("RGBA", (40, 40), (0, 0, 0, 0)))
+    assert not blank.any()

@@ -57,6 +57,7 @@ from PIL import Image
 
 from vision.assets import LITE_MEAN, LITE_STD
 from vision.clip import to_rgb_on_white
+from vision.colour import srgb_to_lab
 
 SIGNATURE_VERSION = "dup-2"  # dup-2 adds the grey thumbnail
 EMBEDDING_VERSION = "lite0-imagenet-224-squash"  # what the embedding cache keys on
@@ -258,24 +259,6 @@ def embed_images(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndar
 
 
 # ---------------------------------------------------------------- colour
-
-_SRGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
-)
-_WHITE = np.array([0.95047, 1.0, 1.08883])
-
-
-def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB in [0, 1] (..., 3) → CIE Lab (D65)."""
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _SRGB_TO_XYZ.T / _WHITE
-    eps = (6 / 29) ** 3
-    f = np.where(xyz > eps, np.cbrt(np.maximum(xyz, eps)), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    lab = np.empty_like(f)
-    lab[..., 0] = 116 * f[..., 1] - 16
-    lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
-    lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
-    return lab
 
 
 def colour_signature(image: Image.Image) -> np.ndarray:

@@ -344,19 +344,20 @@ class FeatureSet:
     person: np.ndarray  # (V, P, 192, 7, 7)
     product: np.ndarray  # (V, P, 192, 7, 7)
     pair_keys: list[str]
-    colour: np.ndarray  # (N, vision.colour.SIZE) colour histograms of the product views
+    colour: np.ndarray  # (N, vision.colour.DESCRIPTOR_SIZE) colour descriptors of the product views
+    whole: np.ndarray  # (N, 192, 7, 7) lower-trunk maps of the whole photos (for the attribute heads)
 
 
 def colour_features(loaders: list[Callable[[], Image.Image]], keys: list[str], cache_dir: Path) -> np.ndarray:
-    from vision.colour import SIZE, colour_histogram
+    from vision.colour import DESCRIPTOR_SIZE, colour_descriptor
 
-    path = _cache_path(cache_dir, "colour", keys)
+    path = _cache_path(cache_dir, f"colour{DESCRIPTOR_SIZE}", keys)
     if path.is_file():
         return np.load(path)
     feats = (
-        np.stack([colour_histogram(load()) for load in tqdm(loaders, desc="colour histograms", unit="img")])
+        np.stack([colour_descriptor(load()) for load in tqdm(loaders, desc="colour descriptors", unit="img")])
         if loaders
-        else np.zeros((0, SIZE), np.float32)
+        else np.zeros((0, DESCRIPTOR_SIZE), np.float32)
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(path, feats)
@@ -382,6 +383,18 @@ def build_features(
     keys = [f"{it.image}|{it.mask}" for it in items]
     image = maps(loaders, keys, "product")
     colour = colour_features(loaders, keys, cache_dir)
+    if any(it.mask for it in items):  # the whole photos as well, which the pipeline also embeds
+        whole_items = [replace(it, mask=None) for it in items]
+        whole = trunk_features(
+            model,
+            preprocess,
+            [lambda it=it: product_view(it) for it in whole_items],
+            [f"{it.image}|{it.mask}" for it in whole_items],
+            cache_dir,
+            "product",
+        )
+    else:
+        whole = image[0]
     texts = {t: [it.texts()[t] for it in items] for t in TEMPLATES}
     unique = sorted({s for values in texts.values() for s in values})
     text_feats = text_features(model, tokenizer, unique, cache_dir)
@@ -398,6 +411,7 @@ def build_features(
         product=product,
         pair_keys=[p.key for p in pairs],
         colour=colour,
+        whole=whole,
     )
 
 
@@ -663,12 +677,14 @@ def train_embedder(
 
     has_held = bool(held and heldout and heldout.items)
     attributes = train_attribute_heads(
-        pooled_features(model, feats.image[0]) if train.items else np.zeros((0, 1280), np.float32),
+        pooled_features(model, feats.image[0]),
         feats.colour,
         train.items,
         pooled_features(model, held.image[0]) if has_held else None,
         held.colour if has_held else None,
         heldout.items if heldout else None,
+        train_whole=pooled_features(model, feats.whole),
+        held_whole=pooled_features(model, held.whole) if has_held else None,
         seed=settings.seed,
     )
     version = new_version()

@@ -254,7 +254,7 @@ def compute_outputs(
     """All model work for one image, outside any transaction. Raises :class:`ImageRejected` for bad
     input and :class:`ModelFailure` when a model crashes on it."""
     from vision.clip import embedder, encode_with_trunk
-    from vision.colour import colour_histogram
+    from vision.colour import colour_descriptor
     from vision.parser import cutout
 
     started = time.perf_counter()
@@ -285,7 +285,7 @@ def compute_outputs(
         stage = "attributes"
         on_stage(stage)
         started = time.perf_counter()
-        predicted = predict_attributes(trunk[:1], colour_histogram(cut)[None])[0]
+        predicted = predict_attributes(trunk[:1], colour_descriptor(cut)[None], trunk[1:])[0]
         timings["attributes"] = round(time.perf_counter() - started, 4)
 
         stage = "duplicates"
@@ -357,7 +357,11 @@ def duplicate_find(image_id: int, outputs: ImageOutputs, space: EmbeddingSpace) 
 _heads_cache: dict[str, object] = {}
 
 
-def predict_attributes(trunk: np.ndarray, colour: np.ndarray) -> list[dict[str, dict[str, object]]]:
+def predict_attributes(
+    trunk: np.ndarray, colour: np.ndarray, whole: np.ndarray | None = None
+) -> list[dict[str, dict[str, object]]]:
+    """The active embedder's attribute predictions for cutouts (trunk features, colour descriptors)
+    and their whole photos' trunk features; none for a hub model, which has no attribute heads."""
     from vision.attributes import AttributeHeads
     from vision.clip import embedder
 
@@ -371,7 +375,7 @@ def predict_attributes(trunk: np.ndarray, colour: np.ndarray) -> list[dict[str, 
 
         heads = AttributeHeads.load(Path(folder))
         _heads_cache[folder] = heads
-    preds = heads.predict(trunk, colour)  # type: ignore[attr-defined]
+    preds = heads.predict(trunk, colour, whole)  # type: ignore[attr-defined]
     return [{k: {"value": v.value, "confidence": v.confidence} for k, v in p.items()} for p in preds]
 
 

@@ -1,7 +1,8 @@
 """``evaluate attributes``: top-1 accuracy of the predicted category, colour and pattern.
 
 Each image goes through the same steps as in the pipeline (garment parser → cutout → embedder
-trunk features + colour histogram → attribute heads). Baselines in the same run, fitted on a sample
+trunk features of the cutout and the whole photo + the cutout's colour descriptor → attribute
+heads). Baselines in the same run, fitted on a sample
 of the train split: the majority label; a linear classifier on the ImageNet EfficientNet-Lite0
 features alone; and one on the colour histogram alone.
 
@@ -16,12 +17,15 @@ import argparse
 import csv
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from vision.colour import SIZE
 
 ATTRS = ("category", "colour", "pattern")
 
@@ -53,26 +57,37 @@ def shop_view(image: Image.Image) -> Image.Image:
     return cutout(image, mask) if mask.sum() > 0.002 * mask.size else image
 
 
-def features(rows: list[dict[str, str]], desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(shop trunk features, colour histograms, ImageNet pooled features) of each row's cutout."""
+@dataclass
+class Features:
+    trunk: np.ndarray  # the shop embedder's trunk features of the cutouts
+    whole: np.ndarray  # ... and of the whole photos
+    colour: np.ndarray  # colour descriptors of the cutouts (the histogram is its first SIZE values)
+    imagenet: np.ndarray  # ImageNet EfficientNet-Lite0 pooled features of the cutouts (a baseline)
+
+
+def features(rows: list[dict[str, str]], desc: str) -> Features:
+    """What the pipeline's attribute stage reads for each row (as in workers.services), and the
+    ImageNet baseline's features."""
     import torch
 
     from vision.backbone import efficientnet_lite0
     from vision.clip import embedder, encode_with_trunk, to_rgb_on_white
-    from vision.colour import colour_histogram
+    from vision.colour import colour_descriptor
 
     emb = embedder()
     imagenet = efficientnet_lite0(num_classes=0).eval()
-    trunk, colour, base = [], [], []
+    trunk, whole, colour, base = [], [], [], []
     for row in tqdm(rows, desc=desc, unit="img"):
         with Image.open(row["image"]) as im:
-            cut = shop_view(im.convert("RGB"))
-        t, _ = encode_with_trunk(emb.model, emb.preprocess, [cut])
+            image = im.convert("RGB")
+        cut = shop_view(image)
+        t, _ = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
         trunk.append(t[0])
-        colour.append(colour_histogram(cut))
+        whole.append(t[1])
+        colour.append(colour_descriptor(cut))
         with torch.inference_mode():
             base.append(imagenet(emb.preprocess(to_rgb_on_white(cut)).unsqueeze(0))[0].numpy())
-    return np.stack(trunk), np.stack(colour), np.stack(base)
+    return Features(np.stack(trunk), np.stack(whole), np.stack(colour), np.stack(base))
 
 
 def fit_linear(x: np.ndarray, labels: list[str], epochs: int = 300) -> Callable[[np.ndarray], list[str]]:
@@ -111,8 +126,8 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     from workers.services import predict_attributes
 
     rows = read_rows(options["manifest"], options.get("limit"))
-    trunk, colour, base = features(rows, "dev images")
-    shop_preds = predict_attributes(trunk, colour)
+    dev = features(rows, "dev images")
+    shop_preds = predict_attributes(dev.trunk, dev.colour, dev.whole)
     methods: dict[str, dict[str, float]] = {"shop": {}}
     for attr in ATTRS:
         truth = [r[attr] for r in rows]
@@ -120,15 +135,16 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         methods["shop"][attr] = accuracy([p.get(attr, {}).get("value", "") for p in shop_preds], truth, vocab)
     if options.get("train"):
         train_rows = read_rows(options["train"], options.get("train_limit"))
-        _, t_colour, t_base = features(train_rows, "baseline training images")
+        train = features(train_rows, "baseline training images")
         methods.update({"majority": {}, "imagenet_features": {}, "colour_histogram": {}})
         for attr in ATTRS:
             labels = [r[attr] for r in train_rows]
             truth = [r[attr] for r in rows]
             majority = Counter(labels).most_common(1)[0][0]
             methods["majority"][attr] = accuracy([majority] * len(rows), truth)
-            methods["imagenet_features"][attr] = accuracy(fit_linear(t_base, labels)(base), truth)
-            methods["colour_histogram"][attr] = accuracy(fit_linear(t_colour, labels)(colour), truth)
+            methods["imagenet_features"][attr] = accuracy(fit_linear(train.imagenet, labels)(dev.imagenet), truth)
+            histogram = fit_linear(train.colour[:, :SIZE], labels)
+            methods["colour_histogram"][attr] = accuracy(histogram(dev.colour[:, :SIZE]), truth)
     table = [{"method": m, **{f"{a}_top1": v for a, v in accs.items()}} for m, accs in methods.items()]
     result = {
         "manifest": str(options["manifest"]),
