@@ -230,3 +230,29 @@ def test_colour_descriptor_reads_lab_figures_of_the_garment_pixels():
     assert cells[1, hue, 1] == pytest.approx(1.0) and cells.sum() == pytest.approx(1.0)
     blank = colour_descriptor(Image.new("RGBA", (40, 40), (0, 0, 0, 0)))
     assert not blank.any()
+
+
+def test_a_training_run_on_cut_out_photos_fits_heads_on_cutout_and_whole_photo(tmp_path):
+    """The whole run, as bin/run starts it on the shop's catalog: items with garment masks train on
+    their cutouts, and the attribute heads read the whole photos' trunk features too."""
+    from vision.embedder_train import train_embedder
+
+    items = synthetic_items(tmp_path / "photos", 2, seed=4)
+    for item in items:
+        with Image.open(item.image) as im:
+            mask = (np.asarray(im.convert("L")) < 250).astype(np.uint8) * 255
+        item.mask = item.image.with_suffix(".mask.png")
+        Image.fromarray(mask).save(item.mask)
+    folder = train_embedder(
+        TrainData(items=items, sources=["synthetic"]),
+        None,
+        tmp_path / "models",
+        tmp_path / "cache",
+        TrainSettings(epochs=2, batch_size=8, parser_views=False),
+        log=lambda message: None,
+    )
+    heads = AttributeHeads.load(folder)
+    assert heads.uses_whole and heads.colour_size == DESCRIPTOR_SIZE
+    assert heads.mean.shape == (2 * 1280 + DESCRIPTOR_SIZE - SIZE,)
+    assert sorted(heads.vocab["colour"]) == sorted(COLOURS)
+    assert latest_checkpoint(tmp_path / "models") == folder
