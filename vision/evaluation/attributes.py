@@ -2,9 +2,9 @@
 
 Each image goes through the same steps as in the pipeline (garment parser → cutout → embedder
 trunk features of the cutout and the whole photo + the cutout's colour descriptor → attribute
-heads). Baselines in the same run, fitted on a sample
-of the train split: the majority label; a linear classifier on the ImageNet EfficientNet-Lite0
-features alone; and one on the colour histogram alone.
+heads). Baselines in the same run, fitted on a sample of the train split: the majority label; a
+linear classifier on the ImageNet EfficientNet-Lite0 features alone; and one on the colour
+histogram alone.
 
 Input: a CSV with ``image,category,colour,pattern`` (paths relative to the CSV or absolute), e.g.
 ``hm_dev_attributes.csv`` from ``build_eval_sets``; the baselines' training CSV (``--train``) has
