@@ -58,8 +58,8 @@ def build_test_models(root: Path) -> Path:
     trunk, _ = encode_with_trunk(model.eval(), preprocess, images)
     colour = np.stack([colour_histogram(im) for im in images])
     # no input dropout here: the parser's untrained decoder below is drawn from the random stream
-    # after this fit, and the photo-search tests' catalogs were made for that draw
-    train_attribute_heads(trunk, colour, items, min_examples=1, input_dropout=0.0).save(folder)
+    # after this fit, and the photo-search tests' catalogs were made for that draw (linear heads, as then)
+    train_attribute_heads(trunk, colour, items, hidden={}, min_examples=1, input_dropout=0.0).save(folder)
 
     net = ParserNet(pretrained=True).eval()
     parser_dir = root / "parser" / "test-parser"

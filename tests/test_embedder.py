@@ -255,4 +255,6 @@ def test_a_training_run_on_cut_out_photos_fits_heads_on_cutout_and_whole_photo(t
     assert heads.uses_whole and heads.colour_size == DESCRIPTOR_SIZE
     assert heads.mean.shape == (2 * 1280 + DESCRIPTOR_SIZE - SIZE,)
     assert sorted(heads.vocab["colour"]) == sorted(COLOURS)
+    assert heads.summary()["hidden_units"] == {"category": 512}  # a hidden layer for the category head
+    assert len(heads.predict(heads.mean[None, :1280], np.zeros((1, DESCRIPTOR_SIZE)), heads.mean[None, 1280:2560])) == 1
     assert latest_checkpoint(tmp_path / "models") == folder
