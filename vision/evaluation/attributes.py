@@ -65,9 +65,10 @@ class Features:
     imagenet: np.ndarray  # ImageNet EfficientNet-Lite0 pooled features of the cutouts (a baseline)
 
 
-def features(rows: list[dict[str, str]], desc: str) -> Features:
+def features(rows: list[dict[str, str]], desc: str, shop: bool = True) -> Features:
     """What the pipeline's attribute stage reads for each row (as in workers.services), and the
-    ImageNet baseline's features."""
+    ImageNet baseline's features. ``shop=False`` (the baselines' training rows) skips the shop
+    embedder: its trunk features come back empty."""
     import torch
 
     from vision.backbone import efficientnet_lite0
@@ -81,13 +82,20 @@ def features(rows: list[dict[str, str]], desc: str) -> Features:
         with Image.open(row["image"]) as im:
             image = im.convert("RGB")
         cut = shop_view(image)
-        t, _ = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
-        trunk.append(t[0])
-        whole.append(t[1])
+        if shop:
+            t, _ = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
+            trunk.append(t[0])
+            whole.append(t[1])
         colour.append(colour_descriptor(cut))
         with torch.inference_mode():
             base.append(imagenet(emb.preprocess(to_rgb_on_white(cut)).unsqueeze(0))[0].numpy())
-    return Features(np.stack(trunk), np.stack(whole), np.stack(colour), np.stack(base))
+    empty = np.zeros((len(rows), 0), np.float32)
+    return Features(
+        np.stack(trunk) if shop else empty,
+        np.stack(whole) if shop else empty,
+        np.stack(colour),
+        np.stack(base),
+    )
 
 
 def fit_linear(x: np.ndarray, labels: list[str], epochs: int = 300) -> Callable[[np.ndarray], list[str]]:
@@ -135,7 +143,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         methods["shop"][attr] = accuracy([p.get(attr, {}).get("value", "") for p in shop_preds], truth, vocab)
     if options.get("train"):
         train_rows = read_rows(options["train"], options.get("train_limit"))
-        train = features(train_rows, "baseline training images")
+        train = features(train_rows, "baseline training images", shop=False)
         methods.update({"majority": {}, "imagenet_features": {}, "colour_histogram": {}})
         for attr in ATTRS:
             labels = [r[attr] for r in train_rows]
