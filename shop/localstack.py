@@ -231,6 +231,14 @@ def pg_init(layout: Layout, pgdata: Path) -> None:
         fh.write(settings)
 
 
+def pg_accepting(layout: Layout) -> bool:
+    """True once the server takes queries: the port opens before crash recovery has finished
+    ("the database system is starting up") after an unclean stop."""
+    psql = str(pg_bin_dir() / "psql")
+    probe = [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
+    return subprocess.run([*probe, "SELECT 1"], capture_output=True, text=True).returncode == 0
+
+
 def pg_create_database(layout: Layout, pgdata: Path) -> None:
     psql = str(pg_bin_dir() / "psql")
     base = [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
@@ -251,14 +259,15 @@ def start_postgres(layout: Layout) -> None:
         return
     pgdata = pg_data_dir(layout)
     pg_init(layout, pgdata)
-    stale = pgdata / "postmaster.pid"
-    if stale.exists():
+    # After an unclean stop the lock files name a postmaster that is gone (or a zombie, which
+    # PostgreSQL's own check takes for alive and then refuses to start): remove them.
+    for stale in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
         try:
             old = int(stale.read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             old = -1
         if old <= 0 or not pid_alive(old):
-            stale.unlink()
+            stale.unlink(missing_ok=True)
     out = open(layout.log_file("postgres"), "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         [str(pg_bin_dir() / "postgres"), "-D", str(pgdata)],
@@ -271,6 +280,7 @@ def start_postgres(layout: Layout) -> None:
     )
     layout.pid_file("postgres").write_text(str(proc.pid))
     wait_for(lambda: port_open(layout.pg_port), 60, "postgres", layout.log_file("postgres"))
+    wait_for(lambda: pg_accepting(layout), 180, "postgres recovery", layout.log_file("postgres"))
     pg_create_database(layout, pgdata)
     log(f"postgres: up on 127.0.0.1:{layout.pg_port} (data {pgdata}, pid {proc.pid})")
 

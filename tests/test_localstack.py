@@ -107,3 +107,23 @@ def test_unknown_service_is_refused(stack_env: dict[str, str]):
         text=True,
     )
     assert result.returncode == 2 and "unknown service" in result.stderr
+
+
+def test_postgres_starts_again_after_a_crash(stack_env: dict[str, str]):
+    import signal
+    import time
+
+    stack(stack_env, "start", "postgres")
+    db_url = stack_env["DATABASE_URL"]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE survived (n int)")
+        conn.execute("INSERT INTO survived VALUES (42)")
+    pid = int((Path(stack_env["SHOP_DATA_DIR"]) / "run" / "postgres.pid").read_text())
+    os.kill(pid, signal.SIGKILL)  # an unclean stop: the next start runs crash recovery
+    deadline = time.monotonic() + 30
+    while localstack.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = stack(stack_env, "start", "postgres")
+    assert "postgres: up" in out
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT n FROM survived").fetchone() == (42,)
