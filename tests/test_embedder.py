@@ -21,6 +21,7 @@ from vision.embedder_train import (
     multi_positive_nce,
     pooled_features,
     train_heads,
+    trunk_features,
 )
 
 COLOURS = {"red": (200, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 200), "yellow": (230, 210, 30)}
@@ -258,3 +259,56 @@ def test_a_training_run_on_cut_out_photos_fits_heads_on_cutout_and_whole_photo(t
     assert heads.summary()["hidden_units"] == {"category": 512}  # a hidden layer for the category head
     assert len(heads.predict(heads.mean[None, :1280], np.zeros((1, DESCRIPTOR_SIZE)), heads.mean[None, 1280:2560])) == 1
     assert latest_checkpoint(tmp_path / "models") == folder
+
+
+def _preprocess(config: dict, **changes: object):
+    import open_clip
+
+    cfg = {**config["preprocess_cfg"], **changes}
+    return open_clip.transform.image_transform_v2(open_clip.transform.PreprocessCfg(**cfg, size=224), is_train=False)
+
+
+def test_the_shop_preprocessing_keeps_a_tall_garment_whole():
+    from vision.clip import shop_model_config
+
+    # A tall cutout (90×300, like a pair of trousers): black hem bands at the top and bottom.
+    image = Image.new("RGB", (90, 300), (200, 30, 30))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 89, 19), fill=(0, 0, 0))
+    draw.rectangle((0, 280, 89, 299), fill=(0, 0, 0))
+    config = shop_model_config()
+    mean = np.array(config["preprocess_cfg"]["mean"])[:, None, None]
+    std = np.array(config["preprocess_cfg"]["std"])[:, None, None]
+
+    def pixels(preprocess) -> np.ndarray:
+        return (preprocess(image).numpy() * std + mean) * 255  # back to 0..255
+
+    whole = pixels(_preprocess(config))
+    assert whole.shape == (3, 224, 224)
+    assert whole[:, :8, 112].max() < 40 and whole[:, -8:, 112].max() < 40  # both hems are in view
+    assert whole[:, 112, :10].min() > 245 and whole[:, 112, -10:].min() > 245  # letterboxed on white
+    cropped = pixels(_preprocess(config, resize_mode="shortest"))  # the old centre crop lost the hems
+    assert cropped[0, :8, 112].min() > 150 and cropped[0, -8:, 112].min() > 150
+
+
+def test_cached_trunk_maps_are_keyed_by_the_preprocessing(shop_model, tmp_path):
+    model, config = shop_model
+    image = Image.new("RGB", (90, 300), (30, 30, 200))
+    ImageDraw.Draw(image).rectangle((0, 0, 89, 60), fill=(250, 220, 0))
+    loaders, keys = [lambda: image], ["tall.png|None"]
+    cache = tmp_path / "cache"
+    longest = trunk_features(model, _preprocess(config), loaders, keys, cache, "product")
+    assert len(list(cache.glob("stem-product-*.npy"))) == 1
+    shortest = trunk_features(model, _preprocess(config, resize_mode="shortest"), loaders, keys, cache, "product")
+    assert len(list(cache.glob("stem-product-*.npy"))) == 2  # a new preprocessing never reads the old maps
+    assert not np.array_equal(longest, shortest)
+    again = trunk_features(model, _preprocess(config), loaders, keys, cache, "product")
+    assert np.array_equal(again, longest) and len(list(cache.glob("stem-product-*.npy"))) == 2
+
+
+def test_train_embedder_refuses_a_negative_attribute_weight(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="attribute-weight must be 0 or more"):
+        call_command("train_embedder", "--attribute-weight", "-1", "--out", str(tmp_path))
+    assert not (tmp_path / "embedder").exists()

@@ -76,7 +76,10 @@ def shop_model_config(embed_dim: int = 256, image_size: int = 224, context_lengt
             "mean": list(LITE_MEAN),
             "std": list(LITE_STD),
             "interpolation": "bicubic",
-            "resize_mode": "shortest",
+            # The whole garment, letterboxed on white: a cutout is cropped to the garment, and a centre
+            # crop of its shorter side would cut off a tall garment's hem and neckline (a median cutout
+            # kept 67 % of its height) — the silhouette that tells a dress from a top.
+            "resize_mode": "longest",
             "fill_color": 255,
         },
     }

@@ -273,13 +273,15 @@ def trunk_features(
     block: int = 256,
 ) -> np.ndarray:
     """Frozen lower-trunk feature maps (float16, N×192×7×7). Cached on disk in blocks of ``block``
-    images keyed by content, so an interrupted run resumes where it stopped."""
+    images keyed by content and by the preprocessing (resize mode, size, normalisation), so an
+    interrupted run resumes where it stopped and a changed preprocessing never reads stale maps."""
     model.visual.trunk.eval()
+    tag = hashlib.sha1(repr(preprocess).encode()).hexdigest()[:8]
     cache_dir.mkdir(parents=True, exist_ok=True)
     blocks = []
     bar = tqdm(total=len(loaders), desc=f"image features ({kind})", unit="img")
     for start in range(0, len(loaders), block):
-        path = _cache_path(cache_dir, f"stem-{kind}", keys[start : start + block])
+        path = _cache_path(cache_dir, f"stem-{kind}-{tag}", keys[start : start + block])
         if path.is_file():
             blocks.append(np.load(path))
             bar.update(len(blocks[-1]))

@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=256)
         parser.add_argument("--lr", type=float, default=2e-3)
         parser.add_argument("--pair-weight", type=float, default=1.0)
+        parser.add_argument(
+            "--attribute-weight",
+            type=float,
+            default=TrainSettings.attribute_weight,
+            help="weight of the auxiliary category/colour/pattern loss while the trunk top is fine-tuned",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--views", type=int, choices=[1, 2], default=1, help="2 adds mirrored training views")
         parser.add_argument(
@@ -40,6 +46,8 @@ class Command(BaseCommand):
         parser.add_argument("--if-missing", action="store_true", help="do nothing when a checkpoint already exists")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["attribute_weight"] < 0:
+            raise CommandError(f"--attribute-weight must be 0 or more, not {options['attribute_weight']}")
         out_root: Path = options["out"] or models_dir()
         if options["if_missing"] and latest_checkpoint(out_root) is not None:
             self.stdout.write(f"embedder checkpoint present: {latest_checkpoint(out_root)}")
@@ -72,6 +80,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             lr=options["lr"],
             pair_weight=options["pair_weight"],
+            attribute_weight=options["attribute_weight"],
             seed=options["seed"],
             views=options["views"],
             tune_trunk=not options["freeze_trunk"],
