@@ -231,17 +231,20 @@ def pg_init(layout: Layout, pgdata: Path) -> None:
         fh.write(settings)
 
 
+def psql_command(layout: Layout) -> list[str]:
+    """psql against the maintenance database, ending in ``-tAc`` (append the SQL)."""
+    psql = str(pg_bin_dir() / "psql")
+    return [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
+
+
 def pg_accepting(layout: Layout) -> bool:
     """True once the server takes queries: the port opens before crash recovery has finished
     ("the database system is starting up") after an unclean stop."""
-    psql = str(pg_bin_dir() / "psql")
-    probe = [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
-    return subprocess.run([*probe, "SELECT 1"], capture_output=True, text=True).returncode == 0
+    return subprocess.run([*psql_command(layout), "SELECT 1"], capture_output=True, text=True).returncode == 0
 
 
 def pg_create_database(layout: Layout, pgdata: Path) -> None:
-    psql = str(pg_bin_dir() / "psql")
-    base = [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
+    base = psql_command(layout)
     found = subprocess.run(
         [*base, f"SELECT 1 FROM pg_database WHERE datname = '{layout.pg_name}'"],
         capture_output=True,
