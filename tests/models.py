@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from vision.attributes import train_attribute_heads
-from vision.clip import create_shop_model, encode_with_trunk, save_checkpoint
+from vision.clip import create_shop_model, encode_with_trunk, save_checkpoint, shop_preprocess
 from vision.colour import colour_histogram
 from vision.embedder_train import CatalogItem
 
@@ -50,11 +50,8 @@ def build_test_models(root: Path) -> Path:
     model, config = create_shop_model()
     folder = save_checkpoint(model, config, root / "embedder" / "test-embedder", {"version": "test-embedder"})
     images, items = synthetic_garments()
-    import open_clip
 
-    preprocess = open_clip.transform.image_transform_v2(
-        open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
-    )
+    preprocess = shop_preprocess(config)
     trunk, _ = encode_with_trunk(model.eval(), preprocess, images)
     colour = np.stack([colour_histogram(im) for im in images])
     # no input dropout here: the parser's untrained decoder below is drawn from the random stream

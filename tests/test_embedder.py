@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vision.attributes import AttributeHeads, train_attribute_heads
-from vision.clip import create_shop_model, latest_checkpoint, load_embedder, save_checkpoint
+from vision.clip import create_shop_model, latest_checkpoint, load_embedder, save_checkpoint, shop_preprocess
 from vision.colour import DESCRIPTOR_SIZE, LAB_QUANTILES, SIZE, colour_descriptor, colour_histogram
 from vision.embedder_train import (
     CatalogItem,
@@ -116,9 +116,7 @@ def test_tiny_training_run_improves_attribute_retrieval(shop_model, tmp_path):
     from vision.assets import minilm_dir
 
     model, config = shop_model
-    preprocess = open_clip.transform.image_transform_v2(
-        open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
-    )
+    preprocess = shop_preprocess(config)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     train = TrainData(items=synthetic_items(tmp_path / "train", 4, seed=1))
     held = TrainData(items=synthetic_items(tmp_path / "held", 3, seed=2))
@@ -261,13 +259,6 @@ def test_a_training_run_on_cut_out_photos_fits_heads_on_cutout_and_whole_photo(t
     assert latest_checkpoint(tmp_path / "models") == folder
 
 
-def _preprocess(config: dict, **changes: object):
-    import open_clip
-
-    cfg = {**config["preprocess_cfg"], **changes}
-    return open_clip.transform.image_transform_v2(open_clip.transform.PreprocessCfg(**cfg, size=224), is_train=False)
-
-
 def test_the_shop_preprocessing_keeps_a_tall_garment_whole():
     from vision.clip import shop_model_config
 
@@ -283,11 +274,11 @@ def test_the_shop_preprocessing_keeps_a_tall_garment_whole():
     def pixels(preprocess) -> np.ndarray:
         return (preprocess(image).numpy() * std + mean) * 255  # back to 0..255
 
-    whole = pixels(_preprocess(config))
+    whole = pixels(shop_preprocess(config))
     assert whole.shape == (3, 224, 224)
     assert whole[:, :8, 112].max() < 40 and whole[:, -8:, 112].max() < 40  # both hems are in view
     assert whole[:, 112, :10].min() > 245 and whole[:, 112, -10:].min() > 245  # letterboxed on white
-    cropped = pixels(_preprocess(config, resize_mode="shortest"))  # the old centre crop lost the hems
+    cropped = pixels(shop_preprocess(config, resize_mode="shortest"))  # the old centre crop lost the hems
     assert cropped[0, :8, 112].min() > 150 and cropped[0, -8:, 112].min() > 150
 
 
@@ -297,12 +288,12 @@ def test_cached_trunk_maps_are_keyed_by_the_preprocessing(shop_model, tmp_path):
     ImageDraw.Draw(image).rectangle((0, 0, 89, 60), fill=(250, 220, 0))
     loaders, keys = [lambda: image], ["tall.png|None"]
     cache = tmp_path / "cache"
-    longest = trunk_features(model, _preprocess(config), loaders, keys, cache, "product")
+    longest = trunk_features(model, shop_preprocess(config), loaders, keys, cache, "product")
     assert len(list(cache.glob("stem-product-*.npy"))) == 1
-    shortest = trunk_features(model, _preprocess(config, resize_mode="shortest"), loaders, keys, cache, "product")
+    shortest = trunk_features(model, shop_preprocess(config, resize_mode="shortest"), loaders, keys, cache, "product")
     assert len(list(cache.glob("stem-product-*.npy"))) == 2  # a new preprocessing never reads the old maps
     assert not np.array_equal(longest, shortest)
-    again = trunk_features(model, _preprocess(config), loaders, keys, cache, "product")
+    again = trunk_features(model, shop_preprocess(config), loaders, keys, cache, "product")
     assert np.array_equal(again, longest) and len(list(cache.glob("stem-product-*.npy"))) == 2
 
 

@@ -219,6 +219,16 @@ def reset_embedder_cache() -> None:
         _cached = None
 
 
+def shop_preprocess(config: dict[str, Any], **changes: Any) -> Any:
+    """The inference image transform of a shop model config (what ``create_model_and_transforms``
+    gives a saved checkpoint); ``changes`` override ``preprocess_cfg`` values."""
+    import open_clip
+
+    cfg = {**config["preprocess_cfg"], **changes}
+    size = config["model_cfg"]["vision_cfg"]["image_size"]
+    return open_clip.transform.image_transform_v2(open_clip.transform.PreprocessCfg(**cfg, size=size), is_train=False)
+
+
 def create_shop_model(embed_dim: int = 256, image_size: int = 224) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A fresh, untrained-projection shop model: ImageNet EfficientNet-Lite0 trunk, MiniLM text tower."""
     import open_clip

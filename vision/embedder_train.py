@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from vision.clip import EMBEDDER_SUBDIR, create_shop_model, save_checkpoint, to_rgb_on_white
+from vision.clip import EMBEDDER_SUBDIR, create_shop_model, save_checkpoint, shop_preprocess, to_rgb_on_white
 
 logger = logging.getLogger(__name__)
 
@@ -648,9 +648,7 @@ def train_embedder(
     started = time.time()
     torch.manual_seed(settings.seed)
     model, config = create_shop_model()
-    preprocess = open_clip.transform.image_transform_v2(
-        open_clip.transform.PreprocessCfg(**config["preprocess_cfg"], size=224), is_train=False
-    )
+    preprocess = shop_preprocess(config)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
     if settings.parser_views:
