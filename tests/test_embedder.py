@@ -303,3 +303,17 @@ def test_train_embedder_refuses_a_negative_attribute_weight(tmp_path):
     with pytest.raises(CommandError, match="attribute-weight must be 0 or more"):
         call_command("train_embedder", "--attribute-weight", "-1", "--out", str(tmp_path))
     assert not (tmp_path / "embedder").exists()
+
+
+def test_cached_trunk_maps_are_keyed_by_the_trunk_split(shop_model, tmp_path, monkeypatch):
+    from vision import embedder_train
+
+    model, config = shop_model
+    image = Image.new("RGB", (120, 160), (30, 160, 40))
+    loaders, keys = [lambda: image], ["split.png|None"]
+    cache = tmp_path / "cache"
+    at_split = trunk_features(model, shop_preprocess(config), loaders, keys, cache, "product")
+    monkeypatch.setattr(embedder_train, "SPLIT_BLOCK", embedder_train.SPLIT_BLOCK - 1)
+    earlier = trunk_features(model, shop_preprocess(config), loaders, keys, cache, "product")
+    assert len(list(cache.glob("stem-product-*.npy"))) == 2  # a moved split never reads the old maps
+    assert not np.array_equal(at_split, earlier)

@@ -273,10 +273,11 @@ def trunk_features(
     block: int = 256,
 ) -> np.ndarray:
     """Frozen lower-trunk feature maps (float16, N×192×7×7). Cached on disk in blocks of ``block``
-    images keyed by content and by the preprocessing (resize mode, size, normalisation), so an
-    interrupted run resumes where it stopped and a changed preprocessing never reads stale maps."""
+    images keyed by content, by the preprocessing (resize mode, size, normalisation) and by where
+    the trunk is split, so an interrupted run resumes where it stopped and a changed preprocessing
+    or split never reads stale maps."""
     model.visual.trunk.eval()
-    tag = hashlib.sha1(repr(preprocess).encode()).hexdigest()[:8]
+    tag = hashlib.sha1(f"{preprocess!r}|split {SPLIT_STAGE}.{SPLIT_BLOCK}".encode()).hexdigest()[:8]
     cache_dir.mkdir(parents=True, exist_ok=True)
     blocks = []
     bar = tqdm(total=len(loaders), desc=f"image features ({kind})", unit="img")
