@@ -35,7 +35,9 @@ class Command(BaseCommand):
             help="weight of the auxiliary category/colour/pattern loss while the trunk top is fine-tuned",
         )
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--views", type=int, choices=[1, 2], default=1, help="2 adds mirrored training views")
+        parser.add_argument(
+            "--views", type=int, choices=[1, 2], default=TrainSettings.views, help="1: no mirrored training views"
+        )
         parser.add_argument(
             "--whole-photos",
             action="store_true",
