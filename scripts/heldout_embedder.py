@@ -1,0 +1,77 @@
+"""Train the shop embedder on four fifths of the H&M train designs and VITON train pair groups and
+score it on the other fifth: the held-out-train comparisons in the README (never the dev split).
+
+    .venv/bin/python scripts/heldout_embedder.py --image-size 288 --out /tmp/heldout
+
+Prints one ``RESULT`` line (JSON: held-out retrieval metrics, attribute top-1, seconds). Uses whole
+photos (``--parser-views`` for the garment parser's cut-outs, which needs a trained parser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hm", type=Path, default=Path("../shared/data/hm"))
+    ap.add_argument("--viton", type=Path, default=Path("../shared/data/viton"))
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--split-seed", type=int, default=17, help="which fifth is held out")
+    ap.add_argument("--parser-views", action="store_true", help="train on the garment parser's cut-outs")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the checkpoint and the feature cache")
+    args = ap.parse_args()
+    for folder in (args.hm, args.viton):
+        if not (folder / "manifest.csv").is_file():
+            ap.error(f"{folder} has no manifest.csv")
+
+    import django
+
+    django.setup()
+    from vision import clip
+    from vision import embedder_train as et
+
+    # train_embedder builds its model with create_shop_model(); give it the requested input size
+    et.create_shop_model = functools.partial(clip.create_shop_model, image_size=args.image_size)
+    items, pairs = et.hm_items(args.hm, "train"), et.viton_pairs(args.viton, "train")
+    rng = random.Random(args.split_seed)
+    designs = sorted({it.group for it in items})
+    rng.shuffle(designs)
+    held_designs = set(designs[: len(designs) // 5])
+    pair_groups = sorted({p.key for p in pairs})
+    rng.shuffle(pair_groups)
+    held_groups = set(pair_groups[: len(pair_groups) // 5])
+    train = et.TrainData(
+        [it for it in items if it.group not in held_designs],
+        [p for p in pairs if p.key not in held_groups],
+        ["four fifths of the H&M and VITON train splits"],
+    )
+    held = et.TrainData(
+        [it for it in items if it.group in held_designs],
+        [p for p in pairs if p.key in held_groups],
+        ["the other fifth"],
+    )
+    settings = et.TrainSettings(epochs=args.epochs, parser_views=args.parser_views)
+    folder = et.train_embedder(train, held, args.out / f"models-{args.image_size}", args.out / "cache", settings)
+    card = json.loads((folder / clip.CARD_NAME).read_text())
+    result = {
+        "image_size": args.image_size,
+        "heldout": card["heldout_metrics_after"],
+        "attributes": card["attribute_heads"],
+        "seconds": card["seconds"],
+    }
+    print("RESULT", json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
