@@ -21,6 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 
 
+def a_fifth(keys: set[str], rng: random.Random) -> set[str]:
+    """A random fifth of ``keys`` (whole designs or pair groups, so no copy straddles the split)."""
+    ordered = sorted(keys)
+    rng.shuffle(ordered)
+    return set(ordered[: len(ordered) // 5])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hm", type=Path, default=Path("../shared/data/hm"))
@@ -45,12 +52,8 @@ def main() -> None:
     et.create_shop_model = functools.partial(clip.create_shop_model, image_size=args.image_size)
     items, pairs = et.hm_items(args.hm, "train"), et.viton_pairs(args.viton, "train")
     rng = random.Random(args.split_seed)
-    designs = sorted({it.group for it in items})
-    rng.shuffle(designs)
-    held_designs = set(designs[: len(designs) // 5])
-    pair_groups = sorted({p.key for p in pairs})
-    rng.shuffle(pair_groups)
-    held_groups = set(pair_groups[: len(pair_groups) // 5])
+    held_designs = a_fifth({it.group for it in items}, rng)
+    held_groups = a_fifth({p.key for p in pairs}, rng)
     train = et.TrainData(
         [it for it in items if it.group not in held_designs],
         [p for p in pairs if p.key not in held_groups],
