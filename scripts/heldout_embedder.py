@@ -10,7 +10,6 @@ photos (``--parser-views`` for the garment parser's cut-outs, which needs a trai
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
@@ -38,6 +37,10 @@ def main() -> None:
     ap.add_argument("--parser-views", action="store_true", help="train on the garment parser's cut-outs")
     ap.add_argument("--out", type=Path, required=True, help="folder for the checkpoint and the feature cache")
     args = ap.parse_args()
+    if args.image_size < 32 or args.epochs < 1:
+        ap.error("--image-size must be at least 32 and --epochs at least 1")
+    # absolute paths: the feature cache keys on each image's path, so a relative one would miss it
+    args.hm, args.viton = args.hm.resolve(), args.viton.resolve()
     for folder in (args.hm, args.viton):
         if not (folder / "manifest.csv").is_file():
             ap.error(f"{folder} has no manifest.csv")
@@ -48,8 +51,6 @@ def main() -> None:
     from vision import clip
     from vision import embedder_train as et
 
-    # train_embedder builds its model with create_shop_model(); give it the requested input size
-    et.create_shop_model = functools.partial(clip.create_shop_model, image_size=args.image_size)
     items, pairs = et.hm_items(args.hm, "train"), et.viton_pairs(args.viton, "train")
     rng = random.Random(args.split_seed)
     held_designs = a_fifth({it.group for it in items}, rng)
@@ -64,7 +65,7 @@ def main() -> None:
         [p for p in pairs if p.key in held_groups],
         ["the other fifth"],
     )
-    settings = et.TrainSettings(epochs=args.epochs, parser_views=args.parser_views)
+    settings = et.TrainSettings(epochs=args.epochs, parser_views=args.parser_views, image_size=args.image_size)
     folder = et.train_embedder(train, held, args.out / f"models-{args.image_size}", args.out / "cache", settings)
     card = json.loads((folder / clip.CARD_NAME).read_text())
     result = {

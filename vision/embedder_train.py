@@ -452,6 +452,7 @@ class TrainSettings:
     tune_trunk: bool = True
     views: int = 2  # the photo and its mirror (held-out train: colour +0.01–0.02, R@1 +0.02)
     parser_views: bool = True  # photos without a mask are cut out by the garment parser first
+    image_size: int = 224  # input side; 288 px measured on held-out train: no attribute gained more than 0.013
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -655,7 +656,7 @@ def train_embedder(
 
     started = time.time()
     torch.manual_seed(settings.seed)
-    model, config = create_shop_model()
+    model, config = create_shop_model(image_size=settings.image_size)
     preprocess = shop_preprocess(config)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
