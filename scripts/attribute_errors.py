@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -48,20 +47,17 @@ def main() -> None:
     import timm
     import torch
     import torch.nn.functional as F
-    from heldout_embedder import a_fifth
+    from finetune_attributes import fit_linear_probe
+    from heldout_embedder import hm_fifths
     from PIL import Image, ImageOps
     from tqdm import tqdm
     from transformers import AutoModel, AutoTokenizer
 
     from vision.assets import minilm_dir
     from vision.clip import create_shop_model, shop_preprocess
-    from vision.embedder_train import hm_items
 
     torch.manual_seed(0)
-    items = hm_items(args.hm.resolve(), "train")
-    held_designs = a_fifth({it.group for it in items}, random.Random(args.split_seed))
-    train = [it for it in items if it.group not in held_designs]
-    held = [it for it in items if it.group in held_designs]
+    train, held = hm_fifths(args.hm, args.split_seed)
     blob = torch.load(args.weights, map_location="cpu", weights_only=False)
     vocab: dict[str, list[str]] = blob["vocab"]
 
@@ -125,22 +121,12 @@ def main() -> None:
         return torch.cat(out)
 
     f_train, f_held = encode(train), encode(held)
-    mu, sd = f_train.mean(0), f_train.std(0) + 1e-3
     print()
     for a in ATTRS:
         index = {v: i for i, v in enumerate(vocab[a])}
         keep = [i for i, t in enumerate(truth(train, a)) if t in index]
         y = torch.tensor([index[truth(train, a)[i]] for i in keep])
-        xs = (f_train[keep] - mu) / sd
-        probe = torch.nn.Linear(xs.shape[1], len(vocab[a]))
-        opt = torch.optim.AdamW(probe.parameters(), lr=1e-2, weight_decay=1e-3)
-        for _ in range(300):
-            loss = F.cross_entropy(probe(F.dropout(xs, 0.5)), y, label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            predicted = probe((f_held - mu) / sd).argmax(1).tolist()
+        predicted = fit_linear_probe(f_train, y, f_held, len(vocab[a]), keep).argmax(1).tolist()
         pairs = [(t, vocab[a][k]) for t, k in zip(truth(held, a), predicted, strict=True) if t in index]
         accuracy = sum(t == p for t, p in pairs) / len(pairs)
         print(f"{a}: MiniLM on title + description, linear heads: top-1 {accuracy:.3f} on {len(pairs)} articles")

@@ -27,6 +27,16 @@ def a_fifth(keys: set[str], rng: random.Random) -> set[str]:
     return set(ordered[: len(ordered) // 5])
 
 
+def hm_fifths(hm_dir: Path, split_seed: int) -> tuple[list, list]:
+    """The H&M train items outside and inside the held-out fifth of designs: the same fifth
+    ``main`` holds out with the same ``--split-seed`` (the designs are its first draw)."""
+    from vision.embedder_train import hm_items
+
+    items = hm_items(hm_dir.resolve(), "train")
+    held_designs = a_fifth({it.group for it in items}, random.Random(split_seed))
+    return [it for it in items if it.group not in held_designs], [it for it in items if it.group in held_designs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hm", type=Path, default=Path("../shared/data/hm"))
