@@ -9,6 +9,12 @@ histogram alone.
 Input: a CSV with ``image,category,colour,pattern`` (paths relative to the CSV or absolute), e.g.
 ``hm_dev_attributes.csv`` from ``build_eval_sets``; the baselines' training CSV (``--train``) has
 the same columns.
+
+``--annotations A.csv`` (repeatable): a second annotator's labels for a sample of the manifest's items
+(``item_id`` and any of ``category,colour,pattern``, e.g. from ``scripts/label_audit.py``). For each
+labelled attribute the report gives how often that annotator agrees with the manifest and, on the
+very same items, the shop's and each baseline's accuracy: the agreement of a person who reads only
+the photo is the ceiling an image model can be held to on these labels.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", type=Path, default=None, help="CSV of the same kind to fit the baselines on")
     parser.add_argument("--train-limit", type=int, default=1500, help="baseline training sample size")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        action="append",
+        default=[],
+        help="CSV of a second annotator's labels (item_id + category/colour/pattern) for a sample; repeatable",
+    )
 
 
 def read_rows(path: Path, limit: int | None) -> list[dict[str, str]]:
@@ -50,11 +63,39 @@ def read_rows(path: Path, limit: int | None) -> list[dict[str, str]]:
 
 
 def shop_view(image: Image.Image) -> Image.Image:
-    """The pipeline's cutout of a product photo (all items the parser finds)."""
-    from vision.parser import cutout, garment_parser
+    """The pipeline's cutout of a product photo (all items the parser finds; the pipeline's u2netp
+    fallback where no parser has been trained yet)."""
+    from vision.parser import cutout
+    from workers.services import item_mask
 
-    mask = garment_parser().parse(image).item_mask()
+    mask, _ = item_mask(image)
     return cutout(image, mask) if mask.sum() > 0.002 * mask.size else image
+
+
+def read_annotations(path: Path) -> dict[str, dict[str, str]]:
+    """``item_id`` -> {attribute: label} from an annotator's CSV (blank cells are left out)."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = set(rows[0] if rows else {})
+    if "item_id" not in columns or not columns & set(ATTRS):
+        raise ValueError(f"{path} needs an item_id column and at least one of {', '.join(ATTRS)}")
+    return {r["item_id"]: {a: r[a].strip() for a in ATTRS if (r.get(a) or "").strip()} for r in rows if r["item_id"]}
+
+
+def agreement_on_sample(
+    truth: dict[str, str], annotator: dict[str, str], methods: dict[str, dict[str, str]]
+) -> dict[str, float]:
+    """On the items both the manifest (``truth``) and the annotator label: how often the annotator
+    agrees with the manifest, and each method's accuracy on those same items (``methods``: name ->
+    item_id -> predicted label). ``items`` counts them."""
+    shared = sorted(set(truth) & set(annotator))
+    out: dict[str, float] = {"items": len(shared)}
+    if not shared:
+        return out
+    out["annotator"] = round(sum(annotator[i] == truth[i] for i in shared) / len(shared), 4)
+    for name, predicted in methods.items():
+        out[name] = round(sum(predicted.get(i) == truth[i] for i in shared) / len(shared), 4)
+    return out
 
 
 @dataclass
@@ -137,36 +178,66 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     dev = features(rows, "dev images")
     shop_preds = predict_attributes(dev.trunk, dev.colour, dev.whole)
     methods: dict[str, dict[str, float]] = {"shop": {}}
+    # every method's labels per attribute, row by row, for the annotator comparison
+    predictions: dict[str, dict[str, list[str]]] = {"shop": {}}
     for attr in ATTRS:
         truth = [r[attr] for r in rows]
-        vocab = None
-        methods["shop"][attr] = accuracy([p.get(attr, {}).get("value", "") for p in shop_preds], truth, vocab)
+        predictions["shop"][attr] = [p.get(attr, {}).get("value", "") for p in shop_preds]
+        methods["shop"][attr] = accuracy(predictions["shop"][attr], truth)
     if options.get("train"):
         train_rows = read_rows(options["train"], options.get("train_limit"))
         train = features(train_rows, "baseline training images", shop=False)
-        methods.update({"majority": {}, "imagenet_features": {}, "colour_histogram": {}})
+        for name in ("majority", "imagenet_features", "colour_histogram"):
+            methods[name], predictions[name] = {}, {}
         for attr in ATTRS:
             labels = [r[attr] for r in train_rows]
             truth = [r[attr] for r in rows]
             majority = Counter(labels).most_common(1)[0][0]
-            methods["majority"][attr] = accuracy([majority] * len(rows), truth)
-            methods["imagenet_features"][attr] = accuracy(fit_linear(train.imagenet, labels)(dev.imagenet), truth)
+            predictions["majority"][attr] = [majority] * len(rows)
+            predictions["imagenet_features"][attr] = fit_linear(train.imagenet, labels)(dev.imagenet)
             histogram = fit_linear(train.colour[:, :SIZE], labels)
-            methods["colour_histogram"][attr] = accuracy(histogram(dev.colour[:, :SIZE]), truth)
+            predictions["colour_histogram"][attr] = histogram(dev.colour[:, :SIZE])
+            for name in ("majority", "imagenet_features", "colour_histogram"):
+                methods[name][attr] = accuracy(predictions[name][attr], truth)
+    sample: dict[str, dict[str, dict[str, float]]] = {}
+    for path in options.get("annotations") or []:
+        labelled = read_annotations(path)
+        for attr in ATTRS:
+            annotator = {i: v[attr] for i, v in labelled.items() if attr in v}
+            if not annotator:
+                continue
+            if "item_id" not in rows[0]:
+                raise ValueError(f"{options['manifest']} has no item_id column to match {path} against")
+            truth_by_item = {r["item_id"]: r[attr] for r in rows}
+            by_method = {
+                m: {r["item_id"]: p for r, p in zip(rows, preds[attr], strict=True)} for m, preds in predictions.items()
+            }
+            sample.setdefault(path.stem, {})[attr] = agreement_on_sample(truth_by_item, annotator, by_method)
     table = [{"method": m, **{f"{a}_top1": v for a, v in accs.items()}} for m, accs in methods.items()]
+    for name, per_attr in sample.items():
+        for attr, figures in per_attr.items():
+            table += [
+                {"method": f"{who} on {name} ({figures['items']} items)", f"{attr}_top1": value}
+                for who, value in figures.items()
+                if who != "items"
+            ]
     result = {
         "manifest": str(options["manifest"]),
         "images": len(rows),
         "embedder": embedder().version,
         "top1": methods,
+        "annotator_samples": sample,
     }
     write_report(out_dir, "attributes", result, table)
-    bar_plot(
-        out_dir,
-        "attributes",
-        {m: {f"{a} top-1": v for a, v in accs.items()} for m, accs in methods.items()},
-        "attribute top-1 accuracy",
-    )
+    groups = {m: {f"{a} top-1": v for a, v in accs.items()} for m, accs in methods.items()}
+    groups["second annotator"] = {}
+    for per_attr in sample.values():  # the annotated samples: one cluster per attribute and sample
+        for attr, figures in per_attr.items():
+            cluster = f"{attr}, {figures['items']} annotated"
+            for who, value in figures.items():
+                if who != "items":
+                    groups.setdefault("second annotator" if who == "annotator" else who, {})[cluster] = value
+    bar_plot(out_dir, "attributes", {g: v for g, v in groups.items() if v}, "attribute top-1 accuracy")
     for row in table:
         log("  ".join(f"{k}={v}" for k, v in row.items()))
     return result
