@@ -34,6 +34,7 @@ from tqdm import tqdm
 from vision.colour import SIZE
 
 ATTRS = ("category", "colour", "pattern")
+ANNOTATOR = "second annotator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -217,7 +218,10 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     for name, per_attr in sample.items():
         for attr, figures in per_attr.items():
             table += [
-                {"method": f"{who} on {name} ({figures['items']} items)", f"{attr}_top1": value}
+                {
+                    "method": f"{ANNOTATOR if who == 'annotator' else who} on {name} ({figures['items']} items)",
+                    f"{attr}_top1": value,
+                }
                 for who, value in figures.items()
                 if who != "items"
             ]
@@ -230,13 +234,13 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     }
     write_report(out_dir, "attributes", result, table)
     groups = {m: {f"{a} top-1": v for a, v in accs.items()} for m, accs in methods.items()}
-    groups["second annotator"] = {}
+    groups[ANNOTATOR] = {}
     for per_attr in sample.values():  # the annotated samples: one cluster per attribute and sample
         for attr, figures in per_attr.items():
             cluster = f"{attr}, {figures['items']} annotated"
             for who, value in figures.items():
                 if who != "items":
-                    groups.setdefault("second annotator" if who == "annotator" else who, {})[cluster] = value
+                    groups.setdefault(ANNOTATOR if who == "annotator" else who, {})[cluster] = value
     bar_plot(out_dir, "attributes", {g: v for g, v in groups.items() if v}, "attribute top-1 accuracy")
     for row in table:
         log("  ".join(f"{k}={v}" for k, v in row.items()))
