@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ATTRIBUTES = ("category", "colour", "pattern")
+from vision.evaluation.attributes import ATTRS  # after the repository is on the path
+
 PER_SHEET, COLUMNS, TILE = 24, 6, (150, 225)
 
 
@@ -57,7 +58,7 @@ def write_sheets(sample: list[dict[str, str]], out: Path) -> list[Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", type=Path, required=True, help="CSV with image,item_id and the attribute columns")
-    ap.add_argument("--attribute", choices=ATTRIBUTES, required=True)
+    ap.add_argument("--attribute", choices=ATTRS, required=True)
     ap.add_argument("--column", default=None, help="the manifest's column for it (default: the attribute's name)")
     ap.add_argument("--split", default=None, help="keep only rows of this split (manifests with a split column)")
     ap.add_argument("--n", type=int, default=120, help="photos in the sample")

@@ -212,7 +212,6 @@ def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
     try:
         parser = garment_parser()
     except AssetMissing:
-        logger.warning("no garment parser checkpoint: using the u2netp salient-object cut-out instead")
         return u2netp_fallback().garment_mask(image), [{"label": "item", "note": "u2netp fallback"}]
     result = parser.parse(image)
     garments = [
@@ -227,6 +226,8 @@ def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
 def u2netp_fallback() -> Any:
     from vision.baselines import U2NetPBaseline
 
+    # once per process (this is cached), not once per image
+    logger.warning("no garment parser checkpoint: using the u2netp salient-object cut-out instead")
     return U2NetPBaseline()
 
 

@@ -35,6 +35,7 @@ from vision.colour import SIZE
 
 ATTRS = ("category", "colour", "pattern")
 ANNOTATOR = "second annotator"
+BASELINES = ("majority", "imagenet_features", "colour_histogram")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +177,10 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     from workers.services import predict_attributes
 
     rows = read_rows(options["manifest"], options.get("limit"))
+    # annotators' files are read before any image is: a bad one fails at once
+    annotations = {path.stem: read_annotations(path) for path in options.get("annotations") or []}
+    if annotations and "item_id" not in rows[0]:
+        raise ValueError(f"{options['manifest']} has no item_id column to match the annotations against")
     dev = features(rows, "dev images")
     shop_preds = predict_attributes(dev.trunk, dev.colour, dev.whole)
     methods: dict[str, dict[str, float]] = {"shop": {}}
@@ -188,7 +193,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     if options.get("train"):
         train_rows = read_rows(options["train"], options.get("train_limit"))
         train = features(train_rows, "baseline training images", shop=False)
-        for name in ("majority", "imagenet_features", "colour_histogram"):
+        for name in BASELINES:
             methods[name], predictions[name] = {}, {}
         for attr in ATTRS:
             labels = [r[attr] for r in train_rows]
@@ -198,22 +203,19 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
             predictions["imagenet_features"][attr] = fit_linear(train.imagenet, labels)(dev.imagenet)
             histogram = fit_linear(train.colour[:, :SIZE], labels)
             predictions["colour_histogram"][attr] = histogram(dev.colour[:, :SIZE])
-            for name in ("majority", "imagenet_features", "colour_histogram"):
+            for name in BASELINES:
                 methods[name][attr] = accuracy(predictions[name][attr], truth)
     sample: dict[str, dict[str, dict[str, float]]] = {}
-    for path in options.get("annotations") or []:
-        labelled = read_annotations(path)
+    for name, labelled in annotations.items():
         for attr in ATTRS:
             annotator = {i: v[attr] for i, v in labelled.items() if attr in v}
-            if not annotator:
-                continue
-            if "item_id" not in rows[0]:
-                raise ValueError(f"{options['manifest']} has no item_id column to match {path} against")
-            truth_by_item = {r["item_id"]: r[attr] for r in rows}
-            by_method = {
-                m: {r["item_id"]: p for r, p in zip(rows, preds[attr], strict=True)} for m, preds in predictions.items()
-            }
-            sample.setdefault(path.stem, {})[attr] = agreement_on_sample(truth_by_item, annotator, by_method)
+            if annotator:
+                truth_by_item = {r["item_id"]: r[attr] for r in rows}
+                by_method = {
+                    m: {r["item_id"]: p for r, p in zip(rows, preds[attr], strict=True)}
+                    for m, preds in predictions.items()
+                }
+                sample.setdefault(name, {})[attr] = agreement_on_sample(truth_by_item, annotator, by_method)
     table = [{"method": m, **{f"{a}_top1": v for a, v in accs.items()}} for m, accs in methods.items()]
     for name, per_attr in sample.items():
         for attr, figures in per_attr.items():
