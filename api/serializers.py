@@ -266,6 +266,7 @@ class ErrorDetailSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()),
         help_text="request field (dotted path) → its problems; empty when not about fields",
     )
+    request_id = serializers.CharField(help_text="the request's id (also the X-Request-ID header): quote it to support")
 
 
 class ErrorSerializer(serializers.Serializer):

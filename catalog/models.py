@@ -130,6 +130,12 @@ class ProductImage(models.Model):
         default=dict, blank=True, help_text="attributes predicted from the image: {name: {value, confidence}}"
     )
     garments = models.JSONField(default=list, blank=True, help_text="garments the parser found: label, box, score")
+    parser_version = models.CharField(
+        max_length=120, blank=True, help_text="the parser that made the cutout ('fallback:…' = the untrained fallback)"
+    )
+    predicted_next = models.JSONField(
+        default=dict, blank=True, help_text="the next embedder's attribute predictions, taken over when it switches in"
+    )
     signature = models.JSONField(default=dict, blank=True, help_text="near-duplicate signature (hashes, colour)")
     duplicate_of = models.ForeignKey(
         "self",

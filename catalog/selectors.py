@@ -162,6 +162,79 @@ def embedding_space_get(name: str) -> EmbeddingSpace | None:
     return EmbeddingSpace.objects.filter(name=name).first()
 
 
+@dataclass(frozen=True)
+class SpaceCoverage:
+    images: int  # ready images
+    images_covered: int  # of those, with both vectors in the space
+    products: int  # active products with a ready image
+    products_covered: int  # of those, with an image and a text vector in the space
+
+    @property
+    def complete(self) -> bool:
+        return self.images_covered >= self.images and self.products_covered >= self.products
+
+
+def embedding_space_coverage(space: EmbeddingSpace) -> SpaceCoverage:
+    ready = ProductImage.objects.filter(status=ProductImage.Status.READY)
+    both = ready.filter(
+        Exists(ImageVector.objects.filter(image=OuterRef("pk"), space=space, kind="cutout")),
+        Exists(ImageVector.objects.filter(image=OuterRef("pk"), space=space, kind="full")),
+    )
+    products = Product.objects.filter(is_active=True).filter(
+        Exists(ProductImage.objects.filter(product=OuterRef("pk"), status=ProductImage.Status.READY))
+    )
+    covered = products.filter(
+        Exists(ProductVector.objects.filter(product=OuterRef("pk"), space=space, kind="image")),
+        Exists(ProductVector.objects.filter(product=OuterRef("pk"), space=space, kind="text")),
+    )
+    return SpaceCoverage(ready.count(), both.count(), products.count(), covered.count())
+
+
+def embedding_space_indexes_valid(space: EmbeddingSpace) -> bool:
+    """Whether every HNSW index of the space exists and is valid (a failed concurrent build leaves an
+    invalid one behind)."""
+    from catalog.services import hnsw_index_name
+
+    names = [hnsw_index_name(table, space, kind) for table, (_, kinds) in VECTOR_TABLES.items() for kind in kinds]
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = ANY(%s) AND i.indisvalid AND i.indisready",
+            [names],
+        )
+        return len(cursor.fetchall()) == len(names)
+
+
+def images_missing_space(space: EmbeddingSpace, limit: int = 200) -> list[int]:
+    """Ready images without both vectors in ``space`` (what filling a new space still has to do)."""
+    rows = ProductImage.objects.filter(status=ProductImage.Status.READY).exclude(
+        Exists(ImageVector.objects.filter(image=OuterRef("pk"), space=space, kind="cutout"))
+        & Exists(ImageVector.objects.filter(image=OuterRef("pk"), space=space, kind="full"))
+    )
+    return list(rows.order_by("id").values_list("id", flat=True)[:limit])
+
+
+def images_made_by_other_parser(parser_version: str, limit: int = 200) -> list[int]:
+    """Ready images whose cutout another parser made, the fallback's first (what a new parser redoes)."""
+    rows = ProductImage.objects.filter(status=ProductImage.Status.READY).exclude(parser_version=parser_version)
+    fallback_first = Q(parser_version__startswith="fallback:") | Q(parser_version="")
+    from django.db.models import Case, IntegerField, Value, When
+
+    order = Case(When(fallback_first, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return list(rows.order_by(order, "id").values_list("id", flat=True)[:limit])
+
+
+def images_by_parser() -> dict[str, int]:
+    rows = ProductImage.objects.filter(status=ProductImage.Status.READY).values_list("parser_version")
+    return dict(Counter(v or "(unknown)" for (v,) in rows))
+
+
+def products_with_ready_images_count() -> int:
+    return (
+        Product.objects.filter(images__status=ProductImage.Status.READY).distinct().count()
+    )
+
+
 def embedding_space_active(modality: str) -> EmbeddingSpace | None:
     return EmbeddingSpace.objects.filter(modality=modality, is_active=True).first()
 

@@ -341,11 +341,18 @@ def image_store_outputs(
     garments: list[dict[str, object]],
     predicted: dict[str, dict[str, object]],
     signature: dict[str, object] | None = None,
+    parser_version: str = "",
+    predicted_next: dict[str, dict[str, object]] | None = None,
 ) -> None:
     """Store what the pipeline computed for one image. Re-running replaces the same files (one
     cutout and one mask per image, named by the image id), never adds a second one."""
     image = ProductImage.objects.select_related("product").get(pk=image_id)
-    updates: dict[str, object] = {"garments": garments, "predicted": predicted}
+    updates: dict[str, object] = {
+        "garments": garments,
+        "predicted": predicted,
+        "parser_version": parser_version,
+        "predicted_next": predicted_next or {},
+    }
     if signature is not None:
         updates["signature"] = signature
     for field_name, content, folder in (("cutout", cutout_png, "cutouts"), ("mask", mask_png, "masks")):
@@ -431,6 +438,35 @@ def embedding_space_ensure(
                         [space.pk, kind],
                     )
     return space
+
+
+def embedding_space_activate(space: EmbeddingSpace, *, take_predictions: bool = False) -> None:
+    """Make ``space`` the one search reads, in one transaction with anything the caller does
+    (``take_predictions``: the images' attribute predictions of the space's model, stored aside while it
+    filled, replace the previous model's)."""
+    with transaction.atomic():
+        EmbeddingSpace.objects.filter(modality=space.modality).exclude(pk=space.pk).update(is_active=False)
+        EmbeddingSpace.objects.filter(pk=space.pk).update(is_active=True)
+        if take_predictions:
+            ProductImage.objects.exclude(predicted_next={}).update(
+                predicted=models.F("predicted_next"), predicted_next={}
+            )
+
+
+def image_store_predictions_next(image_id: int, predicted: dict[str, dict[str, object]]) -> None:
+    ProductImage.objects.filter(pk=image_id).update(predicted_next=predicted)
+
+
+def embedding_space_drop(space: EmbeddingSpace) -> None:
+    """Delete a space that no longer serves: its vectors, its HNSW indexes and the row."""
+    if space.is_active:
+        raise ValueError(f"space {space.name!r} is active; activate another one first")
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, (model, kinds) in VECTOR_TABLES.items():
+            model.objects.filter(space=space).delete()
+            for kind in kinds:
+                cursor.execute(f"DROP INDEX IF EXISTS {hnsw_index_name(table, space, kind)}")
+        space.delete()
 
 
 def _check_dim(space: EmbeddingSpace, vector: Sequence[float]) -> None:

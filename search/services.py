@@ -92,18 +92,50 @@ _query_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
-def _encode_cached(model_version: str, text: str) -> tuple[float, ...]:
-    from vision.clip import embedder
+def _encode_cached(space: EmbeddingSpace, text: str) -> tuple[float, ...]:
+    from lifecycle.serving import embedder_for_space
 
+    emb = embedder_for_space(space)  # the model that wrote the space, never another
     with _query_lock:  # one encoder, many request threads
-        return tuple(float(x) for x in embedder().encode_texts([text])[0])
+        return tuple(float(x) for x in emb.encode_texts([text])[0])
 
 
-def encode_query_text(text: str) -> np.ndarray:
-    """The query's text vector, from an in-process cache keyed by model version and text."""
-    from vision.clip import embedder
+def encode_query_text(text: str, space: EmbeddingSpace | None = None) -> np.ndarray:
+    """The query's text vector by the model of ``space`` (default: the active space), from an
+    in-process cache keyed by the space and the text."""
+    space = space or _space()
+    if space is None:
+        raise LookupError("no embedding space is active yet")
+    return np.asarray(_encode_cached(space, text.strip().lower()), dtype=np.float32)
 
-    return np.asarray(_encode_cached(embedder().version, text.strip().lower()), dtype=np.float32)
+
+def models_served() -> dict[str, object]:
+    """Which models answer searches now (the API and the pages say it): the active parser and the
+    embedder of the active space, and whether each is a fallback."""
+    from lifecycle import selectors as lifecycle_selectors
+    from lifecycle.models import ModelKind
+
+    parser = lifecycle_selectors.version_active(ModelKind.PARSER)
+    space = _space()
+    embedder = lifecycle_selectors.version_get(ModelKind.EMBEDDER, space.name) if space else None
+    return {
+        "parser": parser.version if parser else None,
+        "parser_fallback": bool(parser and parser.fallback),
+        "embedder": embedder.version if embedder else None,
+        "embedder_fallback": bool(embedder is None or embedder.fallback),
+    }
+
+
+def _semantic_kinds(kinds: list[str], space: EmbeddingSpace | None) -> list[str]:
+    """The vector signals a space can answer: none without a space; the untrained bootstrap embedder's
+    text and image vectors share no space, so a query's text vector is only compared with product texts."""
+    from lifecycle.serving import embedder_trained
+
+    if space is None:
+        return []
+    if "image" in kinds and not embedder_trained(space):
+        return [k for k in kinds if k != "image"]
+    return kinds
 
 
 def vector_signal(
@@ -454,10 +486,12 @@ def _ranked(
         deferred["keyword"] = run(_keyword_and_correction, query, pool, filters, not (filtered and vector_kinds))
     if "predicted" in signals:
         deferred["predicted"] = run(predicted_signal, query, pool, filters)
-    vector = encode_query_text(query) if vector_kinds else None
     # Both vector signals (and the attribute signal) need the filter's matches: read them once, from
     # the facts kept in memory when there are (then checked against the database at the end).
     space = _space() if vector_kinds else None  # read once for every vector step below
+    asked = list(vector_kinds)
+    vector_kinds = _semantic_kinds(vector_kinds, space)
+    vector = encode_query_text(query, space) if vector_kinds else None
     matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
     lists: dict[str, list[Hit]] = {}
     if "attributes" in signals:
@@ -478,6 +512,8 @@ def _ranked(
             lists[name], corrected = future.result()
         else:
             lists[name] = future.result()
+    for kind in asked:
+        lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
     ranked = next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET))
     return ranked, corrected, facts
@@ -666,8 +702,8 @@ def search_photo(
     garment class the parser found in the products' own photos) that look like it, with the
     garment's box. ``crop`` (x0, y0, x1, y1 in photo pixels) searches only that part; ``garment``
     keeps only that garment (an index into the unpicked result)."""
-    from vision.clip import embedder
-    from vision.parser import cutout, garment_parser
+    from lifecycle.serving import embedder_for_space, parser_serving
+    from vision.parser import cutout
 
     image = image.convert("RGB")
     offset = (0, 0)
@@ -677,7 +713,8 @@ def search_photo(
         if x1 - x0 < 16 or y1 - y0 < 16:
             raise PhotoError("the crop is too small: draw a box of at least 16 × 16 pixels around the garment")
         image, offset = image.crop((x0, y0, x1, y1)), (x0, y0)
-    parsed = garment_parser().parse(image)
+    parser, _ = parser_serving()  # the active parser, or the fallback until one is trained
+    parsed = parser.parse(image)
     area = image.width * image.height
     garments = [
         g
@@ -688,12 +725,13 @@ def search_photo(
         if not 0 <= garment < len(garments):
             raise PhotoError(f"the photo shows {len(garments)} garment(s); pick one of 0–{len(garments) - 1}")
         garments = [garments[garment]]
-    if not garments:
+    space = _space()
+    if not garments or space is None:
         return []
-    vectors = embedder().encode_images([cutout(image, g.mask) for g in garments])
+    vectors = embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
     results = []
     for found, vector in zip(garments, vectors, strict=True):
-        hits = vector_signal(vector, "image", limit * 4, filters)
+        hits = vector_signal(vector, "image", limit * 4, filters, space=space)
         kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
         allowed = COMPATIBLE_GARMENTS.get(found.label)
         if allowed is not None:

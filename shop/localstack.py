@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DB_SYSTEM_USER = "shopdb"
-ORDER = ("postgres", "redis", "worker", "web")
+ORDER = ("postgres", "redis", "worker", "trainer", "web")
 
 
 @dataclass(frozen=True)
@@ -344,7 +344,9 @@ def start_redis(layout: Layout) -> None:
 # --- worker and web ----------------------------------------------------------------------------
 
 
-def start_python_service(layout: Layout, name: str, argv: list[str], ready: Callable[[], bool]) -> None:
+def start_python_service(
+    layout: Layout, name: str, argv: list[str], ready: Callable[[], bool], env: dict[str, str] | None = None
+) -> None:
     pid = read_pid(layout.pid_file(name))
     if pid:
         log(f"{name}: already running (pid {pid})")
@@ -357,6 +359,7 @@ def start_python_service(layout: Layout, name: str, argv: list[str], ready: Call
         stdin=subprocess.DEVNULL,
         cwd=str(BASE_DIR),
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     layout.pid_file(name).write_text(str(proc.pid))
     wait_for(lambda: ready() or proc.poll() is not None, 90, name, layout.log_file(name))
@@ -364,6 +367,41 @@ def start_python_service(layout: Layout, name: str, argv: list[str], ready: Call
         tail = "\n".join(layout.log_file(name).read_text(errors="replace").splitlines()[-15:])
         raise StackError(f"{name} exited with code {proc.returncode}; last lines of its log:\n{tail}")
     log(f"{name}: up (pid {proc.pid})")
+
+
+def _celery_ready(layout: Layout, name: str) -> Callable[[], bool]:
+    marker = layout.log_file(name).stat().st_size if layout.log_file(name).exists() else 0
+
+    def ready() -> bool:
+        with open(layout.log_file(name), "rb") as fh:
+            fh.seek(marker)
+            return b"ready." in fh.read()
+
+    return ready
+
+
+def start_trainer(layout: Layout) -> None:
+    """The models worker: model builds only (queue ``models``), one at a time, at a lower CPU priority
+    than image processing, so training never holds up the shop's photos."""
+    argv = [
+        "nice",
+        "-n",
+        os.environ.get("SHOP_BUILD_NICE", "10"),
+        venv_bin("celery"),
+        "-A",
+        "shop",
+        "worker",
+        "-Q",
+        os.environ.get("SHOP_MODELS_QUEUE", "models"),
+        "-l",
+        "info",
+        "--concurrency",
+        "1",
+        "-n",
+        f"trainer-{os.getpid()}@%h",
+    ]
+    # the trainer serves nothing, so it preloads no serving models
+    start_python_service(layout, "trainer", argv, _celery_ready(layout, "trainer"), {"SHOP_PRELOAD_MODELS": "0"})
 
 
 def start_worker(layout: Layout) -> None:
@@ -383,14 +421,7 @@ def start_worker(layout: Layout) -> None:
         "--schedule",
         str(layout.run_dir / "celerybeat-schedule"),
     ]
-    marker = layout.log_file("worker").stat().st_size if layout.log_file("worker").exists() else 0
-
-    def ready() -> bool:
-        with open(layout.log_file("worker"), "rb") as fh:
-            fh.seek(marker)
-            return b"ready." in fh.read()
-
-    start_python_service(layout, "worker", argv, ready)
+    start_python_service(layout, "worker", argv, _celery_ready(layout, "worker"))
 
 
 def start_web(layout: Layout) -> None:
@@ -409,11 +440,20 @@ def start_web(layout: Layout) -> None:
         "120",
         "--access-logfile",
         "-",
+        # each web process loads the models the registry serves before it takes a request
+        "--config",
+        str(BASE_DIR / "shop" / "gunicorn_conf.py"),
     ]
     start_python_service(layout, "web", argv, lambda: port_open(layout.web_port, layout.web_host))
 
 
-STARTERS = {"postgres": start_postgres, "redis": start_redis, "worker": start_worker, "web": start_web}
+STARTERS = {
+    "postgres": start_postgres,
+    "redis": start_redis,
+    "worker": start_worker,
+    "trainer": start_trainer,
+    "web": start_web,
+}
 
 
 # --- stop / status -----------------------------------------------------------------------------

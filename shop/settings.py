@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "shop",
     "catalog",
     "search",
+    "lifecycle",
     "workers",
     "vision",
     "api",
@@ -208,6 +209,30 @@ SHOP_FAULT_INJECTION = env_str("SHOP_FAULT_INJECTION", "")  # tests and drills o
 CELERY_BEAT_SCHEDULE = {
     "images-sweep": {"task": "workers.tasks.images_sweep", "schedule": SHOP_SWEEP_INTERVAL},
 }
+# --- the model lifecycle (lifecycle/) -------------------------------------------------------------
+# Model builds run on their own queue, one at a time, in a worker of their own (bin/run starts it
+# with a lower CPU priority than image processing).
+SHOP_MODELS_QUEUE = env_str("SHOP_MODELS_QUEUE", "models")
+CELERY_TASK_ROUTES = {"lifecycle.tasks.model_build": {"queue": SHOP_MODELS_QUEUE}}
+# Where the training data for the default builds lives (ccp/, viton/ with manifest.csv).
+SHOP_TRAINING_DATA = env_str("SHOP_TRAINING_DATA", str(BASE_DIR.parent / "shared" / "data"))
+# Start building a kind by itself while the shop serves that kind with a fallback.
+SHOP_AUTO_BUILD = env_bool("SHOP_AUTO_BUILD", True)
+# The embedder trains on the shop's own catalog: at least this many products with processed photos.
+SHOP_MIN_TRAINING_PRODUCTS = env_int("SHOP_MIN_TRAINING_PRODUCTS", 20)
+# A running build renews its lease (heartbeat) every SHOP_BUILD_HEARTBEAT_S; one silent for
+# SHOP_BUILD_LEASE_S has lost its worker and is resumed by the sweep.
+SHOP_BUILD_HEARTBEAT_S = env_int("SHOP_BUILD_HEARTBEAT_S", 20)
+SHOP_BUILD_LEASE_S = env_int("SHOP_BUILD_LEASE_S", 120)
+# Training time budget of an automatic or staff-started build, in minutes (the recipe splits it).
+SHOP_BUILD_BUDGET_MINUTES = {
+    "parser": env_float("SHOP_PARSER_BUDGET_MINUTES", 30.0),
+    "embedder": env_float("SHOP_EMBEDDER_BUDGET_MINUTES", 20.0),
+}
+# VITON person↔product pairs an embedder build trains on (0: all of the train split).
+SHOP_BUILD_VITON_PAIRS = env_int("SHOP_BUILD_VITON_PAIRS", 0)
+# Images re-embedded into a new embedder's space, or re-processed for a new parser, per sweep.
+SHOP_REDO_BATCH = env_int("SHOP_REDO_BATCH", 200)
 # Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
 SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
 SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)
@@ -241,6 +266,10 @@ INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locall
 MIDDLEWARE.insert(
     MIDDLEWARE.index("corsheaders.middleware.CorsMiddleware") + 1, "api.middleware.ApiBodyLimitMiddleware"
 )
+# Every /api/ error in the API's JSON body with a request id (X-Request-ID), unexpected exceptions
+# included (api/middleware.py): right below CORS, so its answers carry the CORS headers, and above the
+# body limit and everything else, so it sees their errors too.
+MIDDLEWARE.insert(MIDDLEWARE.index("corsheaders.middleware.CorsMiddleware") + 1, "api.middleware.ApiErrorMiddleware")
 # A multipart API request (photos) may declare at most this many bytes; other API bodies at most
 # DATA_UPLOAD_MAX_MEMORY_SIZE. Uploaded files over FILE_UPLOAD_MAX_MEMORY_SIZE stream to disk.
 SHOP_API_MAX_UPLOAD_BYTES = env_int("SHOP_API_MAX_UPLOAD_BYTES", 30 * 1024 * 1024)
@@ -312,4 +341,4 @@ SPECTACULAR_SETTINGS: dict[str, object] = {
 }
 CORS_ALLOWED_ORIGINS = env_list("SHOP_CORS_ORIGINS", "")  # the mobile app's web origins, comma-separated
 CORS_URLS_REGEX = r"^/(api/v1|widget)/.*$"
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Location"]
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Location", "X-Request-ID"]

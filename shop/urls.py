@@ -11,6 +11,7 @@ from shop import views
 urlpatterns = [
     path("", include("search.urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("staff/models/", include("lifecycle.urls")),
     path("staff/", include("catalog.staff_urls")),
     path("api/v1/", include("api.urls")),
     path("admin/", admin.site.urls),

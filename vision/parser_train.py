@@ -499,14 +499,17 @@ def train_parser(
     dev_eval: Callable[[GarmentParser], dict[str, Any]] | None = None,
     log: Callable[[str], None] = print,
     max_steps: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    version: str | None = None,
 ) -> Path:
-    """Train (or resume) a parser run; returns its folder ``<out_root>/parser/<version>``."""
+    """Train (or resume) a parser run; returns its folder ``<out_root>/parser/<version>``.
+    ``progress(stage, done, total)`` hears of every finished epoch; ``version`` names a new run."""
     if not data.train:
         raise ValueError("no training samples")
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
     try:
-        return _train(data, out_root, config, resume_from, dev_eval, log, max_steps)
+        return _train(data, out_root, config, resume_from, dev_eval, log, max_steps, progress, version)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -519,6 +522,8 @@ def _train(
     dev_eval: Callable[[GarmentParser], dict[str, Any]] | None,
     log: Callable[[str], None],
     max_steps: int | None,
+    progress: Callable[[str, int, int], None] | None = None,
+    new_name: str | None = None,
 ) -> Path:
     started = time.monotonic()
     if resume_from is None:
@@ -554,7 +559,7 @@ def _train(
         folder = Path(resume_from)
         log(f"resuming {version} after epoch {first_epoch} of {config.epochs}")
     else:
-        version = new_version()
+        version = new_name or new_version()
         folder = Path(out_root) / "parser" / version
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -611,6 +616,8 @@ def _train(
         record.update(epoch=epoch + 1, steps=n, elapsed_s=round(elapsed, 1), lr=schedule.get_last_lr()[-1])
         history.append(record)
         log(f"epoch {epoch + 1}/{config.epochs}: {json.dumps(record)}")
+        if progress is not None:
+            progress("training", epoch + 1, config.epochs)
         save_inference_checkpoint(model, folder, version, config)
         _atomic_save(
             {

@@ -119,7 +119,7 @@ def product_text_enqueue(product_ids: Sequence[int]) -> None:
 
 def product_text_run(product_id: int) -> bool:
     """Embed the product's text if it changed since its last text vector. Idempotent."""
-    return product_text_refresh(product_id, active_space())
+    return product_text_refresh(product_id)
 
 
 @dataclass
@@ -128,12 +128,14 @@ class SweepReport:
     stuck: int = 0
     sent: int = 0
     texts: int = 0
+    backfill: int = 0  # images sent to fill a new embedder's space
+    redone: int = 0  # images sent to the active parser because another one made them
 
 
 def images_sweep() -> SweepReport:
     """Send again what the broker never got (Redis was down at upload time) or lost, and what a dead
-    worker left in ``processing`` past its lease. Safe to run any time: claims make extra messages
-    harmless."""
+    worker left in ``processing`` past its lease; then the model lifecycle's share (see
+    :func:`models_sweep`). Safe to run any time: claims make extra messages harmless."""
     pending, stuck = catalog_selectors.images_to_sweep(
         resend_after_s=int(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
         lease_s=lease_seconds(),
@@ -155,33 +157,102 @@ def images_sweep() -> SweepReport:
             logger.warning("sweep: could not queue text embedding (%s)", exc)
         if report.texts:
             logger.info("sweep: %d product text(s) without a vector sent", report.texts)
+    try:
+        models_sweep(report)
+    except Exception:  # the image sweep above must never fail because of the model lifecycle
+        logger.exception("sweep: the model lifecycle step failed")
     return report
 
 
-def models_preload() -> None:
-    """Load the models once per worker process, before its first task (not during it)."""
-    from vision.assets import AssetMissing
-    from vision.clip import embedder
-    from vision.duplicates import embedding_model
-    from vision.parser import garment_parser
+def models_sweep(report: SweepReport | None = None) -> SweepReport:
+    """The model lifecycle's periodic work, driven from here because it sends image tasks:
 
-    started = time.perf_counter()
-    try:
-        embedder()
-        garment_parser()
-        embedding_model()
-    except AssetMissing as exc:  # the first task reports it properly; the worker still starts
-        logger.warning("models not preloaded: %s", exc)
-        return
-    except Exception:
-        logger.exception("models not preloaded; tasks will try again")
-        return
-    logger.info("models loaded in %.1f s", time.perf_counter() - started)
+    * builds whose worker died are resumed; a kind still served by a fallback starts building;
+    * while a new embedder fills its space, the images it lacks are embedded into it (new uploads
+      are written to both spaces by the pipeline) and search switches once it covers everything;
+    * images another parser made — the fallback's first — are processed again with the active one."""
+    from lifecycle import selectors as lifecycle_selectors
+    from lifecycle import services as lifecycle_services
+    from lifecycle.models import ModelKind
+
+    report = report or SweepReport()
+    lifecycle_services.builds_resume()
+    lifecycle_services.builds_auto_request()
+    filling = lifecycle_selectors.version_filling()
+    if filling is not None:
+        space = catalog_selectors.embedding_space_get(filling.version)
+        if space is not None:
+            from workers.tasks import image_backfill, product_text_embed
+
+            ids = catalog_selectors.images_missing_space(space, settings.SHOP_REDO_BATCH)
+            texts = catalog_selectors.products_without_vector(space, "text", settings.SHOP_REDO_BATCH)
+            try:
+                for image_id in ids:
+                    image_backfill.delay(image_id)
+                for product_id in texts:
+                    product_text_embed.delay(product_id)
+                report.backfill = len(ids)
+            except Exception as exc:
+                logger.warning("sweep: could not queue the new space's backfill (%s)", exc)
+            if ids:
+                logger.info("sweep: %d image(s) sent to fill space %s", len(ids), space.name)
+            lifecycle_services.embedder_switch_if_covered()
+    parser = lifecycle_selectors.version_active(ModelKind.PARSER)
+    if parser is not None and not parser.fallback:
+        redo = catalog_selectors.images_made_by_other_parser(parser.version, settings.SHOP_REDO_BATCH)
+        if redo:
+            report.redone = images_reprocess_enqueue(redo)
+            logger.info("sweep: %d image(s) made by another parser sent to parser %s", len(redo), parser.version)
+    return report
+
+
+def image_backfill_run(image_id: int) -> str:
+    """Embed a processed image into the filling embedder's space (its stored cutout and photo; the
+    parser's work is not redone) and keep the new heads' predictions aside until the switch. Idempotent."""
+    from lifecycle import selectors as lifecycle_selectors
+    from lifecycle.serving import embedder_for_space
+
+    filling = lifecycle_selectors.version_filling()
+    space = catalog_selectors.embedding_space_get(filling.version) if filling else None
+    image = catalog_selectors.image_get(image_id)
+    if space is None or image is None or image.status != "ready":
+        return "nothing to do"
+    if not image.cutout:
+        images_reprocess_enqueue([image_id])
+        return "reprocess"
+    photo = load_image(image.file.path)
+    with Image.open(image.cutout.path) as stored:
+        cut = stored.copy()
+    written, _ = embed_image(embedder_for_space(space), space, cut, photo)
+    with transaction.atomic():
+        catalog_services.image_vector_upsert(image_id, space, "cutout", written.cutout_vector.tolist())
+        catalog_services.image_vector_upsert(image_id, space, "full", written.full_vector.tolist())
+        catalog_services.image_store_predictions_next(image_id, written.predicted)
+        catalog_services.product_refresh_image_vector(image.product_id, space)
+        product_text_refresh(image.product_id, space)
+    return "filled"
+
+
+def models_preload() -> None:
+    """Load the models the registry serves once per worker process, before its first task."""
+    from lifecycle.serving import serving_preload
+
+    serving_preload()
 
 
 def load_image(path: str) -> Image.Image:
     """Decode, check and normalise (see :func:`catalog.image_checks.image_decode`)."""
     return image_decode(path)
+
+
+@dataclass
+class SpaceOutputs:
+    """What one embedder computed for an image: its vectors and its attribute heads' predictions."""
+
+    space: EmbeddingSpace
+    cutout_vector: np.ndarray
+    full_vector: np.ndarray
+    predicted: dict[str, dict[str, object]]
 
 
 @dataclass
@@ -191,44 +262,30 @@ class ImageOutputs:
     cutout: Image.Image
     mask: np.ndarray
     garments: list[dict[str, object]]
-    cutout_vector: np.ndarray
-    full_vector: np.ndarray
-    predicted: dict[str, dict[str, object]]
+    spaces: list[SpaceOutputs]  # the active space first, then a filling one
+    parser_version: str = ""
     signature: dict[str, Any] = field(default_factory=dict)
     duplicate_of: int | None = None
     duplicate_reason: str = ""
     keypoints: Any = None  # vision.duplicates.Keypoints of the photo, for the duplicate check
 
 
-def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]]]:
-    """The product's item mask (all garments/items the parser finds) and the garment list.
+def item_mask(image: Image.Image) -> tuple[np.ndarray, list[dict[str, object]], str]:
+    """The product's item mask (all garments/items the parser finds), the garment list and the version
+    of the parser that made them — the registry's active parser, or the fallback parser (u2netp minus
+    PAN's skin and hair: one class-less item) while the shop has no trained one."""
+    from lifecycle.serving import parser_serving
 
-    Without a trained parser checkpoint (a fresh machine before ``train_parser`` ran), the
-    salient-object baseline (rembg ``u2netp``) cuts the item out instead and no garments are listed;
-    the image's garments then say so."""
-    from vision.assets import AssetMissing
-    from vision.parser import garment_parser
-
-    try:
-        parser = garment_parser()
-    except AssetMissing:
-        return u2netp_fallback().garment_mask(image), [{"label": "item", "note": "u2netp fallback"}]
+    parser, row = parser_serving()
     result = parser.parse(image)
     garments = [
         {"label": g.label, "box": list(g.box), "score": round(float(g.score), 4), "area": int(g.area)}
         for g in result.garments
     ]
-    mask = result.item_mask()
-    return mask, garments
-
-
-@functools.cache
-def u2netp_fallback() -> Any:
-    from vision.baselines import U2NetPBaseline
-
-    # once per process (this is cached), not once per image
-    logger.warning("no garment parser checkpoint: using the u2netp salient-object cut-out instead")
-    return U2NetPBaseline()
+    if row.fallback:
+        for garment in garments:
+            garment["note"] = "fallback parser"
+    return result.item_mask(), garments, row.version
 
 
 def fault_injected(content_hash: str) -> None:
@@ -254,8 +311,7 @@ def compute_outputs(
 ) -> ImageOutputs:
     """All model work for one image, outside any transaction. Raises :class:`ImageRejected` for bad
     input and :class:`ModelFailure` when a model crashes on it."""
-    from vision.clip import embedder, encode_with_trunk
-    from vision.colour import colour_descriptor
+    from lifecycle.serving import embedders_writing
     from vision.parser import cutout
 
     started = time.perf_counter()
@@ -267,7 +323,7 @@ def compute_outputs(
         on_stage(stage)
         started = time.perf_counter()
         fault_injected(content_hash)
-        mask, garments = item_mask(image)
+        mask, garments, parser_version = item_mask(image)
         if mask.sum() < 0.002 * mask.size:  # nothing found: keep the whole photo rather than fail
             mask = np.ones_like(mask, dtype=bool)
             garments = []
@@ -277,17 +333,16 @@ def compute_outputs(
         stage = "embed"
         on_stage(stage)
         started = time.perf_counter()
-        emb = embedder()
-        trunk, vectors = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
-        if not np.isfinite(vectors).all():
-            raise FloatingPointError("the embedder returned NaN or infinite values")
-        timings["embed"] = round(time.perf_counter() - started, 4)
-
+        writing = embedders_writing()
+        spaces, attribute_seconds = [], 0.0
+        for target in writing:
+            space_outputs, seconds = embed_image(target.embedder, target.space, cut, image)
+            spaces.append(space_outputs)
+            attribute_seconds += seconds
+        timings["embed"] = round(time.perf_counter() - started - attribute_seconds, 4)
         stage = "attributes"
         on_stage(stage)
-        started = time.perf_counter()
-        predicted = predict_attributes(trunk[:1], colour_descriptor(cut)[None], trunk[1:])[0]
-        timings["attributes"] = round(time.perf_counter() - started, 4)
+        timings["attributes"] = round(attribute_seconds, 4)
 
         stage = "duplicates"
         on_stage(stage)
@@ -309,12 +364,25 @@ def compute_outputs(
         cutout=cut,
         mask=mask,
         garments=garments,
-        cutout_vector=vectors[0],
-        full_vector=vectors[1],
-        predicted=predicted,
+        spaces=spaces,
+        parser_version=parser_version,
         signature=signature,
         keypoints=signature_full.keypoints,
     )
+
+
+def embed_image(emb: Any, space: EmbeddingSpace, cut: Image.Image, image: Image.Image) -> tuple[SpaceOutputs, float]:
+    """One embedder's vectors of the cutout and the whole photo and its attribute predictions (and the
+    seconds the attribute heads took)."""
+    from vision.clip import encode_with_trunk
+    from vision.colour import colour_descriptor
+
+    trunk, vectors = encode_with_trunk(emb.model, emb.preprocess, [cut, image])
+    if not np.isfinite(vectors).all():
+        raise FloatingPointError("the embedder returned NaN or infinite values")
+    started = time.perf_counter()
+    predicted = predict_attributes(trunk[:1], colour_descriptor(cut)[None], trunk[1:], emb=emb)[0]
+    return SpaceOutputs(space, vectors[0], vectors[1], predicted), time.perf_counter() - started
 
 
 def _keypoints_from_file(path: str) -> Any:
@@ -336,7 +404,7 @@ def duplicate_find(image_id: int, outputs: ImageOutputs, space: EmbeddingSpace) 
     from vision.duplicates import ImageSignature, is_duplicate
 
     neighbours = catalog_selectors.vector_nearest(
-        table="image", space=space, kind="full", query=outputs.full_vector.tolist(), k=12, using="default"
+        table="image", space=space, kind="full", query=outputs.spaces[0].full_vector.tolist(), k=12, using="default"
     )
     ids = [n.owner_id for n in neighbours if n.owner_id != image_id]
     mine = ImageSignature.from_json(outputs.signature)
@@ -359,21 +427,22 @@ _heads_cache: dict[str, object] = {}
 
 
 def predict_attributes(
-    trunk: np.ndarray, colour: np.ndarray, whole: np.ndarray | None = None
+    trunk: np.ndarray, colour: np.ndarray, whole: np.ndarray | None = None, emb: Any = None
 ) -> list[dict[str, dict[str, object]]]:
-    """The active embedder's attribute predictions for cutouts (trunk features, colour descriptors)
-    and their whole photos' trunk features; none for a hub model, which has no attribute heads."""
-    from vision.attributes import AttributeHeads
+    """An embedder's attribute predictions (default: the newest checkpoint, as the evaluation loads it)
+    for cutouts (trunk features, colour descriptors) and their whole photos' trunk features; none for a
+    hub model or the untrained bootstrap embedder, which have no attribute heads."""
+    from pathlib import Path
+
+    from vision.attributes import HEADS_NAME, AttributeHeads
     from vision.clip import embedder
 
-    emb = embedder()
+    emb = emb or embedder()
     folder = emb.name.removeprefix("local-dir:")
-    if trunk.shape[1] == 0 or not emb.name.startswith("local-dir:"):
+    if trunk.shape[1] == 0 or not emb.name.startswith("local-dir:") or not (Path(folder) / HEADS_NAME).is_file():
         return [{} for _ in range(len(trunk))]
     heads = _heads_cache.get(folder)
     if heads is None:
-        from pathlib import Path
-
         heads = AttributeHeads.load(Path(folder))
         _heads_cache[folder] = heads
     preds = heads.predict(trunk, colour, whole)  # type: ignore[attr-defined]
@@ -381,16 +450,10 @@ def predict_attributes(
 
 
 def active_space() -> EmbeddingSpace:
-    from vision.clip import embedder
+    """The space search reads (the registry's active embedder; registered on first use)."""
+    from lifecycle.serving import embedders_writing
 
-    emb = embedder()
-    return catalog_services.embedding_space_ensure(
-        name=emb.version,
-        model_name=emb.name,
-        dim=emb.dim,
-        modality=EmbeddingSpace.Modality.IMAGE_TEXT,
-        activate=True,
-    )
+    return embedders_writing()[0].space
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -399,21 +462,28 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def product_text_refresh(product_id: int, space: EmbeddingSpace) -> bool:
-    """Embed the product's text again when it changed since the last time (or has no vector)."""
-    from vision.clip import embedder
+def product_text_refresh(product_id: int, space: EmbeddingSpace | None = None) -> bool:
+    """Embed the product's text, in every space the pipeline writes (or only ``space``), where it changed
+    since the last time or has no vector yet. Idempotent."""
+    from lifecycle.serving import embedder_for_space, embedders_writing
 
     product = catalog_selectors.product_get_by_id(product_id)
     if product is None:
         return False
     digest = catalog_services.product_text_hash(product)
-    has_vector = catalog_selectors.product_has_vector(product_id, space, "text")
-    if product.text_hash == digest and has_vector:
-        return False
-    vector = embedder().encode_texts([catalog_services.product_text_for_embedding(product)])[0]
-    catalog_services.product_vector_upsert(product_id, space, "text", vector.tolist())
-    catalog_services.product_mark_text_embedded(product_id, digest)
-    return True
+    changed = product.text_hash != digest
+    targets = [space] if space is not None else [w.space for w in embedders_writing()]
+    text = catalog_services.product_text_for_embedding(product)
+    wrote = False
+    for target in targets:
+        if not changed and catalog_selectors.product_has_vector(product_id, target, "text"):
+            continue
+        vector = embedder_for_space(target).encode_texts([text])[0]
+        catalog_services.product_vector_upsert(product_id, target, "text", vector.tolist())
+        wrote = True
+    if changed and space is None:
+        catalog_services.product_mark_text_embedded(product_id, digest)
+    return wrote
 
 
 def image_mark_timed_out(image_id: int) -> str:
@@ -462,7 +532,7 @@ def image_pipeline_run(image_id: int, token: str = "") -> str:
         return "failed"
     catalog_services.image_set_stage(image_id, "product")
     started = time.perf_counter()
-    space = active_space()
+    space = outputs.spaces[0].space
     outputs.duplicate_of, outputs.duplicate_reason = duplicate_find(image_id, outputs, space)
     mask_image = Image.fromarray((outputs.mask * 255).astype(np.uint8))
     with transaction.atomic():
@@ -471,14 +541,17 @@ def image_pipeline_run(image_id: int, token: str = "") -> str:
             cutout_png=png_bytes(outputs.cutout),
             mask_png=png_bytes(mask_image),
             garments=outputs.garments,
-            predicted=outputs.predicted,
+            predicted=outputs.spaces[0].predicted,
+            predicted_next=outputs.spaces[1].predicted if len(outputs.spaces) > 1 else None,
             signature=outputs.signature,
+            parser_version=outputs.parser_version,
         )
         catalog_services.image_set_duplicate(image_id, outputs.duplicate_of)
-        catalog_services.image_vector_upsert(image_id, space, "cutout", outputs.cutout_vector.tolist())
-        catalog_services.image_vector_upsert(image_id, space, "full", outputs.full_vector.tolist())
-        catalog_services.product_refresh_image_vector(image.product_id, space)
-        product_text_refresh(image.product_id, space)
+        for written in outputs.spaces:  # the active space, and a new embedder's while it fills
+            catalog_services.image_vector_upsert(image_id, written.space, "cutout", written.cutout_vector.tolist())
+            catalog_services.image_vector_upsert(image_id, written.space, "full", written.full_vector.tolist())
+            catalog_services.product_refresh_image_vector(image.product_id, written.space)
+        product_text_refresh(image.product_id)
         timings["product"] = round(time.perf_counter() - started, 4)
         catalog_services.image_mark_ready(image_id, timings=timings, width=outputs.width, height=outputs.height)
     if outputs.duplicate_of:

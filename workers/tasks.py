@@ -37,10 +37,16 @@ def product_text_embed(product_id: int) -> bool:
     return services.product_text_run(product_id)
 
 
+@shared_task(**RETRY_TRANSIENT)
+def image_backfill(image_id: int) -> str:
+    """Embed a processed image into a new embedder's space while search still reads the old one."""
+    return services.image_backfill_run(image_id)
+
+
 @shared_task(ignore_result=True)
 def images_sweep() -> dict[str, int]:
     report = services.images_sweep()
-    return {"pending": report.pending, "stuck": report.stuck, "sent": report.sent}
+    return {"pending": report.pending, "stuck": report.stuck, "sent": report.sent, "backfill": report.backfill}
 
 
 @shared_task(

@@ -1,0 +1,24 @@
+"""Celery tasks of the model lifecycle: thin wrappers around ``lifecycle.services``.
+
+A build runs far longer than the broker's visibility timeout, so its message is acknowledged when
+the task starts (never handed out again by Redis) and the build row's lease is the truth: a worker
+that dies stops the heartbeat, and the sweep (``workers.tasks.images_sweep``) sends the build again,
+which resumes where it stopped. A message delivered twice finds the lease held and does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import shared_task
+
+from lifecycle import services
+
+
+@shared_task(acks_late=False, ignore_result=True, time_limit=None, soft_time_limit=None)
+def model_build(build_id: int) -> str:
+    # Training yields the cores to image processing: this worker runs at a lower CPU priority.
+    if hasattr(os, "nice") and os.environ.get("SHOP_BUILD_NICE", "10") != "0":
+        current = os.nice(0)
+        os.nice(max(0, int(os.environ.get("SHOP_BUILD_NICE", "10")) - current))
+    return services.build_run(build_id)
