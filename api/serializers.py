@@ -165,9 +165,19 @@ class SearchHitSerializer(serializers.Serializer):
     )
 
 
+class ModelsServedSerializer(serializers.Serializer):
+    parser = serializers.CharField(allow_null=True, help_text="the garment parser version that served")
+    parser_fallback = serializers.BooleanField(help_text="true: the untrained fallback parser (one item per photo)")
+    embedder = serializers.CharField(allow_null=True, help_text="the embedder whose vector space search read")
+    embedder_fallback = serializers.BooleanField(
+        help_text="true: the untrained bootstrap embedder (text queries are matched by words and product texts only)"
+    )
+
+
 class SearchPageSerializer(PageSerializer):
     query = serializers.CharField()
     corrected_query = serializers.CharField(allow_blank=True, help_text="the query after typo correction, if changed")
+    models = ModelsServedSerializer(help_text="which models answered (a fallback while the shop trains its own)")
     note = serializers.CharField(allow_blank=True)
     results = SearchHitSerializer(many=True)
     facets = FacetsSerializer()
@@ -192,6 +202,7 @@ class PhotoSearchResponseSerializer(serializers.Serializer):
     width = serializers.IntegerField(help_text="the photo's width after EXIF orientation")
     height = serializers.IntegerField()
     garments = GarmentSerializer(many=True)
+    models = ModelsServedSerializer(help_text="which models answered (a fallback while the shop trains its own)")
 
 
 class AlternativeSerializer(serializers.Serializer):

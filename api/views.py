@@ -476,6 +476,7 @@ class SearchView(APIView):
             "query": " ".join(query["q"].split()),
             "corrected_query": corrected,
             "note": note,
+            "models": search_services.models_served(),
             "results": [
                 {"product": rows[h.product_id], "score": round(h.score, 6), "signals": h.signals}
                 for h in page
@@ -573,7 +574,14 @@ class PhotoSearchView(APIView):
             }
             for n, g in enumerate(found)
         ]
-        return Response({"width": image.width, "height": image.height, "garments": garments})
+        return Response(
+            {
+                "width": image.width,
+                "height": image.height,
+                "garments": garments,
+                "models": search_services.models_served(),
+            }
+        )
 
 
 # --- staff: images -----------------------------------------------------------------------------

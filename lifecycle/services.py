@@ -16,6 +16,7 @@ import shutil
 import tarfile
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ from vision.assets import models_dir
 logger = logging.getLogger(__name__)
 
 State = ModelVersion.State
-FALLBACK_PARSER = "fallback:u2netp-minus-pan"
+FALLBACK_PARSER = "fallback:u2netp-minus-pan-skin-hair"
 MANIFEST = "registry-version.json"
 
 
@@ -197,7 +198,7 @@ def _space_for(row: ModelVersion) -> EmbeddingSpace:
 
     emb = embedder_of(row)
     return catalog_services.embedding_space_ensure(
-        name=row.version, model_name=emb.name, dim=emb.dim, modality=EmbeddingSpace.Modality.IMAGE_TEXT
+        name=row.version, model_name=emb.version[:120], dim=emb.dim, modality=EmbeddingSpace.Modality.IMAGE_TEXT
     )
 
 
@@ -566,6 +567,8 @@ def version_import(archive: Path, progress: Callable[[str], None] = logger.info)
     with tar, tempfile.TemporaryDirectory(dir=models_dir()) as tmp:
         try:
             manifest = json.loads(tar.extractfile(MANIFEST).read())  # type: ignore[union-attr]
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise LifecycleError(f"{archive} is damaged ({exc}); nothing installed") from exc
         except (KeyError, AttributeError, ValueError) as exc:
             raise LifecycleError(f"{archive} has no {MANIFEST}: not written by `models export`") from exc
         kind, version = manifest.get("kind"), str(manifest.get("version", ""))
@@ -575,7 +578,10 @@ def version_import(archive: Path, progress: Callable[[str], None] = logger.info)
         for member in members:
             if not member.isfile() or not member.name.startswith("files/") or ".." in Path(member.name).parts:
                 raise LifecycleError(f"{archive}: unsafe member {member.name!r}")
-        tar.extractall(tmp, members=members, filter="data")
+        try:
+            tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise LifecycleError(f"{archive} is damaged ({exc}); nothing installed") from exc
         staged = Path(tmp) / "files"
         got = files_checksums(staged) if staged.is_dir() else {}
         if got != manifest.get("checksums"):

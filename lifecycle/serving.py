@@ -54,7 +54,8 @@ def embedder_for_space(space: EmbeddingSpace) -> Embedder:
     if row is None:
         raise ModelMismatch(f"no registered embedder wrote space {space.name!r}; run `manage.py models status`")
     emb = embedder_of(row)
-    if emb.name != space.model_name or emb.dim != space.dim:
+    # spaces name their model by version (before the registry: by its open_clip name)
+    if space.model_name not in (emb.version[:120], emb.name) or emb.dim != space.dim:
         raise ModelMismatch(
             f"space {space.name!r} was written by {space.model_name} ({space.dim}-d), the loaded model is "
             f"{emb.name} ({emb.dim}-d)"

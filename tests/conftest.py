@@ -106,12 +106,25 @@ def test_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     reset_parser_cache()
 
 
+def parser_serve(models_root: Path, version: str = "scene-parser") -> None:
+    """Register the newest parser checkpoint under ``models_root`` and make the registry serve it (the
+    shop serves what its registry has active, never simply the newest folder)."""
+    from lifecycle import services as lifecycle_services
+    from vision.parser import GarmentParser
+
+    found = GarmentParser.find_latest(Path(models_root) / "parser")
+    assert found is not None, f"no parser checkpoint under {models_root}"
+    row = lifecycle_services.version_register(kind="parser", version=version, location=str(found.parent))
+    lifecycle_services.version_promote(row)
+
+
 def reset_parser_cache() -> None:
     from vision import parser
 
     clear = getattr(parser.garment_parser, "cache_clear", None)
     if clear:
         clear()
+    parser.parser_at.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -128,9 +141,11 @@ class WorkerProcess:
     """A real Celery worker (``celery -A shop worker``) in its own process group, pointed at the
     test database and the given broker."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, name: str, beat: bool = False) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, name: str, beat: bool = False, queues: str = "") -> None:
         self.log_path = log_path
         argv = [sys.executable, "-m", "celery", "-A", "shop", "worker", "-l", "info", "--concurrency", "1"]
+        if queues:
+            argv += ["-Q", queues]
         argv += ["-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
         if beat:
             argv += ["--beat", "--schedule", str(log_path.with_suffix(".beat"))]
@@ -178,7 +193,9 @@ def worker_factory(
     started: list[WorkerProcess] = []
     redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
 
-    def start(broker_url: str | None = None, env: dict[str, str] | None = None, beat: bool = False) -> WorkerProcess:
+    def start(
+        broker_url: str | None = None, env: dict[str, str] | None = None, beat: bool = False, queues: str = ""
+    ) -> WorkerProcess:
         db = connection.settings_dict
         broker = broker_url or settings.CELERY_BROKER_URL
         full_env = {
@@ -191,7 +208,7 @@ def worker_factory(
             "CELERY_RESULT_BACKEND": broker,
             **(env or {}),
         }
-        worker = WorkerProcess(full_env, tmp_path / "worker.log", f"test{len(started)}", beat=beat)
+        worker = WorkerProcess(full_env, tmp_path / f"worker{len(started)}.log", f"test{len(started)}", beat, queues)
         started.append(worker)
         return worker.wait_ready()
 

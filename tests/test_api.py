@@ -205,7 +205,7 @@ def test_text_search_validation_errors(anon):
 def scene_parser(tmp_path_factory, test_models, settings):
     """The test embedder with a tiny parser trained on synthetic person photos (tests/scenes.py), so
     the photo search finds garments."""
-    from tests.conftest import reset_parser_cache
+    from tests.conftest import parser_serve, reset_parser_cache
     from tests.scenes import train_scene_parser
 
     root = tmp_path_factory.mktemp("scene-models")
@@ -213,6 +213,7 @@ def scene_parser(tmp_path_factory, test_models, settings):
     train_scene_parser(root)
     settings.MODELS_DIR = root
     reset_parser_cache()
+    parser_serve(root)
     yield
     settings.MODELS_DIR = test_models
     reset_parser_cache()

@@ -415,16 +415,11 @@ def scene_models(tmp_path_factory, test_models):
 
 @pytest.fixture
 def scene_parser(scene_models, settings):
-    from lifecycle import services as lifecycle_services
-    from tests.conftest import reset_parser_cache
-    from vision.parser import GarmentParser
+    from tests.conftest import parser_serve, reset_parser_cache
 
     settings.MODELS_DIR = scene_models
     reset_parser_cache()
-    # the shop serves the parser its registry has active: register the scene parser and promote it
-    found = GarmentParser.find_latest(scene_models / "parser")
-    row = lifecycle_services.version_register(kind="parser", version="scene-parser", location=str(found.parent))
-    lifecycle_services.version_promote(row)
+    parser_serve(scene_models)
     yield
     settings.MODELS_DIR = django_settings.MODELS_DIR
     reset_parser_cache()
