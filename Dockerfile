@@ -40,4 +40,4 @@ EXPOSE 8000
 
 # Through sh so that WEB_CONCURRENCY / WEB_THREADS / WEB_TIMEOUT are read when the container
 # starts; exec makes gunicorn the process that receives the stop signal.
-CMD ["sh", "-c", "exec gunicorn shop.wsgi:application --bind 0.0.0.0:8000 --workers \"${WEB_CONCURRENCY:-2}\" --threads \"${WEB_THREADS:-4}\" --timeout \"${WEB_TIMEOUT:-120}\" --worker-tmp-dir /dev/shm --access-logfile - --error-logfile -"]
+CMD ["sh", "-c", "exec gunicorn shop.wsgi:application --bind 0.0.0.0:8000 --workers \"${WEB_CONCURRENCY:-2}\" --threads \"${WEB_THREADS:-4}\" --timeout \"${WEB_TIMEOUT:-120}\" --worker-tmp-dir /dev/shm --access-logfile - --error-logfile - --config shop/gunicorn_conf.py"]

@@ -375,12 +375,22 @@ def main(argv: list[str] | None = None) -> int:
         for group in GROUPS:
             for kind in TYPES:
                 category_ensure_path([group, kind.capitalize()])
+        # The query encoder is the shop's serving embedder (the registry's); the bench space holds random
+        # vectors of its dimension and is registered as written by that model, so search encodes with it.
+        from lifecycle.services import models_ensure, version_register
+        from lifecycle.serving import embedder_of
+
+        serving = models_ensure()["embedder"]
+        encoder = embedder_of(serving)
         space = embedding_space_ensure(
             name="bench-random-256",
-            model_name="random",
+            model_name=encoder.version[:120],
             dim=DIM,
             modality=EmbeddingSpace.Modality.IMAGE_TEXT,
             activate=True,
+        )
+        version_register(
+            kind="embedder", version=space.name, location=serving.location, card=serving.card, fallback=False
         )
         checkpoints = sorted({min(args.products, 25_000), args.products})
         loaded, growth = 0, {}

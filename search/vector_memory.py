@@ -205,6 +205,9 @@ def memory_vectors(space: EmbeddingSpace) -> MemoryVectors | None:
     with _lock:
         store = _stores.get(key)
         if store is None or store.space.dim != space.dim:
+            # a new active space (an embedder switched in): the previous space's copy is let go
+            for old in [k for k in _stores if k[0] == key[0] and k != key]:
+                del _stores[old]
             store = _stores[key] = MemoryVectors(space, settings.SEARCH_DB_ALIAS)
     return store.current()
 

@@ -163,6 +163,7 @@ def photo_results(request: HttpRequest, token: str) -> HttpResponse:
         "in_stock_url": presenters.link(base, current, in_stock=not form.value("in_stock")),
         "in_stock": bool(form.value("in_stock")),
         "error": error,
+        "models": services.models_served(),
     }
     return _render(request, "search/photo.html", context)
 

@@ -226,8 +226,8 @@ SHOP_BUILD_HEARTBEAT_S = env_int("SHOP_BUILD_HEARTBEAT_S", 20)
 SHOP_BUILD_LEASE_S = env_int("SHOP_BUILD_LEASE_S", 120)
 # Training time budget of an automatic or staff-started build, in minutes (the recipe splits it).
 SHOP_BUILD_BUDGET_MINUTES = {
-    "parser": env_float("SHOP_PARSER_BUDGET_MINUTES", 30.0),
-    "embedder": env_float("SHOP_EMBEDDER_BUDGET_MINUTES", 20.0),
+    "parser": env_float("SHOP_PARSER_BUDGET_MINUTES", 36.0),
+    "embedder": env_float("SHOP_EMBEDDER_BUDGET_MINUTES", 18.0),
 }
 # VITON person↔product pairs an embedder build trains on (0: all of the train split).
 SHOP_BUILD_VITON_PAIRS = env_int("SHOP_BUILD_VITON_PAIRS", 0)

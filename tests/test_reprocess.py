@@ -44,15 +44,15 @@ def test_reprocess_needs_a_selection_and_known_skus(pending_images):
         run("--sku", "NOPE", "--inline")
 
 
-def test_reprocess_model_must_be_the_configured_embedder(pending_images):
-    with pytest.raises(CommandError, match="the configured embedder is"):
+def test_reprocess_model_must_be_an_embedder_the_workers_write(pending_images):
+    with pytest.raises(CommandError, match="the workers write the embedder"):
         run("--model", "some-other-model", "--inline")
 
 
 def test_reprocess_model_fills_in_what_that_space_lacks_and_is_idempotent(pending_images, media_root):
-    from vision.clip import embedder
+    from lifecycle.services import models_ensure
 
-    name = embedder().version
+    name = models_ensure()["embedder"].version  # the registry's active embedder
     out = run("--model", name, "--inline")
     assert "3 image(s) to process" in out and "3 ready" in out
     assert ImageVector.objects.filter(space__name=name, kind="cutout").count() == 3

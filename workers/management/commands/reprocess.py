@@ -44,15 +44,15 @@ class Command(BaseCommand):
             raise CommandError("say what to reprocess: --all, --failed, --sku SKU [SKU ...] or --model NAME")
         space = None
         if options["model"]:
-            from vision.clip import embedder
+            from lifecycle.serving import embedders_writing
 
-            current = embedder().version
-            if options["model"] != current:
+            writing = {w.version.version: w.space for w in embedders_writing()}
+            if options["model"] not in writing:
                 raise CommandError(
-                    f"the configured embedder is {current!r}, not {options['model']!r}: set SHOP_CLIP_MODEL "
-                    "(and restart the workers) so that both load the model you name"
+                    f"the workers write the embedder(s) {', '.join(sorted(writing))}, not {options['model']!r}: "
+                    "promote it first (manage.py models activate VERSION; `models status` lists the versions)"
                 )
-            space = services.active_space()
+            space = writing[options["model"]]
         missing = set(options["sku"]) - set(catalog_selectors.product_skus_existing(options["sku"]))
         if missing:
             raise CommandError(f"no product with SKU {', '.join(sorted(missing))}")
