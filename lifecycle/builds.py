@@ -156,48 +156,39 @@ def build_parser(context: BuildContext) -> ModelVersion:
     base_folder = work / "parser" / base_name
     final_folder = models_dir() / "parser" / final_name
 
-    def resume_point(folder: Path) -> Path | None:
-        return folder if (folder / STATE_NAME).is_file() else None
-
-    if "base" not in context.build.stages_done:
-        context.progress("parser: CCP + VITON products", 0, 1)
-        # 5 epochs fit the default 36-minute budget (about 3.7 min an epoch on 2 cores), so the learning
-        # rate schedule runs to its end; the time limit only guards a slower machine
-        config = TrainConfig(epochs=5, max_minutes=budget * PARSER_SHARES["base"])
-        data = load_train_data(data_dir, config.cache_long_side, use_viton=True)
-        context.log(f"parser stage 1: {len(data.train)} samples; " + "; ".join(data.sources))
+    # 5 epochs fit the default 36-minute budget (about 3.7 min an epoch on 2 cores), so the learning rate
+    # schedule runs to its end; the time limits only guard a slower machine
+    base = TrainConfig(epochs=5, max_minutes=budget * PARSER_SHARES["base"])
+    people = TrainConfig(
+        epochs=3,
+        lr=0.0006,
+        viton_per_epoch=300,
+        person_per_epoch=500,
+        init_from=str(base_folder),
+        max_minutes=budget * PARSER_SHARES["people"],
+    )
+    stages = (
+        ("base", "parser: CCP + VITON products", base, work, base_folder, base_name),
+        ("people", "parser: fine-tune on people", people, models_dir(), final_folder, final_name),
+    )
+    for key, label, config, out_root, folder, name in stages:
+        if key in context.build.stages_done:
+            continue
+        context.progress(label, 0, 1)
+        data = load_train_data(
+            data_dir, config.cache_long_side, use_viton=True, use_persons=config.person_per_epoch > 0
+        )
+        context.log(f"{label}: {len(data.train)} samples; " + "; ".join(data.sources))
         train_parser(
             data,
-            work,
+            out_root,
             config,
-            resume_from=resume_point(base_folder),
+            resume_from=folder if (folder / STATE_NAME).is_file() else None,  # an interrupted run goes on
             log=context.log,
-            progress=lambda s, d, t: context.progress("parser: CCP + VITON products", d, t),
-            version=base_name,
+            progress=lambda s, d, t, label=label: context.progress(label, d, t),
+            version=name,
         )
-        context.stage_done("base", str(base_folder))
-    if "people" not in context.build.stages_done:
-        context.progress("parser: fine-tune on people", 0, 1)
-        config = TrainConfig(
-            epochs=3,
-            lr=0.0006,
-            viton_per_epoch=300,
-            person_per_epoch=500,
-            init_from=str(base_folder),
-            max_minutes=budget * PARSER_SHARES["people"],
-        )
-        data = load_train_data(data_dir, config.cache_long_side, use_viton=True, use_persons=True)
-        context.log(f"parser stage 2: {len(data.train)} samples; " + "; ".join(data.sources))
-        train_parser(
-            data,
-            models_dir(),
-            config,
-            resume_from=resume_point(final_folder),
-            log=context.log,
-            progress=lambda s, d, t: context.progress("parser: fine-tune on people", d, t),
-            version=final_name,
-        )
-        context.stage_done("people", str(final_folder))
+        context.stage_done(key, str(folder))
     card = json.loads((final_folder / "model_card.json").read_text())
     card["recipe"] = "default: CCP train + VITON train products, then VITON train people (fine-tune)"
     card["licence"] = (

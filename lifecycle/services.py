@@ -31,12 +31,13 @@ from catalog import services as catalog_services
 from catalog.models import EmbeddingSpace
 from lifecycle import selectors
 from lifecycle.models import ModelBuild, ModelKind, ModelVersion
+from vision import parser as parser_module
 from vision.assets import models_dir
 
 logger = logging.getLogger(__name__)
 
 State = ModelVersion.State
-FALLBACK_PARSER = "fallback:u2netp-minus-pan-skin-hair"
+FALLBACK_PARSER = parser_module.FALLBACK_PARSER
 MANIFEST = "registry-version.json"
 
 

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from lifecycle import selectors, services
 from lifecycle.models import ModelBuild, ModelKind, ModelVersion
+from tests.catalogs import catalog_import_processed
 from tests.conftest import REPO, reset_parser_cache
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -76,33 +77,15 @@ COLOURS = {
 
 def catalog(folder: Path, n: int) -> dict[str, int]:
     """``n`` products with one photo each, imported and processed inline by the real pipeline."""
-    from catalog import selectors as catalog_selectors
-    from catalog.services import catalog_import_csv
-    from search.services import search_caches_reset
-    from workers.services import image_pipeline_run
-
-    lines = ["sku,title,description,category,colour,pattern,price,stock,group,images"]
     names = list(COLOURS)
+    rows = []
     for i in range(n):
-        colour = names[i % len(names)]
-        kind = ("Top", "Dress")[i % 2]
-        (folder / f"P{i}.jpg").write_bytes(garment_photo(COLOURS[colour], i))
-        lines.append(
-            f"P{i},{colour} {kind.lower()} {i},A {colour.lower()} {kind.lower()},Women > {kind}s,"
-            f"{colour},Solid,{10 + i},M:{i % 3},G{i},P{i}.jpg"
+        colour, kind = names[i % len(names)], ("Top", "Dress")[i % 2]
+        title = f"{colour} {kind.lower()} {i}"
+        rows.append(
+            (f"P{i}", title, f"Women > {kind}s", colour, "Solid", str(10 + i), f"M:{i % 3}", f"G{i}", COLOURS[colour])
         )
-    (folder / "catalog.csv").write_text("\n".join(lines) + "\n")
-    previous = settings.SHOP_PIPELINE
-    settings.SHOP_PIPELINE = "off"
-    try:
-        report = catalog_import_csv(folder / "catalog.csv", folder)
-        assert not report.problems, report.problems
-        for image_id in catalog_selectors.images_with_status("pending").values_list("pk", flat=True):
-            assert image_pipeline_run(image_id) == "ready"
-    finally:
-        settings.SHOP_PIPELINE = previous
-    search_caches_reset()
-    return {sku: pid for pid, sku in catalog_selectors.product_skus_by_id().items()}
+    return catalog_import_processed(folder, rows)
 
 
 def test_before_any_trained_model_photo_search_answers_from_the_fallbacks(empty_models, tmp_path, client):
@@ -292,3 +275,24 @@ def test_export_then_import_into_an_empty_models_folder_restores_the_version(tes
     assert not ModelVersion.objects.exists()
     assert not Path(imported.location).exists()
     serving_caches_clear()
+
+
+def test_without_training_data_the_staff_page_says_what_is_missing(test_models, tmp_path, settings, client):
+    from django.contrib.auth import get_user_model
+
+    settings.SHOP_TRAINING_DATA = str(tmp_path / "no-data-here")
+    services.models_ensure()
+    assert not selectors.training_data(ModelKind.PARSER).available
+    assert services.builds_auto_request() == []  # nothing to train on: no build, the shop keeps serving
+    with pytest.raises(services.LifecycleError, match="no garment-parsing data"):
+        services.build_request(ModelKind.PARSER)
+    assert client.get("/staff/models/").status_code == 302  # staff only
+    client.force_login(get_user_model().objects.create_user("clerk", password="x", is_staff=True))
+    page = client.get("/staff/models/").content.decode()
+    assert 'data-active="embedder">test-embedder<' in page
+    assert 'data-missing="parser"' in page and "SHOP_TRAINING_DATA" in page
+    response = client.post("/staff/models/train/", {"kind": "parser"}, follow=True)
+    assert "no garment-parsing data" in response.content.decode()
+    assert not ModelBuild.objects.exists()
+    response = client.post("/staff/models/train/", {"kind": "embedder", "budget_minutes": "-3"}, follow=True)
+    assert "positive number of minutes" in response.content.decode()

@@ -385,6 +385,16 @@ def parser_at(path: str) -> Parser:
     return GarmentParser.load(Path(path))
 
 
+FALLBACK_PARSER = FALLBACK_PREFIX + "u2netp-minus-pan-skin-hair"
+
+
+def parser_newest_or_fallback() -> Parser:
+    """The newest parser checkpoint under the models folder, else the fallback parser — what the
+    evaluation tools measure without a database (the shop serves its registry's active parser)."""
+    found = GarmentParser.find_latest()
+    return parser_at(str(found.parent) if found is not None else FALLBACK_PARSER)
+
+
 @functools.lru_cache(maxsize=1)
 def garment_parser() -> GarmentParser:
     """The newest parser checkpoint under the models folder (evaluation and training tools; the shop

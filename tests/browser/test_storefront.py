@@ -25,15 +25,25 @@ def scene_models(tmp_path_factory, test_models):
 
 
 @pytest.fixture
-def scene_parser(shop_catalog, scene_models, settings):
-    """The scene parser for shoppers' photos, switched in after the catalog was processed."""
-    from tests.conftest import reset_parser_cache
+def scene_parser(shop_catalog, scene_models, settings, django_db_blocker):
+    """The scene parser for shoppers' photos, switched in after the catalog was processed (the
+    registry serves it; the parser that served before is served again afterwards)."""
+    from lifecycle import selectors as lifecycle_selectors
+    from lifecycle.services import version_promote
+    from tests.conftest import parser_serve, reset_parser_cache
 
     settings.MODELS_DIR = scene_models
     reset_parser_cache()
+    with django_db_blocker.unblock():
+        before = lifecycle_selectors.version_active("parser")
+        parser_serve(scene_models)
     yield
     settings.MODELS_DIR = django_settings.MODELS_DIR
     reset_parser_cache()
+    with django_db_blocker.unblock():
+        if before is not None and before.version != "scene-parser":
+            before.refresh_from_db()
+            version_promote(before)
 
 
 def upload(page, name: str, content: bytes) -> None:

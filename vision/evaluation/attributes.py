@@ -65,12 +65,11 @@ def read_rows(path: Path, limit: int | None) -> list[dict[str, str]]:
 
 
 def shop_view(image: Image.Image) -> Image.Image:
-    """The pipeline's cutout of a product photo (all items the parser finds; the pipeline's u2netp
-    fallback where no parser has been trained yet)."""
-    from vision.parser import cutout
-    from workers.services import item_mask
+    """The pipeline's cutout of a product photo (all items the parser finds; the fallback parser where
+    no parser has been trained yet)."""
+    from vision.parser import cutout, parser_newest_or_fallback
 
-    mask, _ = item_mask(image)
+    mask = parser_newest_or_fallback().parse(image).item_mask()
     return cutout(image, mask) if mask.sum() > 0.002 * mask.size else image
 
 
