@@ -359,9 +359,15 @@ def build_enqueue(build_id: int) -> None:
 
 
 def builds_auto_request() -> list[ModelBuild]:
-    """Start building what the shop still serves with a fallback (when there is data to train on and no
-    build of that kind failed in the last hour): the parser first, then the embedder."""
+    """Start building what the shop still serves with a fallback (when there is data to train on, no
+    build of that kind failed in the last hour, and the photos waiting for the workers are few): the
+    parser first, then the embedder."""
     if not settings.SHOP_AUTO_BUILD:
+        return []
+    waiting = catalog_selectors.images_with_status("pending", "processing").count()
+    if waiting > settings.SHOP_BUILD_WAIT_FOR_IMAGES:
+        # shoppers first: a new shop's photos are cut out (by the fallback) before training takes the cores
+        logger.info("automatic builds wait: %d photo(s) still to process", waiting)
         return []
     started = []
     for kind in (ModelKind.PARSER, ModelKind.EMBEDDER):

@@ -14,8 +14,14 @@ from celery import shared_task
 
 from lifecycle import services
 
+# The image tasks' time limits (minutes) do not apply: a build runs for as long as its budget says,
+# bounded by its own time limits, and one day at most.
+BUILD_TIME_LIMIT_S = 24 * 3600
 
-@shared_task(acks_late=False, ignore_result=True, time_limit=None, soft_time_limit=None)
+
+@shared_task(
+    acks_late=False, ignore_result=True, time_limit=BUILD_TIME_LIMIT_S, soft_time_limit=BUILD_TIME_LIMIT_S - 60
+)
 def model_build(build_id: int) -> str:
     # Training yields the cores to image processing: this worker runs at a lower CPU priority.
     if hasattr(os, "nice") and os.environ.get("SHOP_BUILD_NICE", "10") != "0":

@@ -218,6 +218,8 @@ CELERY_TASK_ROUTES = {"lifecycle.tasks.model_build": {"queue": SHOP_MODELS_QUEUE
 SHOP_TRAINING_DATA = env_str("SHOP_TRAINING_DATA", str(BASE_DIR.parent / "shared" / "data"))
 # Start building a kind by itself while the shop serves that kind with a fallback.
 SHOP_AUTO_BUILD = env_bool("SHOP_AUTO_BUILD", True)
+# Automatic builds wait while more photos than this wait for the workers (a new shop's catalog first).
+SHOP_BUILD_WAIT_FOR_IMAGES = env_int("SHOP_BUILD_WAIT_FOR_IMAGES", 20)
 # The embedder trains on the shop's own catalog: at least this many products with processed photos.
 SHOP_MIN_TRAINING_PRODUCTS = env_int("SHOP_MIN_TRAINING_PRODUCTS", 20)
 # A running build renews its lease (heartbeat) every SHOP_BUILD_HEARTBEAT_S; one silent for

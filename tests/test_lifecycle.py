@@ -296,3 +296,13 @@ def test_without_training_data_the_staff_page_says_what_is_missing(test_models, 
     assert not ModelBuild.objects.exists()
     response = client.post("/staff/models/train/", {"kind": "embedder", "budget_minutes": "-3"}, follow=True)
     assert "positive number of minutes" in response.content.decode()
+
+
+def test_a_build_task_is_not_bound_by_the_image_tasks_time_limits():
+    """A build runs for its budget (tens of minutes): the image tasks' limits (minutes) must not stop it,
+    and its message is acknowledged at once (the lease, not the broker, hands it on)."""
+    from lifecycle.tasks import model_build
+
+    assert model_build.soft_time_limit >= 6 * 3600 > settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert model_build.time_limit > model_build.soft_time_limit
+    assert model_build.acks_late is False
