@@ -121,7 +121,7 @@ class ParserNet(nn.Module):
 
 @dataclass
 class Garment:
-    label: str  # one of PARSER_CLASSES except background/skin/hair
+    label: str  # one of PARSER_CLASSES except background/skin/hair, or "item" (the fallback parser)
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in original-image pixels (x1, y1 exclusive)
     mask: np.ndarray  # bool, original image H x W
     score: float  # mean class probability inside the mask

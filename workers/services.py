@@ -449,13 +449,6 @@ def predict_attributes(
     return [{k: {"value": v.value, "confidence": v.confidence} for k, v in p.items()} for p in preds]
 
 
-def active_space() -> EmbeddingSpace:
-    """The space search reads (the registry's active embedder; registered on first use)."""
-    from lifecycle.serving import embedders_writing
-
-    return embedders_writing()[0].space
-
-
 def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG", optimize=False)
