@@ -295,7 +295,9 @@ def build_embedder(context: BuildContext) -> ModelVersion:
     metrics = evaluate_checkpoint(folder, held, cache)
     context.progress("evaluate: candidate and active embedder on held-out data", 1, 2)
     active = selectors.version_active(ModelKind.EMBEDDER)
-    active_metrics = None
+    # nothing measured on an active version that cannot be measured here (a hub model): the gate then
+    # finds no shared metric and leaves the candidate ready — never "nothing to compare with"
+    active_metrics: dict[str, Any] | None = None if active is None else {}
     if active is not None and Path(active.location).is_dir():
         try:
             active_metrics = evaluate_checkpoint(Path(active.location), held, cache)
