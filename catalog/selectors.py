@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connections, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -218,8 +218,6 @@ def images_made_by_other_parser(parser_version: str, limit: int = 200) -> list[i
     """Ready images whose cutout another parser made, the fallback's first (what a new parser redoes)."""
     rows = ProductImage.objects.filter(status=ProductImage.Status.READY).exclude(parser_version=parser_version)
     fallback_first = Q(parser_version__startswith="fallback:") | Q(parser_version="")
-    from django.db.models import Case, IntegerField, Value, When
-
     order = Case(When(fallback_first, then=Value(0)), default=Value(1), output_field=IntegerField())
     return list(rows.order_by(order, "id").values_list("id", flat=True)[:limit])
 

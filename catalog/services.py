@@ -457,18 +457,6 @@ def image_store_predictions_next(image_id: int, predicted: dict[str, dict[str, o
     ProductImage.objects.filter(pk=image_id).update(predicted_next=predicted)
 
 
-def embedding_space_drop(space: EmbeddingSpace) -> None:
-    """Delete a space that no longer serves: its vectors, its HNSW indexes and the row."""
-    if space.is_active:
-        raise ValueError(f"space {space.name!r} is active; activate another one first")
-    with transaction.atomic(), connection.cursor() as cursor:
-        for table, (model, kinds) in VECTOR_TABLES.items():
-            model.objects.filter(space=space).delete()
-            for kind in kinds:
-                cursor.execute(f"DROP INDEX IF EXISTS {hnsw_index_name(table, space, kind)}")
-        space.delete()
-
-
 def _check_dim(space: EmbeddingSpace, vector: Sequence[float]) -> None:
     if len(vector) != space.dim:
         raise ValueError(f"vector has {len(vector)} dimensions, space {space.name!r} holds {space.dim}")

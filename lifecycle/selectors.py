@@ -44,10 +44,6 @@ def build_open(kind: str) -> ModelBuild | None:
     ).first()
 
 
-def build_get(build_id: int) -> ModelBuild | None:
-    return ModelBuild.objects.filter(pk=build_id).select_related("version").first()
-
-
 def builds_recent(limit: int = 10) -> list[ModelBuild]:
     return list(ModelBuild.objects.select_related("version").order_by("-created_at")[:limit])
 

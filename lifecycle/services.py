@@ -10,6 +10,7 @@ what a running shop does until it is registered and promoted.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -209,12 +210,9 @@ def _parser_headline(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def _embedder_headline(card: dict[str, Any]) -> dict[str, Any]:
-    out = dict(card.get("heldout_metrics_after") or {})
     heads = card.get("attribute_heads") or {}
-    for attr, summary in (heads.get("heldout") or heads).items() if isinstance(heads, dict) else []:
-        if isinstance(summary, dict) and "top1" in summary:
-            out[f"{attr}_top1"] = summary["top1"]
-    return out
+    top1 = {k: v for k, v in heads.items() if k.endswith("_top1")}
+    return {**(card.get("heldout_metrics_after") or {}), **top1}
 
 
 # --- promotion -------------------------------------------------------------------------------------
@@ -456,14 +454,6 @@ def build_finish(
     )
 
 
-def build_cancel(build_id: int) -> bool:
-    return bool(
-        ModelBuild.objects.filter(pk=build_id, status__in=[ModelBuild.Status.QUEUED, ModelBuild.Status.RUNNING]).update(
-            status=ModelBuild.Status.CANCELLED, finished_at=timezone.now()
-        )
-    )
-
-
 def build_run(build_id: int, token: str | None = None) -> str:
     """Run a build to its end (the Celery task and ``models train --inline`` call this). Idempotent:
     a finished build is left alone, one held by a live worker is left to it, an interrupted one
@@ -547,17 +537,11 @@ def version_export(version: str, out: Path) -> Path:
         data = json.dumps(manifest, indent=2, default=str).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size = len(data)
-        tar.addfile(info, fileobj=_bytes_io(data))
+        tar.addfile(info, fileobj=io.BytesIO(data))
         for name in checksums:
             tar.add(folder / name, arcname=f"files/{name}")
     tmp.replace(out)
     return out
-
-
-def _bytes_io(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 def version_import(archive: Path, progress: Callable[[str], None] = logger.info) -> ModelVersion:

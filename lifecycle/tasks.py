@@ -8,8 +8,6 @@ which resumes where it stopped. A message delivered twice finds the lease held a
 
 from __future__ import annotations
 
-import os
-
 from celery import shared_task
 
 from lifecycle import services
@@ -23,8 +21,6 @@ BUILD_TIME_LIMIT_S = 24 * 3600
     acks_late=False, ignore_result=True, time_limit=BUILD_TIME_LIMIT_S, soft_time_limit=BUILD_TIME_LIMIT_S - 60
 )
 def model_build(build_id: int) -> str:
-    # Training yields the cores to image processing: this worker runs at a lower CPU priority.
-    if hasattr(os, "nice") and os.environ.get("SHOP_BUILD_NICE", "10") != "0":
-        current = os.nice(0)
-        os.nice(max(0, int(os.environ.get("SHOP_BUILD_NICE", "10")) - current))
+    # Training yields the cores to image processing: the models worker itself runs under `nice`
+    # (shop.localstack, docker-compose's trainer service).
     return services.build_run(build_id)

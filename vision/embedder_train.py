@@ -744,7 +744,7 @@ def evaluate_checkpoint(folder: Path, heldout: TrainData, cache_dir: Path) -> di
     import open_clip
 
     from vision.assets import hf_cache_install_minilm
-    from vision.attributes import HEADS_NAME, AttributeHeads
+    from vision.attributes import HEADS_NAME, AttributeHeads, attribute_accuracy
     from vision.clip import CONFIG_NAME
 
     hf_cache_install_minilm()
@@ -758,14 +758,11 @@ def evaluate_checkpoint(folder: Path, heldout: TrainData, cache_dir: Path) -> di
     held = build_features(model, preprocess, tokenizer, heldout, cache_dir)
     metrics = heldout_metrics(model, held)
     if heldout.items and (Path(folder) / HEADS_NAME).is_file():
+        # scored as the model card scores its heads (items whose label the heads know)
         heads = AttributeHeads.load(Path(folder))
         whole = pooled_features(model, held.whole) if heads.uses_whole else None
-        predictions = heads.predict(pooled_features(model, held.image[0]), held.colour, whole)
-        for attr in heads.vocab:
-            truth = [getattr(it, attr, "") for it in heldout.items]
-            scored = [(p[attr].value, t) for p, t in zip(predictions, truth, strict=True) if t and attr in p]
-            if scored:
-                metrics[f"{attr}_top1"] = round(sum(v == t for v, t in scored) / len(scored), 4)
+        accuracy = attribute_accuracy(heads, pooled_features(model, held.image[0]), held.colour, heldout.items, whole)
+        metrics.update({k: v for k, v in accuracy.items() if k.endswith("_top1") and v == v})  # NaN: none scored
     elif heldout.items:  # no attribute heads (the untrained bootstrap embedder): nothing right
         for attr in ("category", "colour", "pattern"):
             if any(getattr(it, attr, "") for it in heldout.items):

@@ -229,15 +229,21 @@ def image_backfill_run(image_id: int) -> str:
         catalog_services.image_vector_upsert(image_id, space, "full", written.full_vector.tolist())
         catalog_services.image_store_predictions_next(image_id, written.predicted)
         catalog_services.product_refresh_image_vector(image.product_id, space)
-        product_text_refresh(image.product_id, space)
+        product_text_refresh(image.product_id, [space], mark=False)
     return "filled"
 
 
 def models_preload() -> None:
-    """Load the models the registry serves once per worker process, before its first task."""
+    """Load the models once per worker process, before its first task: those the registry serves and
+    the near-duplicate signature's ImageNet embedding."""
     from lifecycle.serving import serving_preload
+    from vision.duplicates import embedding_model
 
     serving_preload()
+    try:
+        embedding_model()
+    except Exception:
+        logger.exception("duplicate-signature model not preloaded; the first task loads it")
 
 
 def load_image(path: str) -> Image.Image:
@@ -455,9 +461,12 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def product_text_refresh(product_id: int, space: EmbeddingSpace | None = None) -> bool:
-    """Embed the product's text, in every space the pipeline writes (or only ``space``), where it changed
-    since the last time or has no vector yet. Idempotent."""
+def product_text_refresh(
+    product_id: int, spaces: Sequence[EmbeddingSpace] | None = None, *, mark: bool = True
+) -> bool:
+    """Embed the product's text where it changed since the last time or has no vector yet, in
+    ``spaces`` (default: every space the pipeline writes); ``mark`` records the text as embedded (not
+    when filling one new space alone). Idempotent."""
     from lifecycle.serving import embedder_for_space, embedders_writing
 
     product = catalog_selectors.product_get_by_id(product_id)
@@ -465,7 +474,7 @@ def product_text_refresh(product_id: int, space: EmbeddingSpace | None = None) -
         return False
     digest = catalog_services.product_text_hash(product)
     changed = product.text_hash != digest
-    targets = [space] if space is not None else [w.space for w in embedders_writing()]
+    targets = list(spaces) if spaces is not None else [w.space for w in embedders_writing()]
     text = catalog_services.product_text_for_embedding(product)
     wrote = False
     for target in targets:
@@ -474,7 +483,7 @@ def product_text_refresh(product_id: int, space: EmbeddingSpace | None = None) -
         vector = embedder_for_space(target).encode_texts([text])[0]
         catalog_services.product_vector_upsert(product_id, target, "text", vector.tolist())
         wrote = True
-    if changed and space is None:
+    if changed and mark:
         catalog_services.product_mark_text_embedded(product_id, digest)
     return wrote
 
@@ -544,7 +553,7 @@ def image_pipeline_run(image_id: int, token: str = "") -> str:
             catalog_services.image_vector_upsert(image_id, written.space, "cutout", written.cutout_vector.tolist())
             catalog_services.image_vector_upsert(image_id, written.space, "full", written.full_vector.tolist())
             catalog_services.product_refresh_image_vector(image.product_id, written.space)
-        product_text_refresh(image.product_id)
+        product_text_refresh(image.product_id, [written.space for written in outputs.spaces])
         timings["product"] = round(time.perf_counter() - started, 4)
         catalog_services.image_mark_ready(image_id, timings=timings, width=outputs.width, height=outputs.height)
     if outputs.duplicate_of:
