@@ -19,6 +19,7 @@ from vision.embedder_train import (
     build_features,
     heldout_metrics,
     multi_positive_nce,
+    one_cycle,
     pooled_features,
     train_heads,
     trunk_features,
@@ -317,3 +318,28 @@ def test_cached_trunk_maps_are_keyed_by_the_trunk_split(shop_model, tmp_path, mo
     later = trunk_features(model, shop_preprocess(config), loaders, keys, cache, "product")
     assert len(list(cache.glob("stem-product-*.npy"))) == 2  # a moved split never reads the old maps
     assert not np.array_equal(at_split, later)
+
+
+def test_learning_rate_schedule_warms_up_and_anneals():
+    assert one_cycle(0.0) == pytest.approx(0.04)
+    assert one_cycle(0.1) == pytest.approx(1.0)
+    assert one_cycle(0.55) == pytest.approx(0.5005)
+    assert one_cycle(1.0) == pytest.approx(0.001)
+    assert one_cycle(3.0) == pytest.approx(0.001)  # past the time budget: stays at the floor
+    rising = [one_cycle(x / 100) for x in range(11)]
+    falling = [one_cycle(x / 100) for x in range(10, 101)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+
+
+def test_training_under_a_time_budget_stops_early(shop_model, tmp_path):
+    """A budget far below the planned epochs ends the run early (the schedule runs on the budget)."""
+    import open_clip
+
+    from vision.assets import minilm_dir
+
+    model, config = shop_model
+    tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
+    train = TrainData(items=synthetic_items(tmp_path / "train", 2, seed=3))
+    feats = build_features(model, shop_preprocess(config), tokenizer, train, tmp_path / "cache")
+    history = train_heads(model, feats, TrainSettings(epochs=10_000, batch_size=8, max_seconds=2.0))
+    assert 1 <= len(history) < 10_000

@@ -453,7 +453,9 @@ class TrainSettings:
     views: int = 2  # the photo and its mirror (held-out train: colour +0.01–0.02, R@1 +0.02)
     parser_views: bool = True  # photos without a mask are cut out by the garment parser first
     image_size: int = 224  # input side; 288 px measured on held-out train: no attribute gained more than 0.013
-    max_seconds: float | None = None  # stop training after the epoch that passes this many seconds
+    # a time budget: the learning-rate schedule runs on max(share of steps, share of this time), so a
+    # run that cannot do every epoch in time still warms up, anneals and ends on a small rate
+    max_seconds: float | None = None
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -475,6 +477,15 @@ def _freeze_bn(module: torch.nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def one_cycle(progress: float, warmup: float = 0.1) -> float:
+    """The learning rate's share of its peak at ``progress`` (0–1) through training: a linear warm-up
+    from 1/25 over the first ``warmup``, then a cosine down to 1/1000 (the shape of torch's OneCycleLR)."""
+    progress = min(1.0, max(0.0, progress))
+    if progress < warmup:
+        return 0.04 + 0.96 * progress / warmup
+    return 0.001 + 0.999 * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
 
 
 def train_heads(
@@ -510,7 +521,7 @@ def train_heads(
         else max(1, math.ceil(len(feats.pair_keys) / settings.pair_batch_size))
     )
     total = settings.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=0.1)
+    peaks = [g["lr"] for g in groups]
     text_all = torch.from_numpy(feats.text_feats).float()
     pair_keys = np.array(feats.pair_keys)
     views = feats.image.shape[0] if n else feats.person.shape[0]
@@ -522,9 +533,17 @@ def train_heads(
 
     history = []
     started = time.monotonic()
+    steps_done = 0
+
+    def progress() -> float:
+        done = steps_done / total
+        if settings.max_seconds:
+            done = max(done, (time.monotonic() - started) / settings.max_seconds)
+        return done
+
     for epoch in range(settings.epochs):
-        if settings.max_seconds is not None and epoch and time.monotonic() - started > settings.max_seconds:
-            break  # the time budget is spent: keep what the finished epochs learnt
+        if epoch and progress() >= 1.0:
+            break  # the time budget is spent and the rate has annealed: keep what the epochs learnt
         for m in (head, proj, aux, *top):
             m.train()
         _freeze_bn(trunk)
@@ -560,10 +579,13 @@ def train_heads(
                 keys = pair_keys[pidx]
                 positives = torch.from_numpy(keys[:, None] == keys[None, :])
                 loss = loss + settings.pair_weight * multi_positive_nce(scale * a @ b.T, positives)
+            factor = one_cycle(progress())
+            for group, peak in zip(opt.param_groups, peaks, strict=True):
+                group["lr"] = peak * factor
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            steps_done += 1
             epoch_loss += float(loss.detach())
         history.append(epoch_loss / steps_per_epoch)
         if on_epoch:
