@@ -250,7 +250,7 @@ def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
 
     from catalog import selectors as catalog_selectors
     from search import services
-    from search.spelling import lexicon
+    from search.spelling import speller
 
     stages: dict[str, list[float]] = {}
 
@@ -274,7 +274,7 @@ def stage_breakdown(queries: list[str], filters: Any) -> dict[str, float]:
                 with timed(f"vector {kind} (index)"):
                     lists[kind] = services.vector_signal(vector, kind, pool, filters, matching)
         with timed("spelling"):
-            corrected = lexicon(settings.SEARCH_DB_ALIAS).correct_query(q)
+            corrected = speller(settings.SEARCH_DB_ALIAS).correct_query(q).text
         with timed("keyword"):
             lists["keyword"] = services.keyword_signal(corrected, pool, filters, any_word=False)
         with timed("attributes"):

@@ -61,6 +61,10 @@ def product_skus_by_id() -> dict[int, str]:
     return dict(Product.objects.values_list("pk", "sku"))
 
 
+def product_prices(product_ids: Sequence[int]) -> dict[int, Decimal]:
+    return dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "price"))
+
+
 def category_descendants(category: Category) -> QuerySet[Category]:
     """The category and everything below it (by materialised path)."""
     return Category.objects.filter(Q(path=category.path) | Q(path__startswith=f"{category.path}/"))
@@ -665,6 +669,20 @@ def keyword_lexicon(using: str | None = None) -> dict[str, int]:
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql)
         return {word: int(n) for word, n in cursor.fetchall()}
+
+
+def keyword_surface_words(using: str | None = None) -> set[str]:
+    """The words of the active catalog's titles, descriptions, colours, patterns and category names,
+    lower-cased as written (not stemmed): what a typo may be corrected to."""
+    sql = """
+        SELECT word FROM ts_stat($$
+            SELECT to_tsvector('simple', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.name))
+            FROM catalog_product p LEFT JOIN catalog_category c ON c.id = p.category_id WHERE p.is_active
+        $$)
+    """
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql)
+        return {word for (word,) in cursor.fetchall()}
 
 
 def attribute_vocabulary(using: str | None = None) -> dict[str, dict[str, list[object]]]:

@@ -8,13 +8,13 @@ Signals for a text query (each can be asked for alone):
   pictures alone, no titles or descriptions);
 * ``text`` – the query's text vector against the products' text vectors (title, description,
   attributes);
-* ``keyword`` – PostgreSQL full-text search over title, description, colour, pattern, category,
-  with typo tolerance (:mod:`search.spelling`: misspelt words become the closest catalog word);
+* ``keyword`` – PostgreSQL full-text search over title, description, colour, pattern, category;
 * ``attributes`` – the catalog's own colour, pattern and category names recognised in the query
   ("black striped t-shirt" → colour black, pattern striped, category t-shirt): products matching
   more of them rank higher.
 
-``hybrid`` fuses the lists by weighted reciprocal-rank fusion (RRF, k = 60; weights in
+Before any signal runs, words that are no real word are corrected (:mod:`search.spelling`); every
+signal reads the corrected query. ``hybrid`` fuses the lists by weighted reciprocal-rank fusion (RRF, k = 60; weights in
 :data:`FUSION_WEIGHTS`). Filters (category with descendants, price range, size in stock, colour,
 pattern, in stock) apply inside every signal, so a selective filter still fills the page (see
 :func:`catalog.selectors.vector_nearest`). Query vectors are cached per model; no model work runs
@@ -42,6 +42,7 @@ from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
 from catalog.selectors import ProductFilters
 from search.fact_memory import ProductFacts
+from search.spelling import speller
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,16 @@ def keyword_signal(
     """Products whose search document has *all* the query's words, best ``ts_rank_cd`` first; then,
     to fill ``limit`` (unless ``any_word`` is off), products with *any* of them (so "black striped
     dress" still finds black dresses), ranked within a bounded candidate set."""
+    return keyword_signal_counted(query, limit, filters, any_word)[0]
+
+
+def keyword_signal_counted(
+    query: str, limit: int, filters: ProductFilters | None, any_word: bool = True
+) -> tuple[list[Hit], int]:
+    """:func:`keyword_signal`, and how many of its hits have every word of the query."""
     words = [w for w in query.replace('"', " ").replace("-", " ").split() if w]
     if not words:
-        return []
+        return [], 0
     where, params = catalog_selectors.product_filter_sql(filters)
     all_words = f"""
         SELECT p.id, ts_rank_cd(p.search_document, q) AS rank
@@ -238,12 +246,14 @@ def keyword_signal(
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(all_words, [" ".join(words), *params, limit])
         rows = cursor.fetchall()
+        every = len(rows)
         if any_word and len(rows) < limit and len(words) > 1:
             ored = " OR ".join(words)
             seen = [r[0] for r in rows]
             cursor.execute(some_words, [ored, *params, seen, OR_CANDIDATES, ored, limit - len(rows)])
             rows += [(pid, score / 10.0) for pid, score in cursor.fetchall()]
-    return [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
+    hits = [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
+    return hits, every
 
 
 _vocab_lock = threading.Lock()
@@ -273,12 +283,12 @@ def _vocabulary() -> dict[str, dict[str, list[object]]]:
 def search_caches_reset() -> None:
     """Forget the catalog words this process has cached (the attribute vocabulary and the spelling
     lexicon; both are otherwise re-read every few minutes), e.g. after a bulk import."""
-    from search.spelling import lexicon_reset
+    from search.spelling import speller_reset
     from search.vector_memory import memory_vectors_reset
 
     with _vocab_lock:
         _vocab_cache.clear()
-    lexicon_reset()
+    speller_reset()
     memory_vectors_reset()
 
 
@@ -479,11 +489,15 @@ def _ranked(
     vector_kinds = [signal for signal in signals if signal in ("image", "text")]
     filtered = filters is not None and filters.active()
     deferred: dict[str, Future[Any]] = {}
+    # Every signal reads the query with its typos corrected: only words that are no real word change
+    # (search.spelling), so a correctly spelt word always reaches every signal as written.
+    correction = speller(settings.SEARCH_DB_ALIAS).correct_query(query)
+    query = correction.text
     if "keyword" in signals:
         # Under a filter the vector signals rank the filtered products themselves, so the keyword
         # signal keeps to products with every word: its "any word" fill (a scan of up to 1,000
         # rows) would only repeat them.
-        deferred["keyword"] = run(_keyword_and_correction, query, pool, filters, not (filtered and vector_kinds))
+        deferred["keyword"] = run(keyword_signal_counted, query, pool, filters, not (filtered and vector_kinds))
     if "predicted" in signals:
         deferred["predicted"] = run(predicted_signal, query, pool, filters)
     # Both vector signals (and the attribute signal) need the filter's matches: read them once, from
@@ -509,7 +523,11 @@ def _ranked(
     corrected = ""
     for name, future in deferred.items():
         if name == "keyword":
-            lists[name], corrected = future.result()
+            lists[name], with_every_word = future.result()
+            # "did you mean" only when the corrected query is clearly better supported: the typed one
+            # held a word no product uses, the corrected one is found with every word
+            if correction.changed and with_every_word:
+                corrected = correction.text
         else:
             lists[name] = future.result()
     for kind in asked:
@@ -535,18 +553,6 @@ def _filter_match(
     ids = memory.facts.ids[memory.facts.passing(filters, categories)]
     few = len(ids) <= catalog_selectors.EXACT_SCAN_MAX
     return catalog_selectors.FilterMatch(count=len(ids), ids=tuple(ids.tolist()) if few else None), memory.facts
-
-
-def _keyword_and_correction(
-    query: str, pool: int, filters: ProductFilters | None, any_word: bool
-) -> tuple[list[Hit], str]:
-    """The keyword signal for the query after typo correction, and the corrected query ("" when
-    unchanged)."""
-    from search.spelling import lexicon
-
-    keyword_query = lexicon(settings.SEARCH_DB_ALIAS).correct_query(query)
-    corrected = keyword_query if keyword_query.lower() != query.lower() else ""
-    return keyword_signal(keyword_query, pool, filters, any_word=any_word), corrected
 
 
 # --- the query threads -------------------------------------------------------------------------

@@ -1,114 +1,205 @@
-"""Typo tolerance for keyword search: query words the catalog does not contain are replaced by the
-closest catalog word, found through a trigram index of the catalog's own vocabulary.
+"""Typo tolerance that never breaks a real word.
 
-The bundled PostgreSQL (pgserver) has no ``pg_trgm``; this does the same job in the process: the
-words come from ``ts_stat`` over the active catalog (refreshed every ``LEXICON_TTL`` seconds), a
-candidate must share trigrams with the typo (Jaccard ≥ ``MIN_TRIGRAM_SIMILARITY``) and lie within
-``MAX_EDITS`` edits of it; ties go to the word more products use.
+A query word is corrected only when it is **no real word**: the catalog does not use it (its English
+stem is in no product's search document), English does not know it (``wordfreq`` Zipf frequency below
+``SEARCH_REAL_WORD_ZIPF``) and the text tower's own vocabulary does not hold it. "warm", "cold" and
+"walk" stay as written, whatever the catalog sells. Words shorter than four letters, and words with
+digits, are left alone.
+
+A word that is no real word becomes the closest candidate within one edit (four to seven letters) or
+two (eight or more) — Algolia's rule — counting a swap of neighbouring letters as one edit (optimal
+string alignment, :mod:`rapidfuzz`). Candidates are the catalog's own words (titles, colours,
+patterns, categories, descriptions) and common English words (Zipf 3 or more); at equal distance a
+word the catalog uses wins, then the more frequent one. Nothing close: the word stays.
+
+The catalog's part is read from the search database every ``LEXICON_TTL`` seconds; the English and
+tower parts once per process.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import snowballstemmer
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+from wordfreq import top_n_list, zipf_frequency
 
 LEXICON_TTL = 300.0
 MIN_WORD = 4  # shorter words are left alone ("tee", "top")
-MAX_EDITS = 2
-MIN_TRIGRAM_SIMILARITY = 0.15
+ENGLISH_CANDIDATES = 40_000  # the most frequent English words that may replace a typo
+DEFAULT_REAL_WORD_ZIPF = 2.0  # once in 10 million words: the ~95,000 most frequent English words
+# A replacement the catalog does not use must be a common English word (the 10,000-odd most frequent)
+ENGLISH_ONLY_MIN_ZIPF = 3.0
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+logger = logging.getLogger(__name__)
+
+_stemmer = snowballstemmer.stemmer("english")  # the stemmer PostgreSQL's 'english' configuration uses
+_stem_lock = threading.Lock()
 
 
-def trigrams(word: str) -> set[str]:
-    padded = f"  {word} "
-    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+def stem(word: str) -> str:
+    with _stem_lock:  # the snowball stemmer keeps state between calls
+        return _stemmer.stemWord(word.lower())
 
 
-def edit_distance(a: str, b: str, limit: int = MAX_EDITS) -> int:
-    """Levenshtein distance, giving up (returning ``limit + 1``) once it must exceed ``limit``."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) > limit:
-            return limit + 1
-        previous = current
-    return previous[-1]
+def max_edits(word: str) -> int:
+    return 0 if len(word) < MIN_WORD else 1 if len(word) < 8 else 2
+
+
+@functools.lru_cache(maxsize=1)
+def tower_vocabulary() -> frozenset[str]:
+    """Whole words of the text tower's WordPiece vocabulary (empty when the tower is not installed)."""
+    try:
+        from vision.assets import minilm_dir
+
+        lines = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    except Exception:  # the tower missing only makes the check rely on the word list
+        return frozenset()
+    return frozenset(w for w in lines if w.isalpha() and len(w) >= MIN_WORD)
+
+
+@functools.lru_cache(maxsize=1)
+def english_candidates() -> tuple[tuple[str, ...], tuple[float, ...]]:
+    words = tuple(w for w in top_n_list("en", ENGLISH_CANDIDATES) if w.isalpha() and len(w) >= 3)
+    return words, tuple(zipf_frequency(w, "en") for w in words)
+
+
+@dataclass(frozen=True)
+class Correction:
+    text: str  # the query with every corrected word replaced (the original when nothing changed)
+    changes: tuple[tuple[str, str], ...] = ()  # (as typed, corrected)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
 
 
 @dataclass
-class Lexicon:
-    words: dict[str, int]  # word -> products using it
-    index: dict[str, list[str]]  # trigram -> words
+class Speller:
+    stems: dict[str, int]  # catalog stem -> products using it
+    words: list[str]  # candidate replacements
+    support: list[int]  # products using each candidate (through its stem)
+    frequency: list[float]  # each candidate's English Zipf frequency
+    real_word_zipf: float = DEFAULT_REAL_WORD_ZIPF
+    _memo: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, words: dict[str, int]) -> Lexicon:
-        index: dict[str, list[str]] = defaultdict(list)
-        for word in words:
-            if word.isalpha():
-                for gram in trigrams(word):
-                    index[gram].append(word)
-        return cls(words, dict(index))
+    def build(
+        cls, stems: dict[str, int], catalog_words: set[str], real_word_zipf: float = DEFAULT_REAL_WORD_ZIPF
+    ) -> Speller:
+        english, zipfs = english_candidates()
+        frequency = dict(zip(english, zipfs, strict=True))
+        words = sorted({w for w in catalog_words if w.isalpha() and len(w) >= 3} | set(english))
+        return cls(
+            stems=stems,
+            words=words,
+            support=[stems.get(stem(w), 0) for w in words],
+            frequency=[frequency.get(w) or zipf_frequency(w, "en") for w in words],
+            real_word_zipf=real_word_zipf,
+        )
 
-    def known(self, word: str) -> bool:
-        """In the lexicon, as is or as a likely stem (the lexicon holds English stems: "striped" is
-        known through "stripe", "dresses" through "dress")."""
-        if word in self.words:
-            return True
-        return any(word[:-n] in self.words for n in (1, 2, 3) if len(word) - n >= MIN_WORD - 1) or (
-            word.endswith("y") and word[:-1] + "i" in self.words
+    def in_catalog(self, word: str) -> bool:
+        return stem(word) in self.stems
+
+    def is_real(self, word: str) -> bool:
+        """The catalog uses it, English knows it or the text tower's vocabulary holds it."""
+        word = word.lower()
+        return (
+            self.in_catalog(word)
+            or zipf_frequency(word, "en") >= self.real_word_zipf
+            or word in tower_vocabulary()
         )
 
     def correct(self, word: str) -> str:
-        """The word itself when the catalog knows it (or it is short); else the closest catalog word,
-        or the word unchanged when nothing is close."""
-        word = word.lower()
-        if len(word) < MIN_WORD or not word.isalpha() or self.known(word):
+        """``word`` itself when it is real (or short, or not all letters); else the closest candidate
+        within the allowed edits, or ``word`` when none is that close."""
+        lower = word.lower()
+        if len(lower) < MIN_WORD or not lower.isalpha() or self.is_real(lower):
             return word
-        grams = trigrams(word)
-        shared: dict[str, int] = defaultdict(int)
-        for gram in grams:
-            for candidate in self.index.get(gram, ()):
-                shared[candidate] += 1
-        best: tuple[int, int, str] | None = None
-        for candidate, common in shared.items():
-            jaccard = common / (len(grams) + len(trigrams(candidate)) - common)
-            if jaccard < MIN_TRIGRAM_SIMILARITY:
-                continue
-            edits = edit_distance(word, candidate)
-            if edits > MAX_EDITS:
-                continue
-            key = (edits, -self.words[candidate], candidate)
-            if best is None or key < best:
-                best = key
-        return best[2] if best else word
+        if lower in self._memo:
+            return self._memo[lower]
+        limit = max_edits(lower)
+        found = [
+            hit
+            for hit in process.extract(lower, self.words, scorer=OSA.distance, score_cutoff=limit, limit=None)
+            if self.support[hit[2]] or self.frequency[hit[2]] >= ENGLISH_ONLY_MIN_ZIPF
+        ]
+        best = min(
+            found,
+            key=lambda hit: (hit[1], self.support[hit[2]] == 0, -self.support[hit[2]], -self.frequency[hit[2]], hit[0]),
+            default=None,
+        )
+        corrected = best[0] if best is not None else word
+        if len(self._memo) < 10_000:
+            self._memo[lower] = corrected
+        return corrected
 
-    def correct_query(self, query: str) -> str:
-        return WORD.sub(lambda m: m.group(0) if self.known(m.group(0).lower()) else self.correct(m.group(0)), query)
+    def correct_query(self, query: str) -> Correction:
+        changes: list[tuple[str, str]] = []
+
+        def fix(match: re.Match[str]) -> str:
+            typed = match.group(0)
+            corrected = self.correct(typed)
+            if corrected.lower() != typed.lower():
+                changes.append((typed, corrected))
+                return corrected
+            return typed
+
+        text = WORD.sub(fix, query)
+        return Correction(text, tuple(changes))
 
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, Lexicon]] = {}
+_cache: dict[str, tuple[float, Speller]] = {}
+_rebuilding: set[str] = set()
 
 
-def lexicon(using: str) -> Lexicon:
-    """The catalog's lexicon for this database alias, rebuilt when older than ``LEXICON_TTL``."""
-    from catalog.selectors import keyword_lexicon
+def _build(using: str) -> Speller:
+    from django.conf import settings
 
+    from catalog.selectors import keyword_lexicon, keyword_surface_words
+
+    return Speller.build(keyword_lexicon(using), keyword_surface_words(using), settings.SEARCH_REAL_WORD_ZIPF)
+
+
+def _rebuild(using: str) -> None:
+    from django.db import connections
+
+    try:
+        built = _build(using)
+        with _lock:
+            _cache[using] = (time.monotonic(), built)
+    except Exception:
+        logger.exception("the spelling lexicon was not rebuilt; the previous one keeps serving")
+    finally:
+        connections.close_all()  # this thread's connections
+        with _lock:
+            _rebuilding.discard(using)
+
+
+def speller(using: str) -> Speller:
+    """The speller for this database alias. The first call builds it; once it is ``LEXICON_TTL``
+    seconds old, a background thread builds the next one while this one keeps answering."""
     with _lock:
         entry = _cache.get(using)
-        if entry is None or time.monotonic() - entry[0] > LEXICON_TTL:
-            entry = (time.monotonic(), Lexicon.build(keyword_lexicon(using)))
-            _cache[using] = entry
-        return entry[1]
+        stale = entry is not None and time.monotonic() - entry[0] > LEXICON_TTL
+        if stale and using not in _rebuilding:
+            _rebuilding.add(using)
+            threading.Thread(target=_rebuild, args=(using,), name="speller-rebuild", daemon=True).start()
+        if entry is not None:
+            return entry[1]
+    built = _build(using)
+    with _lock:
+        _cache[using] = (time.monotonic(), built)
+    return built
 
 
-def lexicon_reset() -> None:
+def speller_reset() -> None:
     with _lock:
         _cache.clear()

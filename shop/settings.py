@@ -165,6 +165,10 @@ SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 # A text search runs its signals' database queries on this many threads of its process (each with a
 # database connection of its own) beside the vector scoring; 0 runs everything in the request's thread.
 SEARCH_QUERY_THREADS = env_int("SHOP_SEARCH_QUERY_THREADS", 2)
+# A query word is a real word (never "corrected") when its English Zipf frequency (wordfreq) is at least
+# this: 2.0 = once in 10 million words (the ~95,000 most frequent). Lower keeps rarer words as written
+# and corrects fewer typos ("blak" is 1.9: online text holds it).
+SEARCH_REAL_WORD_ZIPF = env_float("SHOP_SEARCH_REAL_WORD_ZIPF", 2.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Celery ----------------------------------------------------------------------------

@@ -6,6 +6,10 @@
   images relative to the **H&M folder** (the catalog format's ``--images-root``).
 - ``hm_dev_attribute_queries.jsonl`` — text queries ``{"id", "family", "text", "attributes",
   "relevant": [SKU, ...]}``.
+- ``hm_dev_search_queries.jsonl`` — queries of every kind a shopper types (attribute, natural, both
+  with typos, navigational, department, price, nonsense: :mod:`vision.query_sets`).
+- ``hm_train_catalog.csv`` and ``hm_train_search_queries.jsonl`` — the same for 1,500 train articles
+  (whole designs), to tune the search on; never report on them.
 - ``hm_dev_attributes.csv`` and ``hm_train_attributes.csv`` — ``image,category,colour,pattern,colour_name,item_id``
   (``colour`` = the catalog's master colour); image absolute. The train file fits the baselines only.
 - ``viton_dev_catalog.csv`` — VITON dev product photos as products (sku = item_id); images relative to
@@ -47,7 +51,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from catalog.hm import hm_to_catalog_csv
+from catalog.hm import hm_to_catalog_csv, select_rows, synthetic_price
+from vision.query_sets import search_queries
 
 QUERY_FAMILIES = {
     "colour+pattern+category": ("colour_master", "pattern", "category"),
@@ -56,6 +61,9 @@ QUERY_FAMILIES = {
 # P@10 divides by 10: a query with fewer relevant items could never reach 1.0, so such queries are
 # left out (their count is reported).
 MIN_RELEVANT = 10
+# The train split's search queries are built on a subset of its articles (whole designs): processing
+# all 4,999 photos for every tuning run would take about half an hour on 2 cores.
+TRAIN_SEARCH_ARTICLES = 1500
 VITON_TITLE = "upper-body top (women)"
 VITON_CATEGORY = "Women > Tops"
 
@@ -149,6 +157,25 @@ def build_hm(data: Path, out: Path, max_queries: int, seed: int, result: BuildRe
             }
             for r in sorted(split_rows, key=lambda r: r["item_id"])
         ]
+
+    def with_prices(split_rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{**r, "price": synthetic_price(r["item_id"], r["category_group"])} for r in split_rows]
+
+    # queries of every kind (vision.query_sets): dev to report; a train subset's to tune on
+    kinds = search_queries(with_prices(rows), queries, "dev", seed=seed)
+    result.counts["hm_dev_search_queries.jsonl"] = _write_jsonl(out / "hm_dev_search_queries.jsonl", kinds)
+    train_subset = select_rows(_read_manifest(source), split="train", limit=TRAIN_SEARCH_ARTICLES)
+    result.counts["hm_train_catalog.csv"] = hm_to_catalog_csv(
+        source, out / "hm_train_catalog.csv", split="train", limit=TRAIN_SEARCH_ARTICLES
+    )
+    result.images_roots["hm_train_catalog.csv"] = str(source.resolve())
+    train_kinds = search_queries(
+        with_prices(train_subset),
+        attribute_queries(train_subset, max_queries=max_queries, seed=seed),
+        "train",
+        seed=seed,
+    )
+    result.counts["hm_train_search_queries.jsonl"] = _write_jsonl(out / "hm_train_search_queries.jsonl", train_kinds)
 
     attr_rows = attribute_rows(rows)
     columns = ["image", "category", "colour", "pattern", "colour_name", "item_id"]

@@ -137,7 +137,8 @@ def load_queries(path: Path, limit: int | None) -> list[dict[str, Any]]:
                 q = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path} line {line_no}: not JSON ({exc})") from exc
-            if not q.get("relevant") or not (q.get("text") or q.get("image")):
+            nonsense = q.get("family") == "nonsense"  # nothing is relevant: the shop should say so
+            if not (q.get("relevant") or nonsense) or not (q.get("text") or q.get("image")):
                 raise ValueError(f"{path} line {line_no}: needs 'relevant' and either 'text' or 'image'")
             if q.get("image"):
                 image = Path(q["image"])
@@ -208,8 +209,8 @@ def _query_row(query: dict[str, Any], ranked: list[str], relevant: set[str]) -> 
 
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from catalog.selectors import product_skus_by_id
-    from search.services import merge_garment_results, search_photo, search_text
+    from catalog.selectors import product_prices, product_skus_by_id
+    from search.services import merge_garment_results, search_photo, search_products, search_text
     from vision.evaluation.report import bar_plot, write_report
     from vision.metrics import summarise_ranking
 
@@ -227,9 +228,21 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         timings: dict[str, list[float]] = defaultdict(list)
         # each query's top 10 per mode, with the relevant ones marked, to see what a mode gets wrong
         per_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        within: dict[str, list[float]] = defaultdict(list)  # price queries: share of results within the bound
+        nonsense: list[dict[str, Any]] = []
         for q in tqdm(queries, desc="queries", unit="q"):
             relevant = set(q["relevant"])
             family = q.get("family", "text" if q.get("text") else "photo")
+            if family == "nonsense":
+                answer = search_products(q["text"], page_size=10)
+                nonsense.append(
+                    {
+                        "query": q["text"],
+                        "said_no_match": bool(answer.note) or answer.total == 0,
+                        "did_you_mean": answer.corrected_query,
+                    }
+                )
+                continue
             if q.get("text"):
                 for mode in modes:
                     t0 = time.perf_counter()
@@ -239,6 +252,11 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                     runs[mode].append((ranked, relevant))
                     by_family[family][mode].append((ranked, relevant))
                     per_query[mode].append(_query_row(q, ranked, relevant))
+                    if q.get("price_max") is not None:
+                        prices = product_prices([h.product_id for h in hits])
+                        within[mode].append(
+                            sum(prices[h.product_id] <= q["price_max"] for h in hits) / max(1, len(hits))
+                        )
             else:
                 with Image.open(q["image"]) as im:
                     image = im.convert("RGB")
@@ -262,9 +280,28 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         {"mode": mode, **{k: round(v, 4) for k, v in m.items()}, "mean_ms": latency.get(mode)}
         for mode, m in metrics.items()
     ]
+    kinds_table = kind_table(families)
     for fam, per_mode in families.items():
         for mode, m in per_mode.items():
             rows.append({"mode": f"{fam}/{mode}", **{k: round(v, 4) for k, v in m.items()}})
+    for fam, per_mode in families.items():
+        if fam.endswith("-typo") and fam[: -len("-typo")] in families:  # the same queries spelt right
+            for mode, m in per_mode.items():
+                right = families[fam[: -len("-typo")]].get(mode)
+                if right:
+                    m["p@10_vs_spelt_right"] = m["precision@10"] - right["precision@10"]
+    if within:
+        families.setdefault("price", {})
+        for mode, shares in within.items():
+            families["price"].setdefault(mode, {})["results_within_bound"] = sum(shares) / len(shares)
+    if nonsense:
+        families["nonsense"] = {
+            "hybrid": {
+                "said_no_match": sum(n["said_no_match"] for n in nonsense) / len(nonsense),
+                "did_you_mean": sum(bool(n["did_you_mean"]) for n in nonsense) / len(nonsense),
+                "queries": len(nonsense),
+            }
+        }
     result = {
         "catalog": str(catalog),
         "queries": str(options["queries"]),
@@ -276,6 +313,8 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         "fusion_tuning": tuning,
         "seconds": round(time.time() - started, 1),
         "per_query": per_query,
+        "nonsense": nonsense,
+        "kinds": kinds_table,
     }
     write_report(out_dir, "search", result, rows)
     bar_plot(
@@ -286,4 +325,41 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     )
     for row in rows:
         log("  ".join(f"{k}={v}" for k, v in row.items()))
+    if kinds_table:
+        log("\n" + kinds_table)
+        with (out_dir / "search.md").open("a", encoding="utf-8") as fh:
+            fh.write("\n## P@10 per kind of query (R@1 for navigational)\n\n" + kinds_table + "\n")
     return result
+
+
+def kind_table(families: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per kind of query, one column per signal and the fused result: P@10 (navigational:
+    R@1; price: P@10 and the share of results within the bound; nonsense: how often the shop said it
+    found no match)."""
+    modes = [m for m in TEXT_MODES if any(m in per_mode for per_mode in families.values())]
+    if not modes:
+        return ""
+    lines = ["| kind | queries | " + " | ".join(modes) + " |", "|---|---|" + "---|" * len(modes)]
+    for fam in sorted(families):
+        per_mode = families[fam]
+        if fam == "nonsense":
+            h = per_mode["hybrid"]
+            note = f"said no match {h['said_no_match']:.2f}, did you mean {h['did_you_mean']:.2f}"
+            lines.append(
+                f"| nonsense | {h['queries']} | " + " | ".join(note if m == "hybrid" else "" for m in modes) + " |"
+            )
+            continue
+        key = "recall@1" if fam == "navigational" else "precision@10"
+        cells = []
+        for mode in modes:
+            m = per_mode.get(mode)
+            if not m or key not in m:
+                cells.append("")
+                continue
+            cell = f"{m[key]:.3f}"
+            if "results_within_bound" in m:
+                cell += f" ({m['results_within_bound']:.2f} in bound)"
+            cells.append(cell)
+        count = next((int(m["queries"]) for m in per_mode.values() if "queries" in m), 0)
+        lines.append(f"| {fam} | {count} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
