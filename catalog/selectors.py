@@ -232,9 +232,7 @@ def images_by_parser() -> dict[str, int]:
 
 
 def products_with_ready_images_count() -> int:
-    return (
-        Product.objects.filter(images__status=ProductImage.Status.READY).distinct().count()
-    )
+    return Product.objects.filter(images__status=ProductImage.Status.READY).distinct().count()
 
 
 def embedding_space_active(modality: str) -> EmbeddingSpace | None:

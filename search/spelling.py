@@ -110,11 +110,7 @@ class Speller:
     def is_real(self, word: str) -> bool:
         """The catalog uses it, English knows it or the text tower's vocabulary holds it."""
         word = word.lower()
-        return (
-            self.in_catalog(word)
-            or zipf_frequency(word, "en") >= self.real_word_zipf
-            or word in tower_vocabulary()
-        )
+        return self.in_catalog(word) or zipf_frequency(word, "en") >= self.real_word_zipf or word in tower_vocabulary()
 
     def correct(self, word: str) -> str:
         """``word`` itself when it is real (or short, or not all letters); else the closest candidate

@@ -461,9 +461,7 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def product_text_refresh(
-    product_id: int, spaces: Sequence[EmbeddingSpace] | None = None, *, mark: bool = True
-) -> bool:
+def product_text_refresh(product_id: int, spaces: Sequence[EmbeddingSpace] | None = None, *, mark: bool = True) -> bool:
     """Embed the product's text where it changed since the last time or has no vector yet, in
     ``spaces`` (default: every space the pipeline writes); ``mark`` records the text as embedded (not
     when filling one new space alone). Idempotent."""
