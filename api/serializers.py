@@ -14,6 +14,7 @@ from rest_framework import serializers
 from catalog.models import Product, ProductImage
 from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters
 from search.services import DEFAULT_SIGNALS, SIGNALS
+from search.understanding import PART_KEYS
 
 SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SKU_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -174,11 +175,27 @@ class ModelsServedSerializer(serializers.Serializer):
     )
 
 
+class UnderstoodPartSerializer(serializers.Serializer):
+    key = serializers.ChoiceField(choices=list(PART_KEYS), help_text="pass it in `ignore` to undo this part")
+    label = serializers.CharField(help_text="what to show on the chip, e.g. `up to 30.00 EUR`, `men`")
+    phrase = serializers.CharField(help_text="the words of the query it was read from")
+
+
 class SearchPageSerializer(PageSerializer):
     query = serializers.CharField()
-    corrected_query = serializers.CharField(allow_blank=True, help_text="the query after typo correction, if changed")
+    corrected_query = serializers.CharField(
+        allow_blank=True,
+        help_text="the query with its typos corrected, when that is clearly better supported (show 'did you mean')",
+    )
     models = ModelsServedSerializer(help_text="which models answered (a fallback while the shop trains its own)")
     note = serializers.CharField(allow_blank=True)
+    understood = UnderstoodPartSerializer(
+        many=True,
+        help_text="parts of the query read as a price, department or size filter or a category, colour "
+        "or pattern boost",
+    )
+    ignored = serializers.ListField(child=serializers.CharField(), help_text="understood parts undone by `ignore`")
+    ranking = serializers.CharField(help_text="how the results are ordered (in-stock products first)")
     results = SearchHitSerializer(many=True)
     facets = FacetsSerializer()
 
@@ -339,6 +356,22 @@ class SearchQuerySerializer(FilterQuerySerializer, PagingQuerySerializer):
         help_text=f"comma-separated subset of {', '.join(SIGNALS)} (default: {', '.join(DEFAULT_SIGNALS)}, fused)",
     )
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=1000)
+    ignore = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="comma-separated understood parts to read as plain words again (undo a chip): "
+        f"{', '.join(PART_KEYS)}",
+    )
+
+    def validate_ignore(self, value: str) -> frozenset[str]:
+        names = frozenset(part.strip() for part in value.split(",") if part.strip())
+        unknown = sorted(names - set(PART_KEYS))
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PART_KEYS)}"
+            )
+        return names
 
     def validate_signals(self, value: str) -> tuple[str, ...]:
         names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))

@@ -429,9 +429,12 @@ class SearchView(APIView):
         operation_id="search_text",
         summary="Text search",
         description="Hybrid search: the query's vector against the products' photos and texts, full-text "
-        "keywords with typo tolerance (`corrected_query`), and the catalog's own colour / pattern / category "
-        "names, fused by reciprocal-rank fusion. Filters apply inside every signal; facets count the whole "
-        "ranked result (at most 200 products). Pages by `limit`/`offset`, ties broken by product id.",
+        "keywords, and the catalog's own colour / pattern / category names, fused by reciprocal-rank fusion "
+        "with weights that fit the query. Words that are no real word are corrected first (`corrected_query` "
+        "when clearly better); prices, departments and sizes named in the query become filters and categories, "
+        "colours and patterns boosts (`understood`; undo one with `ignore`). In-stock products first. Filters "
+        "apply inside every signal; facets count the whole ranked result (at most 200 products). Pages by "
+        "`limit`/`offset`, ties broken by product id.",
         parameters=[s.SearchQuerySerializer],
         responses={200: s.SearchPageSerializer, **errors(400)},
         examples=[
@@ -444,6 +447,10 @@ class SearchView(APIView):
                     "query": "blak t-shrt",
                     "corrected_query": "black t-shirt",
                     "note": "",
+                    "understood": [{"key": "colour", "label": "colour: black", "phrase": "black"}],
+                    "ignored": [],
+                    "ranking": "in-stock products first: a sold-out one is shown 10 places lower unless its title "
+                    "has every word of the query",
                     "results": [{"product": SUMMARY_EXAMPLE, "score": 0.0651, "signals": {"keyword": 1, "image": 3}}],
                     "facets": {
                         "category": [{"value": "women/tops", "count": 1}],
@@ -462,9 +469,11 @@ class SearchView(APIView):
     def get(self, request: Request) -> Response:
         query = validated(s.SearchQuerySerializer, request.query_params)
         signals = query.get("signals") or search_services.DEFAULT_SIGNALS
-        ranked, corrected, facets = search_services.ranked_with_facets(
-            query["q"], signals=signals, filters=s.FilterQuerySerializer.filters(query)
+        ignore = query.get("ignore") or frozenset()
+        ranking, facets = search_services.ranked_with_facets(
+            query["q"], signals=signals, filters=s.FilterQuerySerializer.filters(query), ignore=ignore
         )
+        ranked = ranking.hits
         offset, limit = query["offset"], query["limit"]
         page = ranked[offset : offset + limit]
         rows = summaries(request, [h.product_id for h in page])
@@ -474,8 +483,15 @@ class SearchView(APIView):
         data = {
             **page_links(request, offset=offset, limit=limit, count=len(ranked)),
             "query": " ".join(query["q"].split()),
-            "corrected_query": corrected,
+            "corrected_query": ranking.corrected,
             "note": note,
+            # what became a filter or a boost; undo one with ignore=<key>
+            "understood": [
+                {"key": part.key, "label": part.label, "phrase": part.phrase}
+                for part in (ranking.understood.parts if ranking.understood else [])
+            ],
+            "ignored": sorted(ignore),
+            "ranking": search_services.RANKING_NOTE,
             "models": search_services.models_served(),
             "results": [
                 {"product": rows[h.product_id], "score": round(h.score, 6), "signals": h.signals}

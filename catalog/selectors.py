@@ -61,6 +61,12 @@ def product_skus_by_id() -> dict[int, str]:
     return dict(Product.objects.values_list("pk", "sku"))
 
 
+def product_stock_and_titles(product_ids: Sequence[int]) -> dict[int, tuple[bool, str]]:
+    """Whether each product has stock, and its title."""
+    rows = Product.objects.using(settings.SEARCH_DB_ALIAS).filter(pk__in=list(product_ids))
+    return {pk: (has_stock, title) for pk, has_stock, title in rows.values_list("pk", "has_stock", "title")}
+
+
 def product_prices(product_ids: Sequence[int]) -> dict[int, Decimal]:
     return dict(Product.objects.filter(pk__in=list(product_ids)).values_list("pk", "price"))
 
@@ -257,10 +263,13 @@ class ProductFilters:
     pattern: str = ""
     in_stock: bool = False
     exclude_ids: tuple[int, ...] = ()
+    # values of the products' department attribute (settings.SEARCH_DEPARTMENT_ATTRIBUTE), any of them
+    department: tuple[str, ...] = ()
 
     def active(self) -> bool:
         return bool(
-            self.category
+            self.department
+            or self.category
             or self.price_min is not None
             or self.price_max is not None
             or self.size
@@ -316,6 +325,9 @@ def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tupl
     if filters.exclude_ids:
         clauses.append(f"NOT ({alias}.id = ANY(%s))")
         params.append(list(filters.exclude_ids))
+    if filters.department:
+        clauses.append(f"{alias}.attributes ->> %s = ANY(%s)")
+        params.extend([settings.SEARCH_DEPARTMENT_ATTRIBUTE, list(filters.department)])
     return " AND ".join(clauses), params
 
 
@@ -681,6 +693,32 @@ def keyword_surface_words(using: str | None = None) -> set[str]:
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql)
         return {word for (word,) in cursor.fetchall()}
+
+
+def product_price_quantile(share: float, using: str | None = None) -> Decimal | None:
+    """The price below which ``share`` of the active products lie (None for an empty catalog)."""
+    sql = "SELECT percentile_disc(%s) WITHIN GROUP (ORDER BY price) FROM catalog_product WHERE is_active"
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [share])
+        return cursor.fetchone()[0]
+
+
+def variant_sizes(using: str | None = None) -> list[str]:
+    """Every size the active products' variants come in."""
+    sql = """SELECT DISTINCT v.size FROM catalog_variant v JOIN catalog_product p ON p.id = v.product_id
+             WHERE p.is_active"""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql)
+        return [size for (size,) in cursor.fetchall()]
+
+
+def attribute_values(key: str, using: str | None = None) -> list[str]:
+    """The distinct values of one key of the active products' ``attributes``."""
+    sql = """SELECT DISTINCT attributes ->> %s FROM catalog_product
+             WHERE is_active AND attributes ? %s AND attributes ->> %s <> ''"""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [key, key, key])
+        return [value for (value,) in cursor.fetchall()]
 
 
 def attribute_vocabulary(using: str | None = None) -> dict[str, dict[str, list[object]]]:

@@ -107,8 +107,9 @@ class ProductFacts:
 
     @staticmethod
     def serves(filters: ProductFilters) -> bool:
-        """Whether these facts answer the filter (a size in stock needs the variants: no)."""
-        return not filters.size
+        """Whether these facts answer the filter (a size in stock needs the variants, a department the
+        attributes: no)."""
+        return not filters.size and not filters.department
 
     def passing(self, filters: ProductFilters, category_ids: Sequence[int] | None) -> np.ndarray:
         """Boolean mask over the rows: active products passing ``filters`` (``category_ids``: the

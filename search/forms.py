@@ -7,6 +7,7 @@ from decimal import Decimal
 from django import forms
 
 from catalog.selectors import ProductFilters
+from search.understanding import PART_KEYS
 
 FILTER_FIELDS = ("category", "colour", "pattern", "size", "price_min", "price_max", "in_stock")
 
@@ -24,6 +25,19 @@ class SearchForm(forms.Form):
     price_max = forms.DecimalField(required=False, min_value=Decimal("0"), max_digits=10, decimal_places=2)
     in_stock = forms.BooleanField(required=False)
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+    # understood parts of the query the shopper undid (search.understanding.PART_KEYS), comma-separated
+    ignore = forms.CharField(required=False, max_length=100)
+
+    def clean_ignore(self) -> str:
+        names = sorted({part.strip() for part in self.cleaned_data["ignore"].split(",") if part.strip()})
+        unknown = [name for name in names if name not in PART_KEYS]
+        if unknown:
+            raise forms.ValidationError(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PART_KEYS)}")
+        return ",".join(names)
+
+    @property
+    def ignored(self) -> frozenset[str]:
+        return frozenset(name for name in str(self.value("ignore") or "").split(",") if name)
 
     def clean_category(self) -> str:
         return self.cleaned_data["category"].strip("/ ")

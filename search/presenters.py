@@ -14,6 +14,7 @@ from django.urls import reverse
 from catalog import selectors as catalog_selectors
 from catalog.models import Category, Product, Variant
 from search.forms import FILTER_FIELDS
+from search.understanding import Part
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 FACET_TITLES = {"category": "Category", "colour": "Colour", "pattern": "Pattern", "size": "Size", "price": "Price"}
@@ -196,6 +197,23 @@ def active_filters(base: str, current: Mapping[str, object]) -> list[dict[str, s
         else:
             label, url = f"{FACET_TITLES[name]}: {value}", link(base, current, **{name: None})
         chips.append({"label": label, "url": url})
+    return chips
+
+
+def understood_chips(
+    base: str, current: Mapping[str, object], parts: list[Part], ignored: list[str]
+) -> list[dict[str, str]]:
+    """One chip per understood part of the query (a filter or a boost the shop read from the words):
+    its label and the URL that undoes it; then one per undone part, with the URL that reads it again."""
+    chips = []
+    for part in parts:
+        undo = ",".join(sorted({*ignored, part.key}))
+        chips.append(
+            {"label": part.label, "phrase": part.phrase, "url": link(base, current, ignore=undo), "undone": ""}
+        )
+    for key in ignored:
+        again = ",".join(k for k in ignored if k != key)
+        chips.append({"label": key, "phrase": "", "url": link(base, current, ignore=again or None), "undone": "1"})
     return chips
 
 

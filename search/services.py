@@ -43,6 +43,7 @@ from catalog.models import EmbeddingSpace
 from catalog.selectors import ProductFilters
 from search.fact_memory import ProductFacts
 from search.spelling import speller
+from search.understanding import PART_KEYS, Part, Understood, understand_query
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,10 @@ class SearchResult:
     page_size: int
     facets: dict[str, list[tuple[str, int]]]
     query: str
-    corrected_query: str = ""  # set when typo correction changed the keyword query
+    corrected_query: str = ""  # set when typo correction changed the query and found it with every word
     note: str = ""
+    understood: list[Part] = field(default_factory=list)  # chips: what became a filter or a boost
+    ignored: list[str] = field(default_factory=list)  # understood parts the shopper undid
 
     @property
     def pages(self) -> int:
@@ -302,7 +305,8 @@ def _literal_phrases(query: str) -> set[str]:
 
 
 def _query_phrases(query: str) -> set[str]:
-    """The query's words and 2–3 word phrases, lower-cased, each also in plural and singular form."""
+    """The query's words and 2–3 word phrases, lower-cased, each also in plural and singular form,
+    and the catalog names they stand for (``SEARCH_SYNONYMS``: "jeans" → "trousers")."""
     phrases = _literal_phrases(query)
     variants = set(phrases)
     for phrase in phrases:
@@ -310,14 +314,15 @@ def _query_phrases(query: str) -> set[str]:
             variants.add(phrase + suffix)
             if phrase.endswith(suffix):
                 variants.add(phrase[: -len(suffix)])
-    return variants
+    synonyms = settings.SEARCH_SYNONYMS
+    return variants | {name for phrase in variants for name in synonyms.get(phrase, ())}
 
 
-def recognise_attributes(query: str) -> dict[str, list[str]]:
+def recognise_attributes(query: str, ignore: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """Catalog colour / pattern / category values named in the query (whole words or phrases; a
-    plural or singular form counts)."""
+    plural or singular form or a synonym counts), except the kinds in ``ignore``."""
     variants = _query_phrases(query)
-    found = {name: sorted(set(values) & variants) for name, values in _vocabulary().items()}
+    found = {name: sorted(set(values) & variants) for name, values in _vocabulary().items() if name not in ignore}
     return {name: values for name, values in found.items() if values}
 
 
@@ -357,12 +362,13 @@ def attribute_signal(
     filters: ProductFilters | None = None,
     matching: catalog_selectors.FilterMatch | None = None,
     facts: ProductFacts | None = None,
+    ignore: frozenset[str] = frozenset(),
 ) -> list[Hit]:
     """Products matching every attribute the query names first (an indexed AND: colour, pattern,
     category id), then products matching some of them, most first, ranked within a bounded
     candidate set. With ``facts`` kept in memory and the filter's matches known, ranked there
     (the same order, every match ranked)."""
-    found = recognise_attributes(query)
+    found = recognise_attributes(query, ignore)
     if not found:
         return []
     vocabulary = _vocabulary()
@@ -408,6 +414,79 @@ def attribute_signal(
     return [Hit(pid, score, {"attributes": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
 
 
+STOPWORDS = frozenset(
+    {
+        "a", "an", "and", "any", "are", "as", "at", "be", "but", "by", "for", "from", "have", "i", "in", "is",
+        "it", "its", "me", "my", "of", "on", "one", "or", "our", "so", "some", "something", "that", "the",
+        "their", "them", "these", "they", "this", "to", "up", "us", "was", "we", "what", "when", "where",
+        "which", "who", "with", "you", "your",
+    }
+)  # fmt: skip
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^\w-]+", text.lower()) if w and w not in STOPWORDS and not w.isdigit()]
+
+
+def fusion_profile(text: str, ignore: frozenset[str] = frozenset(), keyword_every: bool = False) -> str:
+    """Which kind of query this looks like, from what the shop can observe (never from a label):
+    how many of its content words name a catalog category, colour or pattern (all / some / none),
+    and whether the keyword index finds products with every word. Each profile has its own fusion
+    weights (:func:`fusion_weights`)."""
+    words = content_words(text)
+    named = recognise_attributes(text, ignore)
+    value_words = {w for values in named.values() for v in values for w in re.split(r"[^\w-]+", v)}
+    covered = [w for w in words if w in value_words or recognise_attributes(w, ignore)]
+    share = "all" if words and len(covered) == len(words) else "some" if covered else "none"
+    return f"{share}-attributes/{'keyword' if keyword_every else 'no-keyword'}"
+
+
+@functools.lru_cache(maxsize=1)
+def _fusion_table() -> dict[str, dict[str, float]]:
+    path = settings.BASE_DIR / "search" / "fusion_weights.json"
+    if not path.is_file():
+        return {}
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))["profiles"]
+
+
+def fusion_weights(profile: str) -> dict[str, float]:
+    """The signals' weights for this kind of query (tuned on the train split's queries by
+    ``evaluate search --tune-fusion``, kept in search/fusion_weights.json); FUSION_WEIGHTS where a
+    profile has none."""
+    return {**FUSION_WEIGHTS, **_fusion_table().get(profile, {})}
+
+
+SOLD_OUT_SINK = 10  # a sold-out product goes this many places down: below the in-stock ones near it
+RANKING_NOTE = (
+    f"in-stock products first: a sold-out one is shown {SOLD_OUT_SINK} places lower unless its title has every "
+    "word of the query"
+)
+
+
+def in_stock_first(hits: list[Hit], text: str) -> list[Hit]:
+    """Sold-out products sink below comparable in-stock ones: each moves ``SOLD_OUT_SINK`` places
+    down (in-stock first on equal places) — unless its title has every word of the query, so a
+    product searched for by name is still found first."""
+    if not hits:
+        return hits
+    facts_of = catalog_selectors.product_stock_and_titles([h.product_id for h in hits])
+    words = set(content_words(text))
+
+    def named(title: str) -> bool:
+        title_words = set(content_words(title))
+        return bool(words) and all(w in title_words or w.rstrip("s") in title_words for w in words)
+
+    def place(item: tuple[int, Hit]) -> tuple[int, int]:
+        position, hit = item
+        in_stock, title = facts_of.get(hit.product_id, (True, ""))
+        sunk = not in_stock and not named(title)
+        return (position + SOLD_OUT_SINK if sunk else position, int(sunk))
+
+    return [hit for _, hit in sorted(enumerate(hits), key=place)]
+
+
 def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
     """Weighted reciprocal-rank fusion; ties broken by product id, so pages are stable."""
     weights = FUSION_WEIGHTS if weights is None else weights
@@ -425,6 +504,18 @@ def _clean_query(query: str) -> str:
     return " ".join(query.split())[:MAX_QUERY_CHARS]
 
 
+@dataclass
+class Ranking:
+    """A text query's whole ranked result set and how the query was read."""
+
+    hits: list[Hit]
+    corrected: str = ""  # the query with its typos corrected, when that is clearly better ("did you mean")
+    understood: Understood | None = None
+    filters: ProductFilters | None = None  # the shopper's filters with the understood ones
+    profile: str = ""  # which fusion weights ranked it (see fusion_profile)
+    facts: ProductFacts | None = None  # set when the filter was answered from the facts in memory
+
+
 def ranked_products(
     query: str,
     *,
@@ -432,39 +523,54 @@ def ranked_products(
     filters: ProductFilters | None = None,
     pool: int = POOL,
     parallel: bool | None = None,
+    understand: bool = True,
+    ignore: frozenset[str] = frozenset(),
 ) -> tuple[list[Hit], str]:
     """The whole ranked result set for a text query (fused when several signals are asked for), and
-    the keyword query after typo correction ("" when unchanged).
+    the query after typo correction ("" when unchanged or not clearly better).
 
     The signals' database queries run side by side on the query threads (``SEARCH_QUERY_THREADS``,
     each with its own connection) while this thread reads the filter's matches and scores the
     vectors — unless ``parallel`` is False, or None and this connection is inside a transaction
     (other connections would not see what it wrote). The ranking is the same either way.
     """
-    ranked, corrected, facts = _ranked(query, signals=signals, filters=filters, pool=pool, parallel=parallel)
-    if facts is not None:  # the facts in memory may lag the database by a second: show only what passes now
-        passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], filters)
+    ranking = _ranked(
+        query, signals=signals, filters=filters, pool=pool, parallel=parallel, understand=understand, ignore=ignore
+    )
+    ranked = ranking.hits
+    if ranking.facts is not None:  # the facts in memory may lag the database by a second: show what passes now
+        passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], ranking.filters)
         ranked = [h for h in ranked if h.product_id in passing]
-    return ranked, corrected
+    return ranked, ranking.corrected
 
 
 def ranked_with_facets(
-    query: str, *, signals: Sequence[str] = DEFAULT_SIGNALS, filters: ProductFilters | None = None
-) -> tuple[list[Hit], str, dict[str, list[tuple[str, int]]]]:
+    query: str,
+    *,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    filters: ProductFilters | None = None,
+    understand: bool = True,
+    ignore: frozenset[str] = frozenset(),
+) -> tuple[Ranking, dict[str, list[tuple[str, int]]]]:
     """:func:`ranked_products` and the facet counts of the whole result set. With the products'
     facts in memory, the check of the result set against the database and the sizes in stock are
     one query and the other facets are counted in memory."""
-    ranked, corrected, facts = _ranked(query, signals=signals, filters=filters, pool=POOL, parallel=None)
+    ranking = _ranked(
+        query, signals=signals, filters=filters, pool=POOL, parallel=None, understand=understand, ignore=ignore
+    )
+    facts = ranking.facts
     if facts is None:
-        return ranked, corrected, facets_of([h.product_id for h in ranked])
-    passing, sizes = catalog_selectors.product_ids_passing_with_sizes([h.product_id for h in ranked], filters)
-    ranked = [h for h in ranked if h.product_id in passing]
-    ids = np.array([h.product_id for h in ranked], dtype=np.int64)
+        return ranking, facets_of([h.product_id for h in ranking.hits])
+    passing, sizes = catalog_selectors.product_ids_passing_with_sizes(
+        [h.product_id for h in ranking.hits], ranking.filters
+    )
+    ranking.hits = [h for h in ranking.hits if h.product_id in passing]
+    ids = np.array([h.product_id for h in ranking.hits], dtype=np.int64)
     counts, per_category = facts.facet_counts(ids, [high for _, high in PRICE_BANDS if high])
     paths = catalog_selectors.category_paths(list(per_category))
     counts["category"] = [(paths[c], n) for c, n in per_category.items() if c in paths]
     counts["size"] = sizes
-    return ranked, corrected, _facet_lists(counts)
+    return ranking, _facet_lists(counts)
 
 
 def _ranked(
@@ -474,45 +580,55 @@ def _ranked(
     filters: ProductFilters | None,
     pool: int,
     parallel: bool | None,
-) -> tuple[list[Hit], str, ProductFacts | None]:
+    understand: bool = True,
+    ignore: frozenset[str] = frozenset(),
+) -> Ranking:
     """The ranking of :func:`ranked_products`, not yet checked against the database when the
-    filter was answered from the facts in memory (those facts are returned then, else None)."""
+    filter was answered from the facts in memory (those facts are returned then)."""
     query = _clean_query(query)
     if not query:
-        return [], "", None
+        return Ranking([], filters=filters)
     unknown = set(signals) - set(SIGNALS)
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
     if parallel is None:
         parallel = settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
     run = _run_on_query_thread if parallel and len(signals) > 1 else _run_here
-    vector_kinds = [signal for signal in signals if signal in ("image", "text")]
-    filtered = filters is not None and filters.active()
-    deferred: dict[str, Future[Any]] = {}
     # Every signal reads the query with its typos corrected: only words that are no real word change
     # (search.spelling), so a correctly spelt word always reaches every signal as written.
     correction = speller(settings.SEARCH_DB_ALIAS).correct_query(query)
-    query = correction.text
+    understood = None
+    text = correction.text
+    if understand:
+        # price, department and size become filters and leave the text; named categories, colours and
+        # patterns stay in it (the attribute signal boosts them)
+        understood = understand_query(
+            correction.text, filters, ignore=ignore, recognised=recognise_attributes(correction.text, ignore)
+        )
+        text, filters = understood.text, understood.filters
+    vector_kinds = [signal for signal in signals if signal in ("image", "text")]
+    filtered = filters is not None and filters.active()
+    deferred: dict[str, Future[Any]] = {}
     if "keyword" in signals:
         # Under a filter the vector signals rank the filtered products themselves, so the keyword
         # signal keeps to products with every word: its "any word" fill (a scan of up to 1,000
         # rows) would only repeat them.
-        deferred["keyword"] = run(keyword_signal_counted, query, pool, filters, not (filtered and vector_kinds))
+        deferred["keyword"] = run(keyword_signal_counted, text, pool, filters, not (filtered and vector_kinds))
     if "predicted" in signals:
-        deferred["predicted"] = run(predicted_signal, query, pool, filters)
+        deferred["predicted"] = run(predicted_signal, text, pool, filters)
     # Both vector signals (and the attribute signal) need the filter's matches: read them once, from
     # the facts kept in memory when there are (then checked against the database at the end).
     space = _space() if vector_kinds else None  # read once for every vector step below
     asked = list(vector_kinds)
     vector_kinds = _semantic_kinds(vector_kinds, space)
-    vector = encode_query_text(query, space) if vector_kinds else None
+    vector = encode_query_text(text, space) if vector_kinds else None
     matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
     lists: dict[str, list[Hit]] = {}
     if "attributes" in signals:
         if facts is not None and matching is not None and matching.ids is not None:
-            lists["attributes"] = attribute_signal(query, pool, filters, matching, facts)
+            lists["attributes"] = attribute_signal(text, pool, filters, matching, facts, ignore)
         else:
-            deferred["attributes"] = run(attribute_signal, query, pool, filters, matching)
+            deferred["attributes"] = run(attribute_signal, text, pool, filters, matching, None, ignore)
     if vector is not None:
         if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
             # a filter leaving few products: score them for both kinds in one exact pass
@@ -521,6 +637,7 @@ def _ranked(
             for kind in vector_kinds:
                 lists[kind] = vector_signal(vector, kind, pool, filters, matching, space=space)
     corrected = ""
+    with_every_word = 0
     for name, future in deferred.items():
         if name == "keyword":
             lists[name], with_every_word = future.result()
@@ -533,8 +650,14 @@ def _ranked(
     for kind in asked:
         lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
-    ranked = next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET))
-    return ranked, corrected, facts
+    profile = ""
+    if len(lists) == 1:
+        ranked = next(iter(lists.values()))
+    else:
+        profile = fusion_profile(text, ignore, bool(with_every_word))
+        ranked = fuse(lists, max(pool, RESULT_SET), fusion_weights(profile))
+    ranked = in_stock_first(ranked, text)
+    return Ranking(ranked, corrected, understood, filters, profile, facts)
 
 
 def _filter_match(
@@ -626,11 +749,17 @@ def search_products(
     page: int = 1,
     page_size: int = 24,
     signals: Sequence[str] = DEFAULT_SIGNALS,
+    ignore: frozenset[str] = frozenset(),
 ) -> SearchResult:
-    """One page of a shopper's text search, with facet counts over the whole result set."""
+    """One page of a shopper's text search, with facet counts over the whole result set and the parts
+    of the query that were understood (less those the shopper undid: ``ignore``)."""
     if page < 1 or not 1 <= page_size <= 100:
         raise ValueError("page starts at 1 and page_size is 1–100")
-    ranked, corrected, facets = ranked_with_facets(query, signals=signals, filters=filters)
+    unknown = set(ignore) - set(PART_KEYS)
+    if unknown:
+        raise ValueError(f"unknown understood part(s) {sorted(unknown)}; choose from {list(PART_KEYS)}")
+    ranking, facets = ranked_with_facets(query, signals=signals, filters=filters, ignore=frozenset(ignore))
+    ranked = ranking.hits
     start = (page - 1) * page_size
     note = ""
     if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
@@ -642,8 +771,10 @@ def search_products(
         page_size=page_size,
         facets=facets,
         query=_clean_query(query),
-        corrected_query=corrected,
+        corrected_query=ranking.corrected,
         note=note,
+        understood=ranking.understood.parts if ranking.understood else [],
+        ignored=sorted(ignore),
     )
 
 

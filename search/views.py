@@ -87,12 +87,12 @@ def _current(form: SearchForm, *names: str) -> dict[str, object]:
 def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     base = reverse("search:search")
-    current = _current(form, "q", *FILTER_FIELDS)
+    current = _current(form, "q", *FILTER_FIELDS, "ignore")
     context: dict[str, object] = {"form": form, "problems": form.problems(), "q": form.query}
     if not form.query:
         return _render(request, "search/search.html", context)
     result = services.search_products(
-        form.query, filters=form.filters(), page=form.page_number, page_size=GRID_PAGE_SIZE
+        form.query, filters=form.filters(), page=form.page_number, page_size=GRID_PAGE_SIZE, ignore=form.ignored
     )
     if result.hits == [] and result.total and form.page_number > 1:  # a page past the end: the last one
         return redirect(presenters.link(base, current, page=result.pages if result.pages > 1 else None))
@@ -101,6 +101,8 @@ def search(request: HttpRequest) -> HttpResponse:
         "cards": presenters.cards_for_ids([h.product_id for h in result.hits]),
         "facets": presenters.facets(result.facets, base, current),
         "chips": presenters.active_filters(base, current),
+        "understood": presenters.understood_chips(base, current, result.understood, result.ignored),
+        "ranking_note": services.RANKING_NOTE,
         "clear_url": presenters.link(base, {"q": form.query}),
         "corrected_url": presenters.link(base, current, q=result.corrected_query) if result.corrected_query else "",
         "pager": presenters.page_links(base, current, result.page, result.pages),

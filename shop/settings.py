@@ -169,6 +169,74 @@ SEARCH_QUERY_THREADS = env_int("SHOP_SEARCH_QUERY_THREADS", 2)
 # this: 2.0 = once in 10 million words (the ~95,000 most frequent). Lower keeps rarer words as written
 # and corrects fewer typos ("blak" is 1.9: online text holds it).
 SEARCH_REAL_WORD_ZIPF = env_float("SHOP_SEARCH_REAL_WORD_ZIPF", 2.0)
+# Query understanding (search/understanding.py): "cheap" means the cheapest this share of the catalog;
+# departments are read from this key of the products' attributes (H&M's index group in the demo), and
+# a query naming one of a department's words keeps to its values.
+SEARCH_CHEAP_QUANTILE = env_float("SHOP_SEARCH_CHEAP_QUANTILE", 0.33)
+SEARCH_DEPARTMENT_ATTRIBUTE = env_str("SHOP_SEARCH_DEPARTMENT_ATTRIBUTE", "index_group")
+SEARCH_DEPARTMENTS: dict[str, dict[str, list[str]]] = {
+    "men": {
+        "words": ["men", "mens", "men's", "man", "man's", "male", "gents", "menswear", "him"],
+        "values": ["Menswear"],
+    },
+    "women": {
+        "words": [
+            "women",
+            "womens",
+            "women's",
+            "woman",
+            "woman's",
+            "ladies",
+            "ladies'",
+            "lady",
+            "female",
+            "womenswear",
+            "her",
+        ],
+        "values": ["Ladieswear", "Divided"],
+    },
+    "kids": {
+        "words": [
+            "kids",
+            "kid",
+            "kids'",
+            "kid's",
+            "children",
+            "children's",
+            "childrens",
+            "child",
+            "child's",
+            "baby",
+            "babies",
+            "baby's",
+            "toddler",
+            "toddlers",
+            "boys",
+            "boys'",
+            "girls",
+            "girls'",
+        ],
+        "values": ["Baby/Children"],
+    },
+    "sport": {"words": ["sport", "sports", "sportswear", "gym", "fitness", "workout"], "values": ["Sport"]},
+}
+# Words a shopper uses for a catalog category or colour (the catalog's own names are understood as
+# written, in the singular and the plural).
+SEARCH_SYNONYMS: dict[str, list[str]] = {
+    "jeans": ["trousers"], "pants": ["trousers"], "slacks": ["trousers"], "chinos": ["trousers"],
+    "jumper": ["sweater"], "pullover": ["sweater"], "sweatshirt": ["sweater", "hoodie"],
+    "tee": ["t-shirt"], "tshirt": ["t-shirt"], "tees": ["t-shirt"],
+    "trainers": ["sneakers"], "sneaker": ["sneakers"], "runners": ["sneakers"],
+    "hat": ["hat/beanie", "hat/brim", "beanie", "felt hat"], "cap": ["cap/peaked", "cap"],
+    "tights": ["leggings/tights", "underwear tights"], "leggings": ["leggings/tights"],
+    "bikini": ["bikini top", "swimwear bottom"], "swimming costume": ["swimsuit"], "bathing suit": ["swimsuit"],
+    "pyjamas": ["pyjama set", "pyjama bottom"], "pajamas": ["pyjama set", "pyjama bottom"],
+    "jumpsuit": ["jumpsuit/playsuit"], "playsuit": ["jumpsuit/playsuit"],
+    "earrings": ["earring", "earrings"], "knickers": ["underwear bottom"], "briefs": ["underwear bottom"],
+    "panties": ["underwear bottom"], "tank top": ["vest top"], "vest": ["vest top"], "camisole": ["vest top"],
+    "gown": ["dress"], "frock": ["dress"], "heels": ["heels", "pumps", "heeled sandals"],
+    "grey": ["grey"], "gray": ["grey"],
+}  # fmt: skip
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis / Celery ----------------------------------------------------------------------------

@@ -193,8 +193,20 @@ def test_text_search_with_filters_facets_and_typos(anon, shopper):
     assert len(page["results"]) <= 2 and page["previous"] is not None
 
 
+def test_text_search_says_what_it_understood_and_lets_the_app_undo_it(anon):
+    body = anon.get(f"{API}/search", {"q": "t-shirt under 16 euros"}).json()
+    assert {"key": "price", "label": "up to 16.00 EUR", "phrase": "under 16 euros"} in body["understood"]
+    assert "K2" not in skus_of(body["results"]) and body["ignored"] == []  # K2 costs 18
+    assert body["ranking"].startswith("in-stock products first")
+    undone = anon.get(f"{API}/search", {"q": "t-shirt under 16 euros", "ignore": "price"}).json()
+    assert "K2" in skus_of(undone["results"]) and undone["ignored"] == ["price"]
+    assert not any(part["key"] == "price" for part in undone["understood"])
+
+
 def test_text_search_validation_errors(anon):
     assert "q" in error_of(anon.get(f"{API}/search"), 400, "validation_error")["fields"]
+    error = error_of(anon.get(f"{API}/search", {"q": "dress", "ignore": "price,mood"}), 400, "validation_error")
+    assert "mood" in error["fields"]["ignore"][0]
     error = error_of(anon.get(f"{API}/search", {"q": "dress", "signals": "image,smell"}), 400, "validation_error")
     assert "smell" in error["fields"]["signals"][0]
     error_of(anon.get(f"{API}/search", {"q": "x" * 201}), 400, "validation_error")

@@ -246,8 +246,10 @@ def test_filters_and_attributes_from_memory_match_the_database_and_follow_change
         ("dress", ProductFilters(category="women")),
         ("blue", ProductFilters(in_stock=True)),
     ]:
-        assert services._ranked(query, signals=services.DEFAULT_SIGNALS, filters=filters, pool=100, parallel=False)[2]
-        ranked, _, facets = services.ranked_with_facets(query, filters=filters)
+        ranking = services._ranked(query, signals=services.DEFAULT_SIGNALS, filters=filters, pool=100, parallel=False)
+        assert ranking.facts
+        ranking, facets = services.ranked_with_facets(query, filters=filters)
+        ranked = ranking.hits
         assert ranked and facets == services.facets_of([h.product_id for h in ranked]), (query, filters)
         assert [h.product_id for h in ranked] == [
             h.product_id for h in services.ranked_products(query, filters=filters)[0]
@@ -466,3 +468,61 @@ def test_photo_search_accepts_any_readable_photo(catalog, scene_parser):
 
     image = Image.open(io.BytesIO(bad.cmyk_jpeg()))
     assert isinstance(services.search_photo(image), list)
+
+
+# --- query understanding and in-stock first (issue 20) -----------------------------------------------
+
+
+def _prices(hits, catalog) -> dict[str, float]:
+    from catalog.models import Product
+
+    by_id = {p.pk: (p.sku, float(p.price)) for p in Product.objects.filter(pk__in=[h.product_id for h in hits])}
+    return dict(by_id[h.product_id] for h in hits)
+
+
+def test_prices_sizes_and_departments_named_in_the_query_become_filters_the_shopper_can_undo(catalog):
+    from catalog.models import Product
+    from search.understanding import understanding_caches_reset
+
+    result = services.search_products("t-shirt under 16 euros")
+    assert result.hits and all(price <= 16 for price in _prices(result.hits, catalog).values())
+    assert [(p.key, p.label, p.phrase) for p in result.understood if p.key == "price"] == [
+        ("price", "up to 16.00 EUR", "under 16 euros")
+    ]
+    undone = services.search_products("t-shirt under 16 euros", ignore=frozenset({"price"}))
+    assert "K2" in skus(undone.hits, catalog) and undone.ignored == ["price"]  # 18 EUR: back once undone
+    between = services.search_products("dress between 40 and 50 €")
+    assert set(skus(between.hits, catalog)) == {"R2"}
+    # a size in stock: R1 and B2 have none in M
+    sized = services.search_products("t-shirt in size M")
+    assert set(skus(sized.hits, catalog)) <= {"K3", "K2", "R2"} and {"K3", "K2"} <= set(skus(sized.hits, catalog))
+    assert any(p.key == "size" and p.label == "size M" for p in sized.understood)
+    assert not any(p.key == "size" for p in services.search_products("t-shirt size 99").understood)  # no such size
+    # departments: only where the catalog has them
+    assert not any(p.key == "department" for p in services.search_products("jacket for men").understood)
+    Product.objects.filter(sku__in=["B1", "K1"]).update(attributes={"index_group": "Menswear"})
+    Product.objects.exclude(sku__in=["B1", "K1"]).update(attributes={"index_group": "Ladieswear"})
+    understanding_caches_reset()
+    men = services.search_products("black jacket for men")
+    assert set(skus(men.hits, catalog)) <= {"B1", "K1"} and "K1" in skus(men.hits, catalog)
+    assert [p.label for p in men.understood if p.key == "department"] == ["men"]
+    women = services.search_products("women's black t-shirt")
+    assert "K1" not in skus(women.hits, catalog) and "K2" in skus(women.hits, catalog)
+    # colours and categories are boosts, shown as chips too; synonyms name the catalog's category
+    jeans = services.search_products("blue jeans", signals=("attributes",))
+    assert skus(jeans.hits, catalog)[0] == "B1"
+    assert {("colour", "colour: blue"), ("category", "category: trousers")} <= {
+        (p.key, p.label) for p in jeans.understood
+    }
+    with pytest.raises(ValueError, match="unknown understood part"):
+        services.search_products("dress", ignore=frozenset({"colourz"}))
+
+
+def test_sold_out_products_sink_below_in_stock_ones_but_stay_findable_by_name(catalog):
+    ranked = skus(services.search_text("cotton t-shirt", limit=8), catalog)
+    assert ranked.index("B2") > ranked.index("R1") and ranked.index("B2") > ranked.index("K3")  # B2 is sold out
+    named = skus(services.search_text("navy cotton t-shirt", limit=8), catalog)
+    assert named[0] == "B2"  # its title has every word: not sunk
+    hits = [services.Hit(pid, 1.0) for pid in (catalog["B2"], catalog["R1"], catalog["K3"])]
+    assert skus(services.in_stock_first(hits, "summer top"), catalog) == ["R1", "K3", "B2"]
+    assert skus(services.in_stock_first(hits, "t-shirt"), catalog)[0] == "B2"  # every word in its title

@@ -110,6 +110,18 @@ def test_search_filters_combine_and_empty_results_suggest_removing_filters(clien
     assert "No products match" in page and "Try removing a filter" in page and titles(page) == []
 
 
+def test_search_shows_understood_parts_as_chips_that_undo_them_and_stay_in_the_url(client, shop):
+    html = text(client.get("/search", {"q": "t-shirt under 16 euros"}))
+    assert "Black striped t-shirt" not in titles(html) and "Black cotton t-shirt" in titles(html)  # 18 vs 16
+    chip = re.search(r'<a class="chip chip-active" href="([^"]+)" data-part="up to 16.00 EUR"', html)
+    assert chip and "ignore=price" in chip.group(1) and "q=t-shirt" in chip.group(1)
+    undone = text(client.get(chip.group(1).replace("&amp;", "&")))
+    assert "Black striped t-shirt" in titles(undone)
+    again = re.search(r'<a class="chip chip-undone" href="([^"]+)" data-undone="price"', undone)
+    assert again and "ignore" not in again.group(1)
+    assert "in stock first" in html
+
+
 def test_search_reports_bad_values_and_typos_instead_of_failing(client, shop):
     bad_price = client.get("/search", {"q": "dress", "price_min": "cheap", "page": "0"})
     assert bad_price.status_code == 200
