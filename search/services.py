@@ -514,6 +514,16 @@ class Ranking:
     filters: ProductFilters | None = None  # the shopper's filters with the understood ones
     profile: str = ""  # which fusion weights ranked it (see fusion_profile)
     facts: ProductFacts | None = None  # set when the filter was answered from the facts in memory
+    text: str = ""  # what the signals read
+    lists: dict[str, list[Hit]] = field(default_factory=dict)  # each signal's own ranking
+
+
+def signal_lists(
+    query: str, *, signals: Sequence[str] = DEFAULT_SIGNALS, filters: ProductFilters | None = None, pool: int = POOL
+) -> Ranking:
+    """Each signal's ranking of a text query and its fusion profile, read exactly as a search reads
+    the query (typos corrected, filters understood), not fused: what the fusion weights are tuned on."""
+    return _ranked(query, signals=signals, filters=filters, pool=pool, parallel=False, keep_lists=True)
 
 
 def ranked_products(
@@ -582,9 +592,11 @@ def _ranked(
     parallel: bool | None,
     understand: bool = True,
     ignore: frozenset[str] = frozenset(),
+    keep_lists: bool = False,
 ) -> Ranking:
     """The ranking of :func:`ranked_products`, not yet checked against the database when the
-    filter was answered from the facts in memory (those facts are returned then)."""
+    filter was answered from the facts in memory (those facts are returned then). ``keep_lists``:
+    each signal's list and the query's fusion profile only, nothing fused (for tuning the weights)."""
     query = _clean_query(query)
     if not query:
         return Ranking([], filters=filters)
@@ -650,14 +662,15 @@ def _ranked(
     for kind in asked:
         lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
-    profile = ""
-    if len(lists) == 1:
-        ranked = next(iter(lists.values()))
-    else:
-        profile = fusion_profile(text, ignore, bool(with_every_word))
-        ranked = fuse(lists, max(pool, RESULT_SET), fusion_weights(profile))
-    ranked = in_stock_first(ranked, text)
-    return Ranking(ranked, corrected, understood, filters, profile, facts)
+    profile = fusion_profile(text, ignore, bool(with_every_word))
+    ranking = Ranking([], corrected, understood, filters, profile, facts, text=text, lists=lists)
+    if keep_lists:
+        return ranking
+    ranked = (
+        next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET), fusion_weights(profile))
+    )
+    ranking.hits = in_stock_first(ranked, text)
+    return ranking
 
 
 def _filter_match(

@@ -82,6 +82,23 @@ def test_text_search_facet_narrows_and_back_restores(live_server, page, shop_cat
     assert card_titles(page) == before
 
 
+def test_understood_price_is_a_chip_the_shopper_can_undo_and_redo(live_server, page, shop_catalog, screenshot):
+    page.goto(live_server.url + "/")
+    page.fill("#q", "t-shirt under 16 euros")
+    page.press("#q", "Enter")
+    page.wait_for_url(re.compile(r"/search\?q=t-shirt"))
+    chip = page.locator("[data-understood] .chip-active", has_text="up to 16.00 EUR")
+    assert chip.is_visible()
+    assert "Black striped t-shirt" not in card_titles(page)  # 18 EUR
+    screenshot(page, "storefront-search-understood")
+    chip.click()
+    page.wait_for_url(re.compile(r"ignore=price"))
+    assert "Black striped t-shirt" in card_titles(page)
+    page.locator("[data-understood] .chip-undone").click()  # read the price again
+    page.wait_for_url(re.compile(r"^(?!.*ignore=).*$"))
+    assert "Black striped t-shirt" not in card_titles(page)
+
+
 def test_photo_search_draws_garment_boxes_and_narrows_to_one(live_server, page, scene_parser, screenshot):
     from tests.scenes import scene_photo
 

@@ -55,7 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tune-fusion",
         action="store_true",
-        help="also grid-search the fusion weights on these (dev) queries by P@10 and report the best",
+        help="also grid-search the fusion weights per query profile on these (train!) queries and report them",
+    )
+    parser.add_argument(
+        "--write-weights",
+        type=Path,
+        default=None,
+        help="with --tune-fusion: write the tuned table here (the shop reads search/fusion_weights.json)",
     )
     add_database_arguments(parser)
 
@@ -159,43 +165,88 @@ def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
     return dict(outcomes)
 
 
-FUSION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+FUSION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+MIN_PROFILE_QUERIES = 8  # a profile with fewer tuning queries keeps the default weights
 
 
-def tune_fusion(queries: list[dict[str, Any]], sku_of: dict[int, str], log: Callable[[str], None]) -> dict[str, Any]:
-    """Weights of the signals' lists in the fusion, by grid search (keyword weight 1, the others from
-    :data:`FUSION_GRID`) maximising mean P@10 over these text queries; ties go to the weights
-    closest to equal."""
+def _objective(ranked: list[str], relevant: set[str], family: str) -> float:
+    """What tuning maximises per query: P@10, or the reciprocal rank for a navigational query (one
+    right answer: P@10 could never pass 0.1)."""
+    from vision.metrics import precision_at_k, reciprocal_rank
+
+    return reciprocal_rank(ranked[:10], relevant) if family == "navigational" else precision_at_k(ranked, relevant, 10)
+
+
+def tune_fusion(
+    queries: list[dict[str, Any]],
+    sku_of: dict[int, str],
+    log: Callable[[str], None],
+    write: Path | None = None,
+    source: str = "",
+) -> dict[str, Any]:
+    """The signals' fusion weights per query profile (:func:`search.services.fusion_profile`), by grid
+    search (keyword weight 1, the others from :data:`FUSION_GRID`) maximising the mean of
+    :func:`_objective` over the profile's queries; ties go to the weights closest to the defaults.
+    Tune on the **train** split's queries only. ``write``: save the table there (search reads
+    search/fusion_weights.json)."""
     import itertools
 
-    from search.services import DEFAULT_SIGNALS as SIGNALS
-    from search.services import fuse, search_text
-    from vision.metrics import precision_at_k
+    from search.services import DEFAULT_SIGNALS, FUSION_WEIGHTS, fuse, signal_lists
 
-    texts = [q for q in queries if q.get("text")]
-    per_query = [
-        (
-            {sig: search_text(q["text"], signals=(sig,), limit=100) for sig in SIGNALS},
-            set(q["relevant"]),
+    texts = [q for q in queries if q.get("text") and q.get("relevant")]
+    per_query = []
+    for q in tqdm(texts, desc="signal lists for tuning", unit="q"):
+        ranking = signal_lists(q["text"], pool=100)
+        per_query.append((ranking.profile, ranking.lists, set(q["relevant"]), q.get("family", "text")))
+    by_profile: dict[str, list[tuple[dict[str, Any], set[str], str]]] = defaultdict(list)
+    for profile, lists, relevant, family in per_query:
+        by_profile[profile].append((lists, relevant, family))
+
+    def score(weights: dict[str, float], cases: list[tuple[dict[str, Any], set[str], str]]) -> float:
+        total = 0.0
+        for lists, relevant, family in cases:
+            ranked = [sku_of[h.product_id] for h in fuse(lists, 10, weights)]
+            total += _objective(ranked, relevant, family)
+        return total / max(1, len(cases))
+
+    default = {k: FUSION_WEIGHTS[k] for k in DEFAULT_SIGNALS}
+    table: dict[str, dict[str, float]] = {}
+    report: dict[str, Any] = {}
+    for profile, cases in sorted(by_profile.items()):
+        before = score(default, cases)
+        if len(cases) < MIN_PROFILE_QUERIES:
+            report[profile] = {"queries": len(cases), "default": round(before, 4), "tuned": None}
+            continue
+        best = (before, 0.0, default)
+        for wi, wt, wa in itertools.product(FUSION_GRID, FUSION_GRID, FUSION_GRID):
+            weights = {"image": wi, "text": wt, "keyword": 1.0, "attributes": wa}
+            closeness = -sum(abs(weights[k] - default[k]) for k in weights)
+            candidate = (round(score(weights, cases), 4), closeness, weights)
+            if candidate[:2] > best[:2]:
+                best = candidate
+        table[profile] = best[2]
+        report[profile] = {"queries": len(cases), "default": round(before, 4), "tuned": best[0], "weights": best[2]}
+        log(
+            f"fusion profile {profile}: {len(cases)} queries, {before:.4f} with the default weights, "
+            f"{best[0]:.4f} with {best[2]}"
         )
-        for q in texts
-    ]
-
-    def runs_for(weights: dict[str, float]) -> list[tuple[list[str], set[str]]]:
-        return [([sku_of[h.product_id] for h in fuse(lists, 10, weights)], rel) for lists, rel in per_query]
-
-    def p10(weights: dict[str, float]) -> float:
-        runs = runs_for(weights)
-        return sum(precision_at_k(r, rel, 10) for r, rel in runs) / max(1, len(runs))
-
-    scored = []
-    for wi, wt, wa in itertools.product(FUSION_GRID, FUSION_GRID, FUSION_GRID):
-        weights = {"image": wi, "text": wt, "keyword": 1.0, "attributes": wa}
-        scored.append((round(p10(weights), 4), -abs(wi - 1) - abs(wt - 1) - abs(wa - 1), weights))
-    best_p10, _, best = max(scored, key=lambda s: (s[0], s[1]))
-    equal = p10(dict.fromkeys(SIGNALS, 1.0))
-    log(f"fusion weights tuned on {len(per_query)} queries: {best} P@10 {best_p10:.4f} (equal weights {equal:.4f})")
-    return {"best_weights": best, "best_p10": best_p10, "equal_weights_p10": round(equal, 4), "runs": runs_for(best)}
+    if write is not None:
+        write.write_text(
+            json.dumps(
+                {
+                    "about": "fusion weights per query profile (search.services.fusion_profile), tuned by "
+                    "`manage.py evaluate search --tune-fusion --write-weights` on the train split's queries",
+                    "tuned_on": f"{len(texts)} queries of {source or 'the given file'}",
+                    "report": report,
+                    "profiles": table,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        log(f"fusion weights written to {write}")
+    return {"profiles": report, "table": table}
 
 
 def _query_row(query: dict[str, Any], ranked: list[str], relevant: set[str]) -> dict[str, Any]:
@@ -267,9 +318,9 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                 runs["photo"].append((ranked, relevant))
                 by_family[family]["photo"].append((ranked, relevant))
                 per_query["photo"].append(_query_row(q, ranked, relevant))
-        tuning = tune_fusion(queries, sku_of, log) if options.get("tune_fusion") else None
-    if tuning:
-        runs["hybrid (tuned weights)"] = tuning.pop("runs")
+        tuning = None
+        if options.get("tune_fusion"):
+            tuning = tune_fusion(queries, sku_of, log, options.get("write_weights"), options["queries"].name)
     metrics = {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in runs.items()}
     families = {
         fam: {mode: {**summarise_ranking(r), "queries": len(r)} for mode, r in per_mode.items()}
