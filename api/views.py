@@ -449,8 +449,8 @@ class SearchView(APIView):
                     "note": "",
                     "understood": [{"key": "colour", "label": "colour: black", "phrase": "black"}],
                     "ignored": [],
-                    "ranking": "in-stock products first: a sold-out one is shown 10 places lower unless its title "
-                    "has every word of the query",
+                    "ranking": "in-stock products first: a sold-out one ranks below in-stock ones that match about "
+                    "as well (within 10 %), unless its title has every word of the query",
                     "results": [{"product": SUMMARY_EXAMPLE, "score": 0.0651, "signals": {"keyword": 1, "image": 3}}],
                     "facets": {
                         "category": [{"value": "women/tops", "count": 1}],

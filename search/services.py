@@ -254,7 +254,10 @@ def keyword_signal_counted(
             ored = " OR ".join(words)
             seen = [r[0] for r in rows]
             cursor.execute(some_words, [ored, *params, seen, OR_CANDIDATES, ored, limit - len(rows)])
-            rows += [(pid, score / 10.0) for pid, score in cursor.fetchall()]
+            # below every product with all the words, whatever ts_rank_cd says (a product with some of
+            # the words can outscore one with all of them)
+            floor = min((float(score) for _, score in rows), default=1.0)
+            rows += [(pid, floor * 0.5 * score / (1.0 + score)) for pid, score in cursor.fetchall()]
     hits = [Hit(pid, float(score), {"keyword": rank}) for rank, (pid, score) in enumerate(rows, start=1)]
     return hits, every
 
@@ -428,17 +431,27 @@ def content_words(text: str) -> list[str]:
     return [w for w in re.split(r"[^\w-]+", text.lower()) if w and w not in STOPWORDS and not w.isdigit()]
 
 
-def fusion_profile(text: str, ignore: frozenset[str] = frozenset(), keyword_every: bool = False) -> str:
+def title_has_every_word(title: str, words: set[str]) -> bool:
+    """Every one of ``words`` is in ``title`` (a plural in the query matches a singular there)."""
+    title_words = set(content_words(title))
+    return bool(words) and all(w in title_words or w.rstrip("s") in title_words for w in words)
+
+
+def fusion_profile(
+    text: str, ignore: frozenset[str] = frozenset(), keyword_every: bool = False, title_match: bool = False
+) -> str:
     """Which kind of query this looks like, from what the shop can observe (never from a label):
     how many of its content words name a catalog category, colour or pattern (all / some / none),
-    and whether the keyword index finds products with every word. Each profile has its own fusion
-    weights (:func:`fusion_weights`)."""
+    and what the keyword index found: a product whose title has every word (``title``: a name), products
+    with every word (``keyword``) or neither (``no-keyword``). Each profile has its own fusion weights
+    (:func:`fusion_weights`)."""
     words = content_words(text)
     named = recognise_attributes(text, ignore)
     value_words = {w for values in named.values() for v in values for w in re.split(r"[^\w-]+", v)}
     covered = [w for w in words if w in value_words or recognise_attributes(w, ignore)]
     share = "all" if words and len(covered) == len(words) else "some" if covered else "none"
-    return f"{share}-attributes/{'keyword' if keyword_every else 'no-keyword'}"
+    found = "title" if title_match else "keyword" if keyword_every else "no-keyword"
+    return f"{share}-attributes/{found}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -458,31 +471,29 @@ def fusion_weights(profile: str) -> dict[str, float]:
     return {**FUSION_WEIGHTS, **_fusion_table().get(profile, {})}
 
 
-SOLD_OUT_SINK = 10  # a sold-out product goes this many places down: below the in-stock ones near it
+SOLD_OUT_FACTOR = 0.9  # a sold-out product ranks as if its score were this much lower
 RANKING_NOTE = (
-    f"in-stock products first: a sold-out one is shown {SOLD_OUT_SINK} places lower unless its title has every "
-    "word of the query"
+    "in-stock products first: a sold-out one ranks below in-stock ones that match about as well (within 10 %), "
+    "unless its title has every word of the query"
 )
 
 
 def in_stock_first(hits: list[Hit], text: str) -> list[Hit]:
-    """Sold-out products sink below comparable in-stock ones: each moves ``SOLD_OUT_SINK`` places
-    down (in-stock first on equal places) — unless its title has every word of the query, so a
-    product searched for by name is still found first."""
+    """Sold-out products sink below comparable in-stock ones: each ranks as if its score were
+    ``SOLD_OUT_FACTOR`` of what it is — below in-stock products that match about as well, still above
+    those that match clearly worse — unless its title has every word of the query, so a product
+    searched for by name is still found first."""
     if not hits:
         return hits
     facts_of = catalog_selectors.product_stock_and_titles([h.product_id for h in hits])
     words = set(content_words(text))
 
-    def named(title: str) -> bool:
-        title_words = set(content_words(title))
-        return bool(words) and all(w in title_words or w.rstrip("s") in title_words for w in words)
-
-    def place(item: tuple[int, Hit]) -> tuple[int, int]:
+    def place(item: tuple[int, Hit]) -> tuple[float, int]:
         position, hit = item
         in_stock, title = facts_of.get(hit.product_id, (True, ""))
-        sunk = not in_stock and not named(title)
-        return (position + SOLD_OUT_SINK if sunk else position, int(sunk))
+        sunk = not in_stock and not title_has_every_word(title, words)
+        score = hit.score - abs(hit.score) * (1 - SOLD_OUT_FACTOR) if sunk else hit.score
+        return (-score, position)
 
     return [hit for _, hit in sorted(enumerate(hits), key=place)]
 
@@ -662,7 +673,13 @@ def _ranked(
     for kind in asked:
         lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
-    profile = fusion_profile(text, ignore, bool(with_every_word))
+    title_match = False
+    if with_every_word:  # a product named by the query: its title has every word (one small look-up)
+        top = [h.product_id for h in lists["keyword"][: min(5, with_every_word)]]
+        words = set(content_words(text))
+        titles = catalog_selectors.product_stock_and_titles(top)
+        title_match = any(title_has_every_word(titles[pid][1], words) for pid in top if pid in titles)
+    profile = fusion_profile(text, ignore, bool(with_every_word), title_match)
     ranking = Ranking([], corrected, understood, filters, profile, facts, text=text, lists=lists)
     if keep_lists:
         return ranking

@@ -10,7 +10,8 @@ A word that is no real word becomes the closest candidate within one edit (four 
 two (eight or more) — Algolia's rule — counting a swap of neighbouring letters as one edit (optimal
 string alignment, :mod:`rapidfuzz`). Candidates are the catalog's own words (titles, colours,
 patterns, categories, descriptions) and common English words (Zipf 3 or more); at equal distance a
-word the catalog uses wins, then the more frequent one. Nothing close: the word stays.
+word the catalog uses wins, then one of its colour, pattern or category names ("balck" → "black", not
+"back"), then the word more products use. Nothing close: the word stays.
 
 The catalog's part is read from the search database every ``LEXICON_TTL`` seconds; the English and
 tower parts once per process.
@@ -87,21 +88,27 @@ class Speller:
     support: list[int]  # products using each candidate (through its stem)
     frequency: list[float]  # each candidate's English Zipf frequency
     real_word_zipf: float = DEFAULT_REAL_WORD_ZIPF
+    salient: frozenset[str] = frozenset()  # words of the catalog's colours, patterns and categories
     _memo: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, stems: dict[str, int], catalog_words: set[str], real_word_zipf: float = DEFAULT_REAL_WORD_ZIPF
+        cls,
+        stems: dict[str, int],
+        catalog_words: set[str],
+        real_word_zipf: float = DEFAULT_REAL_WORD_ZIPF,
+        salient: set[str] | frozenset[str] = frozenset(),
     ) -> Speller:
         english, zipfs = english_candidates()
         frequency = dict(zip(english, zipfs, strict=True))
-        words = sorted({w for w in catalog_words if w.isalpha() and len(w) >= 3} | set(english))
+        words = sorted({w for w in catalog_words if w.isalpha() and len(w) >= 3} | set(english) | set(salient))
         return cls(
             stems=stems,
             words=words,
             support=[stems.get(stem(w), 0) for w in words],
             frequency=[frequency.get(w) or zipf_frequency(w, "en") for w in words],
             real_word_zipf=real_word_zipf,
+            salient=frozenset(salient),
         )
 
     def in_catalog(self, word: str) -> bool:
@@ -128,7 +135,14 @@ class Speller:
         ]
         best = min(
             found,
-            key=lambda hit: (hit[1], self.support[hit[2]] == 0, -self.support[hit[2]], -self.frequency[hit[2]], hit[0]),
+            key=lambda hit: (
+                hit[1],
+                self.support[hit[2]] == 0,
+                hit[0] not in self.salient,
+                -self.support[hit[2]],
+                -self.frequency[hit[2]],
+                hit[0],
+            ),
             default=None,
         )
         corrected = best[0] if best is not None else word
@@ -159,9 +173,12 @@ _rebuilding: set[str] = set()
 def _build(using: str) -> Speller:
     from django.conf import settings
 
-    from catalog.selectors import keyword_lexicon, keyword_surface_words
+    from catalog.selectors import attribute_vocabulary, keyword_lexicon, keyword_surface_words
 
-    return Speller.build(keyword_lexicon(using), keyword_surface_words(using), settings.SEARCH_REAL_WORD_ZIPF)
+    salient = {
+        word for values in attribute_vocabulary(using).values() for value in values for word in WORD.findall(value)
+    }
+    return Speller.build(keyword_lexicon(using), keyword_surface_words(using), settings.SEARCH_REAL_WORD_ZIPF, salient)
 
 
 def _rebuild(using: str) -> None:

@@ -60,3 +60,15 @@ def test_what_is_left_alone(speller):
     assert [max_edits(w) for w in ("top", "warm", "sweater", "trousers")] == [0, 1, 1, 2]
     assert speller.correct("jckt") == "jckt"  # two edits from "jacket": too far for four letters
     assert speller.correct("trouzars") == "trousers"  # two edits, eight letters or more
+
+
+def test_a_colour_pattern_or_category_name_wins_a_tie_with_another_catalog_word():
+    """ "balck" is one edit from "black" (a swap) and from "back" (a letter dropped); descriptions say
+    "back" more often ("buttons at the back"), but shoppers type colours."""
+    words = {"black", "back", "white", "wide", "top"}
+    stems = {stem("black"): 5, stem("back"): 40, stem("white"): 5, stem("wide"): 30, stem("top"): 9}
+    speller = Speller.build(stems, words, real_word_zipf=2.0, salient={"black", "white", "top"})
+    assert speller.correct_query("balck top").text == "black top"
+    assert speller.correct_query("wite top").text == "white top"
+    plain = Speller.build(stems, words, real_word_zipf=2.0)  # without the names: the commoner word
+    assert plain.correct("balck") == "back"
