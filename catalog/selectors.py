@@ -360,6 +360,18 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
     return FilterMatch(count=product_count_matching(filters, using), ids=None)
 
 
+def product_ids_in_categories(
+    category_ids: Sequence[int], filters: ProductFilters | None = None, limit: int = 20_000
+) -> list[tuple[int, int]]:
+    """(product id, category id) of at most ``limit`` active products in these categories that pass
+    ``filters``."""
+    where, params = product_filter_sql(filters)
+    sql = f"SELECT p.id, p.category_id FROM catalog_product p WHERE {where} AND p.category_id = ANY(%s) LIMIT %s"
+    with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [*params, list(category_ids), limit])
+        return [(pid, cid) for pid, cid in cursor.fetchall()]
+
+
 def pgvector_version(using: str) -> tuple[int, ...]:
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")

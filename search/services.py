@@ -47,17 +47,20 @@ from search.understanding import PART_KEYS, Part, Understood, understand_query
 
 logger = logging.getLogger(__name__)
 
-SIGNALS = ("image", "text", "keyword", "attributes", "predicted")
+SIGNALS = ("image", "text", "keyword", "attributes", "categories", "predicted")
 # What a search combines unless told otherwise. ``predicted`` (attributes read from the photos) is
 # the image-only index's word signal: asked for by name (see vision/evaluation/search.py).
-DEFAULT_SIGNALS = ("image", "text", "keyword", "attributes")
+DEFAULT_SIGNALS = ("image", "text", "keyword", "attributes", "categories")
 RRF_K = 60
 # Relative weight of each signal in the fusion, tuned on the H&M dev attribute queries by
 # `evaluate search --tune-fusion` (grid 0–3 for image, text, attributes; keyword fixed at 1): P@10
 # 0.972 against 0.916 with equal weights. Change them only on evidence from a dev split.
-FUSION_WEIGHTS = {"image": 0.25, "text": 0.5, "keyword": 1.0, "attributes": 3.0, "predicted": 3.0}
+FUSION_WEIGHTS = {
+    "image": 0.25, "text": 0.5, "keyword": 1.0, "attributes": 3.0, "categories": 1.0, "predicted": 3.0,
+}  # fmt: skip
 # ``predicted`` is weighted like ``attributes`` (both name what the query asks for), not tuned.
 POOL = 100  # candidates each signal contributes before fusion
+CATEGORY_MATCHES = 3  # the catalog categories nearest a query in meaning that the categories signal reads
 RESULT_SET = 200  # products a fused search ranks (pages and facets cover these)
 MAX_QUERY_CHARS = 200
 PRICE_BANDS = ((0, 20), (20, 50), (50, 100), (100, 200), (200, None))
@@ -346,10 +349,15 @@ def predicted_signal(query: str, limit: int, filters: ProductFilters | None = No
     of the image-only index. Products matching more of the named attributes first, then by the
     heads' confidence."""
     variants = _query_phrases(query)
+    vocabulary = _predicted_vocabulary()
     wanted = {
         name: [stored for value in sorted(set(values) & variants) for stored in values[value]]
-        for name, values in _predicted_vocabulary().items()
+        for name, values in vocabulary.items()
     }
+    if not wanted.get("category") and vocabulary.get("category"):
+        # no category named as such: the predicted categories nearest the query in meaning
+        nearest = nearest_names(query, sorted(vocabulary["category"]))
+        wanted["category"] = [stored for name, _ in nearest for stored in vocabulary["category"][name]]
     rows = catalog_selectors.products_by_predicted({n: v for n, v in wanted.items() if v}, filters, limit)
     return [
         Hit(pid, matched + score / 10, {"predicted": rank}) for rank, (pid, matched, score) in enumerate(rows, start=1)
@@ -496,6 +504,75 @@ def in_stock_first(hits: list[Hit], text: str) -> list[Hit]:
         return (-score, position)
 
     return [hit for _, hit in sorted(enumerate(hits), key=place)]
+
+
+@functools.lru_cache(maxsize=8)
+def _category_sentences(space: EmbeddingSpace, names: tuple[str, ...]) -> np.ndarray | None:
+    from lifecycle.serving import embedder_for_space
+
+    with _query_lock:
+        return embedder_for_space(space).encode_sentences(list(names))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentence_cached(space: EmbeddingSpace, text: str) -> tuple[float, ...] | None:
+    from lifecycle.serving import embedder_for_space
+
+    with _query_lock:
+        found = embedder_for_space(space).encode_sentences([text])
+    return None if found is None else tuple(float(x) for x in found[0])
+
+
+def nearest_names(
+    text: str, names: Sequence[str], k: int = CATEGORY_MATCHES, space: EmbeddingSpace | None = None
+) -> list[tuple[str, float]]:
+    """The ``k`` of ``names`` nearest ``text`` in meaning (the text tower's sentence vectors), with
+    their cosine similarity; empty when the tower has none or no space is active."""
+    space = space or _space()
+    if space is None or not names:
+        return []
+    table = _category_sentences(space, tuple(names))
+    query = _sentence_cached(space, text.strip().lower())
+    if table is None or query is None:
+        return []
+    similarity = table @ np.asarray(query, dtype=np.float32)
+    return [(names[i], float(similarity[i])) for i in np.argsort(-similarity)[:k]]
+
+
+def categories_signal(
+    text: str,
+    limit: int,
+    filters: ProductFilters | None = None,
+    vector: np.ndarray | None = None,
+    *,
+    space: EmbeddingSpace | None = None,
+) -> list[Hit]:
+    """Products of the catalog categories nearest the query *in meaning* — "something to wear to the
+    beach" → swimsuits, bikini tops — by the text tower's own sentence vectors (all-MiniLM-L6-v2) of
+    the query and of the categories' names: the :data:`CATEGORY_MATCHES` nearest categories, each
+    product scored by its category's similarity plus half its text vector's similarity to the query
+    (``vector``; exact, over those categories' products only). Empty for a text tower without sentence
+    vectors."""
+    space = space or _space()
+    if space is None:
+        return []
+    vocabulary = _vocabulary()["category"]
+    nearest = {
+        int(category_id): similarity  # type: ignore[call-overload]
+        for name, similarity in nearest_names(text, sorted(vocabulary), space=space)
+        for category_id in vocabulary[name]
+    }
+    if not nearest:
+        return []
+    found = catalog_selectors.product_ids_in_categories(list(nearest), filters, catalog_selectors.EXACT_SCAN_MAX)
+    closeness: dict[int, float] = {}
+    if vector is not None and found:
+        exact = vector_signals_exact(vector, ["text"], len(found), [pid for pid, _ in found], space=space)["text"]
+        closeness = {h.product_id: h.score for h in exact}
+    scored = sorted(
+        ((nearest[cid] + 0.5 * closeness.get(pid, 0.0), pid) for pid, cid in found), key=lambda s: (-s[0], s[1])
+    )[:limit]
+    return [Hit(pid, score, {"categories": rank}) for rank, (score, pid) in enumerate(scored, start=1)]
 
 
 def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
@@ -652,6 +729,11 @@ def _ranked(
             lists["attributes"] = attribute_signal(text, pool, filters, matching, facts, ignore)
         else:
             deferred["attributes"] = run(attribute_signal, text, pool, filters, matching, None, ignore)
+    if "categories" in signals:
+        if vector is None and space is None:
+            space = _space()
+        query_vector = vector if vector is not None else (encode_query_text(text, space) if space else None)
+        lists["categories"] = categories_signal(text, pool, filters, query_vector, space=space)
     if vector is not None:
         if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
             # a filter leaving few products: score them for both kinds in one exact pass

@@ -130,6 +130,22 @@ class Embedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
+    def encode_sentences(self, texts: list[str], batch_size: int = 128) -> np.ndarray | None:
+        """The text tower's own sentence vectors, before the projection into the shared space (for the
+        shop's MiniLM tower: all-MiniLM-L6-v2's semantic-search embedding, mean-pooled and normalised);
+        None for a tower without a pooled sentence output (a hub CLIP model's text transformer)."""
+        text = getattr(self.model, "text", None)
+        if text is None or not all(hasattr(text, name) for name in ("transformer", "pooler", "config")):
+            return None
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(texts[start : start + batch_size])
+            mask = (tokens != text.config.pad_token_id).long()
+            pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out) if out else None
+
+    @torch.inference_mode()
     def encode_texts(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         out = []
         for start in range(0, len(texts), batch_size):

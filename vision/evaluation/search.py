@@ -34,7 +34,8 @@ TEXT_MODES = {
     "text": ("text",),
     "keyword": ("keyword",),
     "attributes": ("attributes",),
-    "hybrid": ("image", "text", "keyword", "attributes"),
+    "categories": ("categories",),
+    "hybrid": ("image", "text", "keyword", "attributes", "categories"),
     # the image-only index: the photos' vectors and the attributes predicted from the photos; no
     # titles, descriptions or catalog labels are searched
     "predicted": ("predicted",),
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-root", type=Path, default=None, help="default: the catalog's folder")
     parser.add_argument(
         "--modes",
-        default="image,text,keyword,attributes,hybrid,predicted,image+predicted",
+        default="image,text,keyword,attributes,categories,hybrid,predicted,image+predicted",
         help="text-query modes to report",
     )
     parser.add_argument("--limit-queries", type=int, default=None)
@@ -165,7 +166,7 @@ def process_all_images(log: Callable[[str], None]) -> dict[str, int]:
     return dict(outcomes)
 
 
-FUSION_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+FUSION_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 MIN_PROFILE_QUERIES = 8  # a profile with fewer tuning queries keeps the default weights
 
 
@@ -218,8 +219,8 @@ def tune_fusion(
             report[profile] = {"queries": len(cases), "default": round(before, 4), "tuned": None}
             continue
         best = (before, 0.0, default)
-        for wi, wt, wa in itertools.product(FUSION_GRID, FUSION_GRID, FUSION_GRID):
-            weights = {"image": wi, "text": wt, "keyword": 1.0, "attributes": wa}
+        for wi, wt, wa, wc in itertools.product(FUSION_GRID, FUSION_GRID, FUSION_GRID, FUSION_GRID):
+            weights = {"image": wi, "text": wt, "keyword": 1.0, "attributes": wa, "categories": wc}
             closeness = -sum(abs(weights[k] - default[k]) for k in weights)
             candidate = (round(score(weights, cases), 4), closeness, weights)
             if candidate[:2] > best[:2]:
