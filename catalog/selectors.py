@@ -61,10 +61,24 @@ def product_skus_by_id() -> dict[int, str]:
     return dict(Product.objects.values_list("pk", "sku"))
 
 
-def product_stock_and_titles(product_ids: Sequence[int]) -> dict[int, tuple[bool, str]]:
-    """Whether each product has stock, and its title."""
-    rows = Product.objects.using(settings.SEARCH_DB_ALIAS).filter(pk__in=list(product_ids))
-    return {pk: (has_stock, title) for pk, has_stock, title in rows.values_list("pk", "has_stock", "title")}
+@dataclass(frozen=True)
+class RankFacts:
+    """What ranking reads of a product besides its signals."""
+
+    has_stock: bool
+    title: str
+    category_id: int | None
+
+
+def product_rank_facts(product_ids: Sequence[int]) -> dict[int, RankFacts]:
+    """Whether each product has stock, its title and its category, in one small query (a search
+    reads them for the few hundred products its signals found)."""
+    if not product_ids:
+        return {}
+    sql = "SELECT id, has_stock, title, category_id FROM catalog_product WHERE id = ANY(%s)"
+    with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, [list(product_ids)])
+        return {pid: RankFacts(has_stock, title, category) for pid, has_stock, title, category in cursor.fetchall()}
 
 
 def product_prices(product_ids: Sequence[int]) -> dict[int, Decimal]:
@@ -363,10 +377,13 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
 def product_ids_in_categories(
     category_ids: Sequence[int], filters: ProductFilters | None = None, limit: int = 20_000
 ) -> list[tuple[int, int]]:
-    """(product id, category id) of at most ``limit`` active products in these categories that pass
-    ``filters``."""
+    """(product id, category id) of the first ``limit`` active products (by id) in these categories
+    that pass ``filters``."""
     where, params = product_filter_sql(filters)
-    sql = f"SELECT p.id, p.category_id FROM catalog_product p WHERE {where} AND p.category_id = ANY(%s) LIMIT %s"
+    sql = (
+        f"SELECT p.id, p.category_id FROM catalog_product p WHERE {where} AND p.category_id = ANY(%s) "
+        "ORDER BY p.id LIMIT %s"
+    )
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, [*params, list(category_ids), limit])
         return [(pid, cid) for pid, cid in cursor.fetchall()]

@@ -102,12 +102,15 @@ _query_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
-def _encode_cached(space: EmbeddingSpace, text: str) -> tuple[float, ...]:
+def _encode_cached(space: EmbeddingSpace, text: str) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+    """The query's vector in the space, and the text tower's own sentence vector (None when it has
+    none), from one pass of the tower."""
     from lifecycle.serving import embedder_for_space
 
     emb = embedder_for_space(space)  # the model that wrote the space, never another
     with _query_lock:  # one encoder, many request threads
-        return tuple(float(x) for x in emb.encode_texts([text])[0])
+        shared, sentence = emb.encode_texts_and_sentences([text])
+    return tuple(float(x) for x in shared[0]), None if sentence is None else tuple(float(x) for x in sentence[0])
 
 
 def encode_query_text(text: str, space: EmbeddingSpace | None = None) -> np.ndarray:
@@ -116,7 +119,7 @@ def encode_query_text(text: str, space: EmbeddingSpace | None = None) -> np.ndar
     space = space or _space()
     if space is None:
         raise LookupError("no embedding space is active yet")
-    return np.asarray(_encode_cached(space, text.strip().lower()), dtype=np.float32)
+    return np.asarray(_encode_cached(space, text.strip().lower())[0], dtype=np.float32)
 
 
 def models_served() -> dict[str, object]:
@@ -492,20 +495,24 @@ RANKING_NOTE = (
 )
 
 
-def in_stock_first(hits: list[Hit], text: str) -> list[Hit]:
+def in_stock_first(
+    hits: list[Hit], text: str, briefs: dict[int, catalog_selectors.RankFacts] | None = None
+) -> list[Hit]:
     """Sold-out products sink below comparable in-stock ones: each ranks as if its score were
     ``SOLD_OUT_FACTOR`` of what it is — below in-stock products that match about as well, still above
     those that match clearly worse — unless its title has every word of the query, so a product
     searched for by name is still found first."""
     if not hits:
         return hits
-    facts_of = catalog_selectors.product_stock_and_titles([h.product_id for h in hits])
+    briefs = dict(briefs or {})
+    missing = [h.product_id for h in hits if h.product_id not in briefs]
+    briefs.update(catalog_selectors.product_rank_facts(missing))
     words = set(content_words(text))
 
     def place(item: tuple[int, Hit]) -> tuple[float, int]:
         position, hit = item
-        in_stock, title = facts_of.get(hit.product_id, (True, ""))
-        sunk = not in_stock and not title_has_every_word(title, words)
+        brief = briefs.get(hit.product_id)
+        sunk = brief is not None and not brief.has_stock and not title_has_every_word(brief.title, words)
         score = hit.score - abs(hit.score) * (1 - SOLD_OUT_FACTOR) if sunk else hit.score
         return (-score, position)
 
@@ -520,13 +527,8 @@ def _category_sentences(space: EmbeddingSpace, names: tuple[str, ...]) -> np.nda
         return embedder_for_space(space).encode_sentences(list(names))
 
 
-@functools.lru_cache(maxsize=4096)
 def _sentence_cached(space: EmbeddingSpace, text: str) -> tuple[float, ...] | None:
-    from lifecycle.serving import embedder_for_space
-
-    with _query_lock:
-        found = embedder_for_space(space).encode_sentences([text])
-    return None if found is None else tuple(float(x) for x in found[0])
+    return _encode_cached(space, text)[1]
 
 
 def nearest_names(
@@ -550,16 +552,17 @@ def categories_signal(
     text: str,
     limit: int,
     filters: ProductFilters | None = None,
-    vector: np.ndarray | None = None,
+    near: Sequence[Hit] = (),
     *,
     space: EmbeddingSpace | None = None,
+    briefs: dict[int, catalog_selectors.RankFacts] | None = None,
 ) -> list[Hit]:
     """Products of the catalog categories nearest the query *in meaning* — "something to wear to the
     beach" → swimsuits, bikini tops — by the text tower's own sentence vectors (all-MiniLM-L6-v2) of
-    the query and of the categories' names: the :data:`CATEGORY_MATCHES` nearest categories, each
-    product scored by its category's similarity plus half its text vector's similarity to the query
-    (``vector``; exact, over those categories' products only). Empty for a text tower without sentence
-    vectors."""
+    the query and of the categories' names (:func:`nearest_names`). First the products of ``near``
+    (the text signal's list) in those categories, each scored by its category's similarity plus half
+    its own; then the categories' other products, nearest category first. Empty for a text tower
+    without sentence vectors."""
     space = space or _space()
     if space is None:
         return []
@@ -571,15 +574,23 @@ def categories_signal(
     }
     if not nearest:
         return []
-    found = catalog_selectors.product_ids_in_categories(list(nearest), filters, catalog_selectors.EXACT_SCAN_MAX)
-    closeness: dict[int, float] = {}
-    if vector is not None and found:
-        exact = vector_signals_exact(vector, ["text"], len(found), [pid for pid, _ in found], space=space)["text"]
-        closeness = {h.product_id: h.score for h in exact}
+    if briefs is None:
+        briefs = catalog_selectors.product_rank_facts([h.product_id for h in near])
+    category_of = {pid: brief.category_id for pid, brief in briefs.items()}
     scored = sorted(
-        ((nearest[cid] + 0.5 * closeness.get(pid, 0.0), pid) for pid, cid in found), key=lambda s: (-s[0], s[1])
-    )[:limit]
-    return [Hit(pid, score, {"categories": rank}) for rank, (score, pid) in enumerate(scored, start=1)]
+        (
+            (nearest[category_of[h.product_id]] + 0.5 * h.score, h.product_id)
+            for h in near
+            if category_of.get(h.product_id) in nearest
+        ),
+        key=lambda item: (-item[0], item[1]),
+    )
+    seen = {pid for _, pid in scored}
+    if len(scored) < limit:
+        rest = catalog_selectors.product_ids_in_categories(list(nearest), filters, limit + len(seen))
+        others = sorted(((nearest[cid], pid) for pid, cid in rest if pid not in seen), key=lambda i: (-i[0], i[1]))
+        scored += others[: limit - len(scored)]
+    return [Hit(pid, score, {"categories": rank}) for rank, (score, pid) in enumerate(scored[:limit], start=1)]
 
 
 def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
@@ -736,11 +747,6 @@ def _ranked(
             lists["attributes"] = attribute_signal(text, pool, filters, matching, facts, ignore)
         else:
             deferred["attributes"] = run(attribute_signal, text, pool, filters, matching, None, ignore)
-    if "categories" in signals:
-        if vector is None and space is None:
-            space = _space()
-        query_vector = vector if vector is not None else (encode_query_text(text, space) if space else None)
-        lists["categories"] = categories_signal(text, pool, filters, query_vector, space=space)
     if vector is not None:
         if matching is not None and matching.ids is not None and len(vector_kinds) > 1:
             # a filter leaving few products: score them for both kinds in one exact pass
@@ -759,6 +765,12 @@ def _ranked(
                 corrected = correction.text
         else:
             lists[name] = future.result()
+    # stock, title and category of every product a signal found, in one query
+    briefs = catalog_selectors.product_rank_facts(list({h.product_id for hits in lists.values() for h in hits}))
+    if "categories" in signals:
+        lists["categories"] = categories_signal(
+            text, pool, filters, lists.get("text", ()), space=space or _space(), briefs=briefs
+        )
     for kind in asked:
         lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
     lists = {signal: lists[signal] for signal in signals}  # the order asked for
@@ -766,8 +778,7 @@ def _ranked(
     if with_every_word:  # a product named by the query: its title has every word (one small look-up)
         top = [h.product_id for h in lists["keyword"][: min(5, with_every_word)]]
         words = set(content_words(text))
-        titles = catalog_selectors.product_stock_and_titles(top)
-        title_match = any(title_has_every_word(titles[pid][1], words) for pid in top if pid in titles)
+        title_match = any(title_has_every_word(briefs[pid].title, words) for pid in top if pid in briefs)
     profile = fusion_profile(text, ignore, bool(with_every_word), title_match)
     ranking = Ranking([], corrected, understood, filters, profile, facts, text=text, lists=lists)
     if keep_lists:
@@ -775,7 +786,7 @@ def _ranked(
     ranked = (
         next(iter(lists.values())) if len(lists) == 1 else fuse(lists, max(pool, RESULT_SET), fusion_weights(profile))
     )
-    ranking.hits = in_stock_first(ranked, text)
+    ranking.hits = in_stock_first(ranked, text, briefs)
     return ranking
 
 

@@ -146,6 +146,19 @@ class Embedder:
         return np.concatenate(out) if out else None
 
     @torch.inference_mode()
+    def encode_texts_and_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`encode_texts` and :meth:`encode_sentences` from one pass of the text tower."""
+        text = getattr(self.model, "text", None)
+        if text is None or not all(hasattr(text, name) for name in ("transformer", "pooler", "config", "proj")):
+            return self.encode_texts(texts), None
+        tokens = self.tokenizer(texts)
+        mask = (tokens != text.config.pad_token_id).long()
+        pooled = text.pooler(text.transformer(input_ids=tokens, attention_mask=mask), mask)
+        projected = text.proj(pooled)
+        normalize = torch.nn.functional.normalize
+        return normalize(projected, dim=-1).numpy(), normalize(pooled, dim=-1).numpy()
+
+    @torch.inference_mode()
     def encode_texts(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         out = []
         for start in range(0, len(texts), batch_size):

@@ -332,10 +332,6 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
         {"mode": mode, **{k: round(v, 4) for k, v in m.items()}, "mean_ms": latency.get(mode)}
         for mode, m in metrics.items()
     ]
-    kinds_table = kind_table(families)
-    for fam, per_mode in families.items():
-        for mode, m in per_mode.items():
-            rows.append({"mode": f"{fam}/{mode}", **{k: round(v, 4) for k, v in m.items()}})
     for fam, per_mode in families.items():
         if fam.endswith("-typo") and fam[: -len("-typo")] in families:  # the same queries spelt right
             for mode, m in per_mode.items():
@@ -354,6 +350,10 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                 "queries": len(nonsense),
             }
         }
+    kinds_table = kind_table(families)
+    for fam, per_mode in families.items():
+        for mode, m in per_mode.items():
+            rows.append({"mode": f"{fam}/{mode}", **{k: round(v, 4) for k, v in m.items()}})
     result = {
         "catalog": str(catalog),
         "queries": str(options["queries"]),
