@@ -375,17 +375,26 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
 
 
 def product_ids_in_categories(
-    category_ids: Sequence[int], filters: ProductFilters | None = None, limit: int = 20_000
+    category_ids: Sequence[int], filters: ProductFilters | None = None, limit: int = 200
 ) -> list[tuple[int, int]]:
-    """(product id, category id) of the first ``limit`` active products (by id) in these categories
-    that pass ``filters``."""
+    """(product id, category id) of the first ``limit`` active products (by id) of *each* of these
+    categories that pass ``filters``. Categories outside the filter's category are not looked in (a
+    look for the first products of a category the filter excludes would walk the whole table)."""
+    if filters is not None and filters.category:
+        allowed = set(category_ids_under(filters.category))
+        category_ids = [c for c in category_ids if c in allowed]
+    if not category_ids:
+        return []
     where, params = product_filter_sql(filters)
-    sql = (
-        f"SELECT p.id, p.category_id FROM catalog_product p WHERE {where} AND p.category_id = ANY(%s) "
-        "ORDER BY p.id LIMIT %s"
-    )
+    sql = f"""
+        SELECT found.id, found.category_id FROM unnest(%s::bigint[]) AS wanted(id)
+        CROSS JOIN LATERAL (
+            SELECT p.id, p.category_id FROM catalog_product p
+            WHERE p.category_id = wanted.id AND {where} ORDER BY p.id LIMIT %s
+        ) found
+    """
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(sql, [*params, list(category_ids), limit])
+        cursor.execute(sql, [list(category_ids), *params, limit])
         return [(pid, cid) for pid, cid in cursor.fetchall()]
 
 

@@ -548,6 +548,17 @@ def nearest_names(
     return [(names[i], float(similarity[i])) for i in nearest if similarity[i] >= CATEGORY_MIN_SIMILARITY]
 
 
+def nearest_categories(text: str, space: EmbeddingSpace | None = None) -> dict[int, float]:
+    """The catalog categories nearest the query in meaning (:func:`nearest_names` over the categories'
+    names): category id → similarity."""
+    vocabulary = _vocabulary()["category"]
+    return {
+        int(category_id): similarity  # type: ignore[call-overload]
+        for name, similarity in nearest_names(text, sorted(vocabulary), space=space)
+        for category_id in vocabulary[name]
+    }
+
+
 def categories_signal(
     text: str,
     limit: int,
@@ -556,22 +567,19 @@ def categories_signal(
     *,
     space: EmbeddingSpace | None = None,
     briefs: dict[int, catalog_selectors.RankFacts] | None = None,
+    nearest: dict[int, float] | None = None,
+    rest: list[tuple[int, int]] | None = None,
 ) -> list[Hit]:
     """Products of the catalog categories nearest the query *in meaning* — "something to wear to the
     beach" → swimsuits, bikini tops — by the text tower's own sentence vectors (all-MiniLM-L6-v2) of
-    the query and of the categories' names (:func:`nearest_names`). First the products of ``near``
+    the query and of the categories' names (:func:`nearest_categories`). First the products of ``near``
     (the text signal's list) in those categories, each scored by its category's similarity plus half
-    its own; then the categories' other products, nearest category first. Empty for a text tower
-    without sentence vectors."""
+    its own; then the categories' other products (``rest``, read here when not given), nearest
+    category first. Empty for a text tower without sentence vectors."""
     space = space or _space()
     if space is None:
         return []
-    vocabulary = _vocabulary()["category"]
-    nearest = {
-        int(category_id): similarity  # type: ignore[call-overload]
-        for name, similarity in nearest_names(text, sorted(vocabulary), space=space)
-        for category_id in vocabulary[name]
-    }
+    nearest = nearest_categories(text, space) if nearest is None else nearest
     if not nearest:
         return []
     if briefs is None:
@@ -587,7 +595,8 @@ def categories_signal(
     )
     seen = {pid for _, pid in scored}
     if len(scored) < limit:
-        rest = catalog_selectors.product_ids_in_categories(list(nearest), filters, limit + len(seen))
+        if rest is None:
+            rest = catalog_selectors.product_ids_in_categories(list(nearest), filters, limit)
         others = sorted(((nearest[cid], pid) for pid, cid in rest if pid not in seen), key=lambda i: (-i[0], i[1]))
         scored += others[: limit - len(scored)]
     return [Hit(pid, score, {"categories": rank}) for rank, (score, pid) in enumerate(scored[:limit], start=1)]
@@ -741,6 +750,14 @@ def _ranked(
     vector_kinds = _semantic_kinds(vector_kinds, space)
     vector = encode_query_text(text, space) if vector_kinds else None
     matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
+    nearest: dict[int, float] = {}
+    rest: Future[Any] | None = None
+    if "categories" in signals:
+        # the categories nearest the query; their products are read on a query thread meanwhile
+        space = space or _space()
+        nearest = nearest_categories(text, space) if space is not None else {}
+        if nearest:
+            rest = run(catalog_selectors.product_ids_in_categories, list(nearest), filters, pool)
     lists: dict[str, list[Hit]] = {}
     if "attributes" in signals:
         if facts is not None and matching is not None and matching.ids is not None:
@@ -765,11 +782,21 @@ def _ranked(
                 corrected = correction.text
         else:
             lists[name] = future.result()
+    category_rest = rest.result() if rest is not None else []
     # stock, title and category of every product a signal found, in one query
-    briefs = catalog_selectors.product_rank_facts(list({h.product_id for hits in lists.values() for h in hits}))
+    briefs = catalog_selectors.product_rank_facts(
+        list({h.product_id for hits in lists.values() for h in hits} | {pid for pid, _ in category_rest})
+    )
     if "categories" in signals:
         lists["categories"] = categories_signal(
-            text, pool, filters, lists.get("text", ()), space=space or _space(), briefs=briefs
+            text,
+            pool,
+            filters,
+            lists.get("text", ()),
+            space=space,
+            briefs=briefs,
+            nearest=nearest,
+            rest=category_rest,
         )
     for kind in asked:
         lists.setdefault(kind, [])  # a signal this space cannot answer yet contributes nothing
