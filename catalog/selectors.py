@@ -70,6 +70,14 @@ class RankFacts:
     category_id: int | None
 
 
+def product_titles(product_ids: Sequence[int]) -> dict[int, str]:
+    if not product_ids:
+        return {}
+    with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT id, title FROM catalog_product WHERE id = ANY(%s)", [list(product_ids)])
+        return dict(cursor.fetchall())
+
+
 def product_rank_facts(product_ids: Sequence[int]) -> dict[int, RankFacts]:
     """Whether each product has stock, its title and its category, in one small query (a search
     reads them for the few hundred products its signals found)."""
@@ -377,8 +385,9 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
 def product_ids_in_categories(
     category_ids: Sequence[int], filters: ProductFilters | None = None, limit: int = 200
 ) -> list[tuple[int, int]]:
-    """(product id, category id) of the first ``limit`` active products (by id) of *each* of these
-    categories that pass ``filters``. Categories outside the filter's category are not looked in (a
+    """(product id, category id) of up to ``limit`` active products of *each* of these categories that
+    pass ``filters`` (whichever the category's index finds first: no ordering, which would make the
+    planner walk the whole table for a selective filter). Categories outside the filter's category are not looked in (a
     look for the first products of a category the filter excludes would walk the whole table)."""
     if filters is not None and filters.category:
         allowed = set(category_ids_under(filters.category))
@@ -390,7 +399,7 @@ def product_ids_in_categories(
         SELECT found.id, found.category_id FROM unnest(%s::bigint[]) AS wanted(id)
         CROSS JOIN LATERAL (
             SELECT p.id, p.category_id FROM catalog_product p
-            WHERE p.category_id = wanted.id AND {where} ORDER BY p.id LIMIT %s
+            WHERE p.category_id = wanted.id AND {where} LIMIT %s
         ) found
     """
     with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:

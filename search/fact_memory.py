@@ -105,6 +105,19 @@ class ProductFacts:
         pos = np.searchsorted(self.ids, ids)
         return pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)]
 
+    def stock_and_categories(self, product_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
+        """Whether each of these products (those kept here) has stock, and its category id."""
+        if not len(self.ids) or not len(product_ids):
+            return {}
+        wanted = np.asarray(product_ids, dtype=np.int64)
+        at = np.clip(np.searchsorted(self.ids, wanted), 0, len(self.ids) - 1)
+        found = self.ids[at] == wanted
+        return {
+            int(pid): (bool(self.has_stock[i]), int(self.category_ids[i]))
+            for pid, i, ok in zip(wanted, at, found, strict=True)
+            if ok
+        }
+
     @staticmethod
     def serves(filters: ProductFilters) -> bool:
         """Whether these facts answer the filter (a size in stock needs the variants, a department the

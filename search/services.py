@@ -783,10 +783,8 @@ def _ranked(
         else:
             lists[name] = future.result()
     category_rest = rest.result() if rest is not None else []
-    # stock, title and category of every product a signal found, in one query
-    briefs = catalog_selectors.product_rank_facts(
-        list({h.product_id for hits in lists.values() for h in hits} | {pid for pid, _ in category_rest})
-    )
+    found_ids = list({h.product_id for hits in lists.values() for h in hits} | {pid for pid, _ in category_rest})
+    briefs = _rank_facts(found_ids, lists.get("keyword", [])[:5], space)
     if "categories" in signals:
         lists["categories"] = categories_signal(
             text,
@@ -815,6 +813,26 @@ def _ranked(
     )
     ranking.hits = in_stock_first(ranked, text, briefs)
     return ranking
+
+
+def _rank_facts(
+    product_ids: list[int], keyword_top: list[Hit], space: EmbeddingSpace | None
+) -> dict[int, catalog_selectors.RankFacts]:
+    """Stock, category and (where ranking reads it) title of the products a search found: from the
+    facts kept in memory when a filtered search loaded them — then only the titles of sold-out products
+    and of the keyword signal's first hits are read — else in one query."""
+    from search.vector_memory import memory_vectors_loaded
+
+    store = memory_vectors_loaded(space) if space is not None else None
+    kept = store.facts.stock_and_categories(product_ids) if store is not None else {}
+    if not kept or len(kept) < len(product_ids):
+        return catalog_selectors.product_rank_facts(product_ids)
+    wanted = {pid for pid, (has_stock, _) in kept.items() if not has_stock} | {h.product_id for h in keyword_top}
+    titles = catalog_selectors.product_titles(sorted(wanted))
+    return {
+        pid: catalog_selectors.RankFacts(has_stock, titles.get(pid, ""), category if category >= 0 else None)
+        for pid, (has_stock, category) in kept.items()
+    }
 
 
 def _filter_match(
