@@ -118,6 +118,19 @@ class ProductFacts:
             if ok
         }
 
+    def in_categories(
+        self, product_ids: Sequence[int], category_ids: Sequence[int], limit: int
+    ) -> list[tuple[int, int]]:
+        """(product id, category id) of up to ``limit`` of these products (those kept here) that are in
+        one of these categories, lowest ids first."""
+        if not len(self.ids) or not len(product_ids):
+            return []
+        wanted = np.asarray(product_ids, dtype=np.int64)
+        at = np.clip(np.searchsorted(self.ids, wanted), 0, len(self.ids) - 1)
+        keep = (self.ids[at] == wanted) & np.isin(self.category_ids[at], np.asarray(category_ids, dtype=np.int64))
+        rows = np.sort(at[keep])[:limit]  # rows are in id order
+        return list(zip(self.ids[rows].tolist(), self.category_ids[rows].tolist(), strict=True))
+
     @staticmethod
     def serves(filters: ProductFilters) -> bool:
         """Whether these facts answer the filter (a size in stock needs the variants, a department the

@@ -756,7 +756,10 @@ def _ranked(
         # the categories nearest the query; their products are read on a query thread meanwhile
         space = space or _space()
         nearest = nearest_categories(text, space) if space is not None else {}
-        if nearest:
+        if nearest and facts is not None and matching is not None and matching.ids is not None:
+            # the filter's matches are known and the facts kept in memory: no query
+            rest = _run_here(facts.in_categories, matching.ids, list(nearest), pool * len(nearest))
+        elif nearest:
             rest = run(catalog_selectors.product_ids_in_categories, list(nearest), filters, pool)
     lists: dict[str, list[Hit]] = {}
     if "attributes" in signals:

@@ -82,3 +82,21 @@ def test_attribute_ranking_every_first_then_some(facts):
     exact = facts.attribute_ranking(wanted, {"colour": ["black"]}, np.array([1, 2, 3, 4]), 10)
     assert exact[0] == (3, 2.0)  # only 3 has both; the exact-name bonus orders within the full matches
     assert facts.attribute_ranking(wanted, {}, np.array([1, 2, 3, 4]), 2) == [(3, 2.0), (1, 1.0)]
+
+
+def test_stock_categories_and_products_in_categories_from_the_facts():
+    facts = ProductFacts.empty().merged(
+        ProductFactRows(
+            ids=np.array([3, 1, 2], dtype=np.int64),
+            category_ids=np.array([7, 5, -1], dtype=np.int64),
+            colours=["", "", ""],
+            patterns=["", "", ""],
+            prices=np.array([1.0, 2.0, 3.0]),
+            has_stock=np.array([True, False, True]),
+            is_active=np.array([True, True, True]),
+            newest=None,
+        )
+    )
+    assert facts.stock_and_categories([1, 2, 3, 99]) == {1: (False, 5), 2: (True, -1), 3: (True, 7)}
+    assert facts.in_categories([1, 2, 3, 99], [5, 7], 10) == [(1, 5), (3, 7)]
+    assert facts.in_categories([3, 1], [5, 7], 1) == [(1, 5)]  # lowest id first, at most limit
