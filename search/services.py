@@ -41,6 +41,7 @@ from PIL import Image
 from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
 from catalog.selectors import ProductFilters
+from search.caching import catalog_fact, catalog_facts_reset
 from search.fact_memory import ProductFacts
 from search.spelling import speller
 from search.understanding import PART_KEYS, Part, Understood, understand_query
@@ -271,8 +272,6 @@ def keyword_signal_counted(
     return hits, every
 
 
-_vocab_lock = threading.Lock()
-_vocab_cache: dict[str, tuple[float, dict[str, dict[str, list[Any]]]]] = {}
 VOCABULARY_TTL_S = 300
 
 
@@ -280,19 +279,25 @@ def _cached_vocabulary(
     name: str, load: Callable[[], dict[str, dict[str, list[Any]]]]
 ) -> dict[str, dict[str, list[Any]]]:
     """A vocabulary of the search database, read again once it is VOCABULARY_TTL_S seconds old."""
-    import time
-
-    key = f"{name}:{settings.SEARCH_DB_ALIAS}"
-    with _vocab_lock:
-        entry = _vocab_cache.get(key)
-        if entry is None or time.monotonic() - entry[0] > VOCABULARY_TTL_S:
-            entry = (time.monotonic(), load())
-            _vocab_cache[key] = entry
-        return entry[1]
+    return catalog_fact(f"vocabulary:{name}", load, VOCABULARY_TTL_S)
 
 
 def _vocabulary() -> dict[str, dict[str, list[object]]]:
     return _cached_vocabulary("catalog", catalog_selectors.attribute_vocabulary)
+
+
+def search_warm() -> float:
+    """Build what every search reads (the spelling lexicon, the catalog's vocabularies, a query's
+    vectors) before the process takes traffic; returns the seconds it took. A failure is logged, never
+    raised: the first search then builds them."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        search_text("warm up", limit=1)
+    except Exception:
+        logger.exception("search not warmed; the first search builds its lexicon")
+    return time.perf_counter() - started
 
 
 def search_caches_reset() -> None:
@@ -301,8 +306,7 @@ def search_caches_reset() -> None:
     from search.spelling import speller_reset
     from search.vector_memory import memory_vectors_reset
 
-    with _vocab_lock:
-        _vocab_cache.clear()
+    catalog_facts_reset()
     speller_reset()
     memory_vectors_reset()
 

@@ -19,8 +19,6 @@ an undone part (its ``key`` in ``ignore``) is read as plain words again.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -28,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 
 from catalog.selectors import ProductFilters
+from search.caching import catalog_fact, catalog_facts_reset
 
 PART_KEYS = ("price", "department", "size", "category", "colour", "pattern")
 CURRENCY = r"(?:€|eur|euros?|\$|usd|dollars?|£|gbp|pounds?)"
@@ -67,26 +66,15 @@ class Understood:
     ignore: frozenset[str] = frozenset()
 
 
-_cache_lock = threading.Lock()
-_cache: dict[str, tuple[float, object]] = {}
 CATALOG_FACTS_TTL_S = 300.0
 
 
 def _catalog_fact(name: str, load: Callable[[], object]) -> object:
-    """A fact of the search database (its sizes, departments, price quantile), read again once it is
-    CATALOG_FACTS_TTL_S old."""
-    key = f"{name}:{settings.SEARCH_DB_ALIAS}"
-    with _cache_lock:
-        entry = _cache.get(key)
-        if entry is None or time.monotonic() - entry[0] > CATALOG_FACTS_TTL_S:
-            entry = (time.monotonic(), load())
-            _cache[key] = entry
-        return entry[1]
+    return catalog_fact(f"understanding:{name}", load, CATALOG_FACTS_TTL_S)
 
 
 def understanding_caches_reset() -> None:
-    with _cache_lock:
-        _cache.clear()
+    catalog_facts_reset()
 
 
 def _number(text: str) -> Decimal | None:

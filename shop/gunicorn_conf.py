@@ -1,6 +1,6 @@
 """gunicorn settings the local stack passes with ``--config``: every web process loads the models the
-registry serves (parser, embedder) before it accepts its first request, so the first search is as fast
-as the tenth. ``SHOP_PRELOAD_MODELS=0`` skips it."""
+registry serves (parser, embedder) and builds the search's spelling lexicon and vocabularies before it
+accepts its first request, so the first search is as fast as the tenth. ``SHOP_PRELOAD_MODELS=0`` skips it."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ def post_worker_init(worker: Any) -> None:
 
     seconds = serving_preload()
     worker.log.info("models loaded in %.1f s before taking requests", seconds)
+    from search.services import search_warm
+
+    seconds = search_warm()
+    worker.log.info("search warmed (spelling lexicon, catalog vocabularies) in %.1f s", seconds)
