@@ -444,7 +444,24 @@ def start_web(layout: Layout) -> None:
         "--config",
         str(BASE_DIR / "shop" / "gunicorn_conf.py"),
     ]
-    start_python_service(layout, "web", argv, lambda: port_open(layout.web_port, layout.web_host))
+    start_python_service(layout, "web", argv, lambda: _web_answers(layout))
+
+
+def _web_answers(layout: Layout) -> bool:
+    """A web process answers HTTP: its models are loaded and its search warmed (gunicorn's master binds
+    the port at once, but a request would wait for a worker until then)."""
+    import urllib.error
+    import urllib.request
+
+    if not port_open(layout.web_port, layout.web_host):
+        return False
+    try:
+        with urllib.request.urlopen(f"http://{layout.web_host}:{layout.web_port}/healthz", timeout=2):
+            return True
+    except urllib.error.HTTPError:  # an answer all the same (503 while a dependency is down)
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 STARTERS = {
