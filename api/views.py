@@ -450,7 +450,7 @@ class SearchView(APIView):
                     "understood": [{"key": "colour", "label": "colour: black", "phrase": "black"}],
                     "ignored": [],
                     "ranking": "in-stock products first: a sold-out one ranks below in-stock ones that match about "
-                    "as well (within 10 %), unless its title has every word of the query",
+                    "as well (within 10 %), unless the query names it",
                     "results": [{"product": SUMMARY_EXAMPLE, "score": 0.0651, "signals": {"keyword": 1, "image": 3}}],
                     "facets": {
                         "category": [{"value": "women/tops", "count": 1}],

@@ -493,9 +493,10 @@ def fusion_weights(profile: str) -> dict[str, float]:
 
 
 SOLD_OUT_FACTOR = 0.9  # a sold-out product ranks as if its score were this much lower
+NAMED_MAX = 3  # a query names products when at most this many found titles have all its words
 RANKING_NOTE = (
     "in-stock products first: a sold-out one ranks below in-stock ones that match about as well (within 10 %), "
-    "unless its title has every word of the query"
+    "unless the query names it"
 )
 
 
@@ -504,19 +505,24 @@ def in_stock_first(
 ) -> list[Hit]:
     """Sold-out products sink below comparable in-stock ones: each ranks as if its score were
     ``SOLD_OUT_FACTOR`` of what it is — below in-stock products that match about as well, still above
-    those that match clearly worse — unless its title has every word of the query, so a product
-    searched for by name is still found first."""
+    those that match clearly worse — unless the query names it: its title has every word of the query,
+    and at most ``NAMED_MAX`` found products' titles do ("navy cotton t-shirt" names a product and its
+    other colours; "t-shirt" names a kind of product, and every t-shirt's title has it)."""
     if not hits:
         return hits
     briefs = dict(briefs or {})
     missing = [h.product_id for h in hits if h.product_id not in briefs]
     briefs.update(catalog_selectors.product_rank_facts(missing))
     words = set(content_words(text))
+    titled = {
+        h.product_id for h in hits if h.product_id in briefs and title_has_every_word(briefs[h.product_id].title, words)
+    }
+    named = titled if len(titled) <= NAMED_MAX else set()
 
     def place(item: tuple[int, Hit]) -> tuple[float, int]:
         position, hit = item
         brief = briefs.get(hit.product_id)
-        sunk = brief is not None and not brief.has_stock and not title_has_every_word(brief.title, words)
+        sunk = brief is not None and not brief.has_stock and hit.product_id not in named
         score = hit.score - abs(hit.score) * (1 - SOLD_OUT_FACTOR) if sunk else hit.score
         return (-score, position)
 

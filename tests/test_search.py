@@ -527,4 +527,7 @@ def test_sold_out_products_sink_below_in_stock_ones_but_stay_findable_by_name(ca
     assert named[0] == "B2"  # its title has every word: not sunk
     hits = [services.Hit(pid, 1.0) for pid in (catalog["B2"], catalog["R1"], catalog["K3"])]
     assert skus(services.in_stock_first(hits, "summer top"), catalog) == ["R1", "K3", "B2"]
-    assert skus(services.in_stock_first(hits, "t-shirt"), catalog)[0] == "B2"  # every word in its title
+    assert skus(services.in_stock_first(hits, "navy t-shirt"), catalog)[0] == "B2"  # named: every word in its title
+    # "t-shirt" is in four titles here: a kind of product, not a name — the sold-out one sinks
+    four = [*hits, services.Hit(catalog["K2"], 1.0)]
+    assert skus(services.in_stock_first(four, "t-shirt"), catalog) == ["R1", "K3", "K2", "B2"]
