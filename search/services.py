@@ -832,11 +832,11 @@ def _rank_facts(
     product_ids: list[int], keyword_top: list[Hit], space: EmbeddingSpace | None
 ) -> dict[int, catalog_selectors.RankFacts]:
     """Stock, category and (where ranking reads it) title of the products a search found: from the
-    facts kept in memory when a filtered search loaded them — then only the titles of sold-out products
-    and of the keyword signal's first hits are read — else in one query."""
-    from search.vector_memory import memory_vectors_loaded
+    facts kept in memory (loaded by the process's warm-up or first search) — then only the titles of
+    sold-out products and of the keyword signal's first hits are read — else in one query."""
+    from search.vector_memory import memory_vectors
 
-    store = memory_vectors_loaded(space) if space is not None else None
+    store = memory_vectors(space) if space is not None else None
     kept = store.facts.stock_and_categories(product_ids) if store is not None else {}
     if not kept or len(kept) < len(product_ids):
         return catalog_selectors.product_rank_facts(product_ids)

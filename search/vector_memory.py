@@ -212,17 +212,6 @@ def memory_vectors(space: EmbeddingSpace) -> MemoryVectors | None:
     return store.current()
 
 
-def memory_vectors_loaded(space: EmbeddingSpace) -> MemoryVectors | None:
-    """Like :func:`memory_vectors`, but never the first load: None until a filtered search loaded them."""
-    if settings.SEARCH_MEMORY_VECTORS_MAX <= 0:
-        return None
-    with _lock:
-        store = _stores.get((settings.SEARCH_DB_ALIAS, int(space.pk)))
-    if store is None or store.loaded_at < 0 or store.space.dim != space.dim:
-        return None
-    return store.current()
-
-
 def memory_vectors_reset() -> None:
     """Forget every kept vector (the next filtered search loads them again)."""
     with _lock:
