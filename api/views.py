@@ -477,14 +477,11 @@ class SearchView(APIView):
         offset, limit = query["offset"], query["limit"]
         page = ranked[offset : offset + limit]
         rows = summaries(request, [h.product_id for h in page])
-        note = ""
-        if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
-            note = "no product mentions these words; these are the closest in look and description"
         data = {
             **page_links(request, offset=offset, limit=limit, count=len(ranked)),
             "query": " ".join(query["q"].split()),
             "corrected_query": ranking.corrected,
-            "note": note,
+            "note": search_services.search_note(ranked, signals),
             # what became a filter or a boost; undo one with ignore=<key>
             "understood": [
                 {"key": part.key, "label": part.label, "phrase": part.phrase}

@@ -639,7 +639,6 @@ class Ranking:
     filters: ProductFilters | None = None  # the shopper's filters with the understood ones
     profile: str = ""  # which fusion weights ranked it (see fusion_profile)
     facts: ProductFacts | None = None  # set when the filter was answered from the facts in memory
-    text: str = ""  # what the signals read
     lists: dict[str, list[Hit]] = field(default_factory=dict)  # each signal's own ranking
 
 
@@ -658,7 +657,6 @@ def ranked_products(
     filters: ProductFilters | None = None,
     pool: int = POOL,
     parallel: bool | None = None,
-    understand: bool = True,
     ignore: frozenset[str] = frozenset(),
 ) -> tuple[list[Hit], str]:
     """The whole ranked result set for a text query (fused when several signals are asked for), and
@@ -669,9 +667,7 @@ def ranked_products(
     vectors — unless ``parallel`` is False, or None and this connection is inside a transaction
     (other connections would not see what it wrote). The ranking is the same either way.
     """
-    ranking = _ranked(
-        query, signals=signals, filters=filters, pool=pool, parallel=parallel, understand=understand, ignore=ignore
-    )
+    ranking = _ranked(query, signals=signals, filters=filters, pool=pool, parallel=parallel, ignore=ignore)
     ranked = ranking.hits
     if ranking.facts is not None:  # the facts in memory may lag the database by a second: show what passes now
         passing = catalog_selectors.product_ids_passing([h.product_id for h in ranked], ranking.filters)
@@ -684,15 +680,12 @@ def ranked_with_facets(
     *,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     filters: ProductFilters | None = None,
-    understand: bool = True,
     ignore: frozenset[str] = frozenset(),
 ) -> tuple[Ranking, dict[str, list[tuple[str, int]]]]:
     """:func:`ranked_products` and the facet counts of the whole result set. With the products'
     facts in memory, the check of the result set against the database and the sizes in stock are
     one query and the other facets are counted in memory."""
-    ranking = _ranked(
-        query, signals=signals, filters=filters, pool=POOL, parallel=None, understand=understand, ignore=ignore
-    )
+    ranking = _ranked(query, signals=signals, filters=filters, pool=POOL, parallel=None, ignore=ignore)
     facts = ranking.facts
     if facts is None:
         return ranking, facets_of([h.product_id for h in ranking.hits])
@@ -715,7 +708,6 @@ def _ranked(
     filters: ProductFilters | None,
     pool: int,
     parallel: bool | None,
-    understand: bool = True,
     ignore: frozenset[str] = frozenset(),
     keep_lists: bool = False,
 ) -> Ranking:
@@ -734,15 +726,12 @@ def _ranked(
     # Every signal reads the query with its typos corrected: only words that are no real word change
     # (search.spelling), so a correctly spelt word always reaches every signal as written.
     correction = speller(settings.SEARCH_DB_ALIAS).correct_query(query)
-    understood = None
-    text = correction.text
-    if understand:
-        # price, department and size become filters and leave the text; named categories, colours and
-        # patterns stay in it (the attribute signal boosts them)
-        understood = understand_query(
-            correction.text, filters, ignore=ignore, recognised=recognise_attributes(correction.text, ignore)
-        )
-        text, filters = understood.text, understood.filters
+    # price, department and size become filters and leave the text; named categories, colours and
+    # patterns stay in it (the attribute signal boosts them)
+    understood = understand_query(
+        correction.text, filters, ignore=ignore, recognised=recognise_attributes(correction.text, ignore)
+    )
+    text, filters = understood.text, understood.filters
     vector_kinds = [signal for signal in signals if signal in ("image", "text")]
     filtered = filters is not None and filters.active()
     deferred: dict[str, Future[Any]] = {}
@@ -818,7 +807,7 @@ def _ranked(
         words = set(content_words(text))
         title_match = any(title_has_every_word(briefs[pid].title, words) for pid in top if pid in briefs)
     profile = fusion_profile(text, ignore, bool(with_every_word), title_match)
-    ranking = Ranking([], corrected, understood, filters, profile, facts, text=text, lists=lists)
+    ranking = Ranking([], corrected, understood, filters, profile, facts, lists=lists)
     if keep_lists:
         return ranking
     ranked = (
@@ -949,9 +938,6 @@ def search_products(
     ranking, facets = ranked_with_facets(query, signals=signals, filters=filters, ignore=frozenset(ignore))
     ranked = ranking.hits
     start = (page - 1) * page_size
-    note = ""
-    if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
-        note = "no product mentions these words; these are the closest in look and description"
     return SearchResult(
         hits=ranked[start : start + page_size],
         total=len(ranked),
@@ -960,10 +946,18 @@ def search_products(
         facets=facets,
         query=_clean_query(query),
         corrected_query=ranking.corrected,
-        note=note,
+        note=search_note(ranked, signals),
         understood=ranking.understood.parts if ranking.understood else [],
         ignored=sorted(ignore),
     )
+
+
+def search_note(ranked: Sequence[Hit], signals: Sequence[str]) -> str:
+    """What to tell the shopper about a result set: that no product has the query's words, when the
+    keyword signal was asked for and found none of the results."""
+    if ranked and "keyword" in signals and not any("keyword" in h.signals for h in ranked):
+        return "no product mentions these words; these are the closest in look and description"
+    return ""
 
 
 def facets_of(product_ids: Sequence[int]) -> dict[str, list[tuple[str, int]]]:

@@ -19,14 +19,13 @@ an undone part (its ``key`` in ``ignore``) is read as plain words again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
 from catalog.selectors import ProductFilters
-from search.caching import catalog_fact, catalog_facts_reset
+from search.caching import catalog_fact
 
 PART_KEYS = ("price", "department", "size", "category", "colour", "pattern")
 CURRENCY = r"(?:€|eur|euros?|\$|usd|dollars?|£|gbp|pounds?)"
@@ -64,17 +63,6 @@ class Understood:
     filters: ProductFilters  # the shopper's filters with the understood ones added
     parts: list[Part] = field(default_factory=list)
     ignore: frozenset[str] = frozenset()
-
-
-CATALOG_FACTS_TTL_S = 300.0
-
-
-def _catalog_fact(name: str, load: Callable[[], object]) -> object:
-    return catalog_fact(f"understanding:{name}", load, CATALOG_FACTS_TTL_S)
-
-
-def understanding_caches_reset() -> None:
-    catalog_facts_reset()
 
 
 def _number(text: str) -> Decimal | None:
@@ -133,8 +121,9 @@ def understand_query(
                 text = _cut(text, match.span())
             cheap = _CHEAP.search(text)
             if cheap and price_max is None:
-                bound = _catalog_fact(
-                    "cheap", lambda: catalog_selectors.product_price_quantile(settings.SEARCH_CHEAP_QUANTILE)
+                bound = catalog_fact(
+                    "understanding:cheap",
+                    lambda: catalog_selectors.product_price_quantile(settings.SEARCH_CHEAP_QUANTILE),
                 )
                 if bound is not None:
                     price_max = bound
@@ -144,8 +133,8 @@ def understand_query(
     if "size" not in ignore and not size:
         found = _SIZE.search(text)
         if found:
-            sizes: dict[str, str] = _catalog_fact(  # type: ignore[assignment]
-                "sizes", lambda: {s.lower(): s for s in catalog_selectors.variant_sizes()}
+            sizes = catalog_fact(
+                "understanding:sizes", lambda: {s.lower(): s for s in catalog_selectors.variant_sizes()}
             )
             if found.group(1).lower() in sizes:
                 size = sizes[found.group(1).lower()]
@@ -170,8 +159,9 @@ def _department(text: str) -> tuple[str, tuple[str, ...], Part | None]:
     the text without those words, the department's catalog values, the chip."""
     from catalog import selectors as catalog_selectors
 
-    held: set[str] = _catalog_fact(  # type: ignore[assignment]
-        "departments", lambda: set(catalog_selectors.attribute_values(settings.SEARCH_DEPARTMENT_ATTRIBUTE))
+    held = catalog_fact(
+        "understanding:departments",
+        lambda: set(catalog_selectors.attribute_values(settings.SEARCH_DEPARTMENT_ATTRIBUTE)),
     )
     if not held:
         return text, (), None

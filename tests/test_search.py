@@ -482,7 +482,6 @@ def _prices(hits, catalog) -> dict[str, float]:
 
 def test_prices_sizes_and_departments_named_in_the_query_become_filters_the_shopper_can_undo(catalog):
     from catalog.models import Product
-    from search.understanding import understanding_caches_reset
 
     result = services.search_products("t-shirt under 16 euros")
     assert result.hits and all(price <= 16 for price in _prices(result.hits, catalog).values())
@@ -502,7 +501,7 @@ def test_prices_sizes_and_departments_named_in_the_query_become_filters_the_shop
     assert not any(p.key == "department" for p in services.search_products("jacket for men").understood)
     Product.objects.filter(sku__in=["B1", "K1"]).update(attributes={"index_group": "Menswear"})
     Product.objects.exclude(sku__in=["B1", "K1"]).update(attributes={"index_group": "Ladieswear"})
-    understanding_caches_reset()
+    services.search_caches_reset()
     men = services.search_products("black jacket for men")
     assert set(skus(men.hits, catalog)) <= {"B1", "K1"} and "K1" in skus(men.hits, catalog)
     assert [p.label for p in men.understood if p.key == "department"] == ["men"]
