@@ -453,6 +453,32 @@ def embedding_space_activate(space: EmbeddingSpace, *, take_predictions: bool = 
             )
 
 
+def embedding_space_drop(space: EmbeddingSpace, *, batch: int = 5000) -> int:
+    """Delete an inactive space: its HNSW indexes first (``DROP INDEX CONCURRENTLY``, which never blocks
+    the writes of the other spaces' vectors), then its vectors in batches, then the space itself. Search
+    never reads an inactive space, so nothing in flight notices. Safe to run again after a crash half-way.
+    Returns the number of vectors deleted."""
+    if connection.in_atomic_block:
+        raise RuntimeError("embedding_space_drop runs outside a transaction (it drops indexes concurrently)")
+    space.refresh_from_db()
+    if space.is_active:
+        raise ValueError(f"space {space.name!r} is the one search reads; activate another before dropping it")
+    with connection.cursor() as cursor:
+        for table, (_, kinds) in VECTOR_TABLES.items():
+            for kind in kinds:
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {hnsw_index_name(table, space, kind)}")
+    deleted = 0
+    for model in (ImageVector, ProductVector):
+        while True:
+            ids = list(model.objects.filter(space=space).values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            deleted += model.objects.filter(pk__in=ids).delete()[0]
+    EmbeddingSpace.objects.filter(pk=space.pk, is_active=False).delete()
+    logger.info("space %s dropped (%d vectors)", space.name, deleted)
+    return deleted
+
+
 def image_store_predictions_next(image_id: int, predicted: dict[str, dict[str, object]]) -> None:
     ProductImage.objects.filter(pk=image_id).update(predicted_next=predicted)
 

@@ -22,6 +22,15 @@ def version_filling() -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=ModelKind.EMBEDDER, state=ModelVersion.State.FILLING).first()
 
 
+def version_rollback_target(kind: str) -> ModelVersion | None:
+    """The retired version that served last (what ``models rollback`` goes back to)."""
+    return (
+        ModelVersion.objects.filter(kind=kind, state=ModelVersion.State.RETIRED, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )
+
+
 def version_get(kind: str, version: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=kind, version=version).first()
 

@@ -296,11 +296,7 @@ def embedder_switch_if_covered() -> bool:
 
 def version_rollback(kind: str) -> ModelVersion:
     """Serve the version that served before the active one again (its space is still there)."""
-    previous = (
-        ModelVersion.objects.filter(kind=kind, state=State.RETIRED, activated_at__isnull=False)
-        .order_by("-activated_at")
-        .first()
-    )
+    previous = selectors.version_rollback_target(kind)
     if previous is None:
         raise LifecycleError(f"no retired {kind} version to roll back to")
     if kind == ModelKind.EMBEDDER:
@@ -314,6 +310,35 @@ def version_rollback(kind: str) -> ModelVersion:
     with transaction.atomic():
         _set_active(previous)
     return previous
+
+
+def spaces_drop_retired() -> list[str]:
+    """Drop the embedding spaces no version serves or may serve soon: the space of the version search
+    switched away from is kept ``SHOP_ROLLBACK_KEEP_HOURS`` after the switch (``models rollback`` goes
+    back to it at once), then dropped; older retired versions' spaces, and those of versions that started
+    filling and were never switched to, go at once. Spaces no embedder version owns (a hub model's, an
+    evaluation's) are left alone. Returns the names dropped."""
+    active = selectors.version_active(ModelKind.EMBEDDER)
+    keep = {active.version} if active is not None else set()
+    filling = selectors.version_filling()
+    if filling is not None:
+        keep.add(filling.version)
+    rollback = selectors.version_rollback_target(ModelKind.EMBEDDER)
+    window = timedelta(hours=settings.SHOP_ROLLBACK_KEEP_HOURS)
+    switched_at = active.activated_at if active is not None else None
+    if rollback is not None and switched_at is not None and timezone.now() - switched_at < window:
+        keep.add(rollback.version)
+    dropped = []
+    for row in selectors.versions_list(ModelKind.EMBEDDER):
+        if row.version in keep or row.state in (State.ACTIVE, State.FILLING, State.TRAINING, State.EVALUATING):
+            continue
+        space = catalog_selectors.embedding_space_get(row.version)
+        if space is None or space.is_active:
+            continue
+        catalog_services.embedding_space_drop(space)
+        dropped.append(row.version)
+        logger.info("embedder %s (%s): its embedding space was dropped", row.version, row.state)
+    return dropped
 
 
 # --- builds ------------------------------------------------------------------------------------------

@@ -305,6 +305,9 @@ SHOP_BUILD_BUDGET_MINUTES = {
 }
 # VITON person↔product pairs an embedder build trains on (0: all of the train split).
 SHOP_BUILD_VITON_PAIRS = env_int("SHOP_BUILD_VITON_PAIRS", 0)
+# After search switches to a new embedder, the previous one's space stays this many hours for an
+# instant `models rollback`; then the sweep drops it (older spaces go at once).
+SHOP_ROLLBACK_KEEP_HOURS = env_float("SHOP_ROLLBACK_KEEP_HOURS", 72.0)
 # Images re-embedded into a new embedder's space, or re-processed for a new parser, per sweep.
 SHOP_REDO_BATCH = env_int("SHOP_REDO_BATCH", 200)
 # Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.

@@ -164,7 +164,7 @@ BUILD_ENV = {
 
 
 def test_a_background_build_is_evaluated_promoted_and_search_switches_space(
-    empty_models, tmp_path, build_settings, worker_factory, client
+    empty_models, tmp_path, build_settings, worker_factory, client, settings
 ):
     from catalog import selectors as catalog_selectors
     from catalog.models import EmbeddingSpace
@@ -213,6 +213,21 @@ def test_a_background_build_is_evaluated_promoted_and_search_switches_space(
     response = client.get("/api/v1/search", {"q": "red dress"})
     assert response.json()["models"]["embedder"] == row.version
     assert response.json()["results"]
+    # the old space stays for a rollback while the window lasts, then the sweep drops it
+    old_space = catalog_selectors.embedding_space_get(old.version)
+    assert old_space is not None and old_space.image_vectors.exists()
+    models_sweep()
+    assert catalog_selectors.embedding_space_get(old.version) is not None
+    settings.SHOP_ROLLBACK_KEEP_HOURS = 0
+    models_sweep()
+    assert catalog_selectors.embedding_space_get(old.version) is None
+    assert not catalog_selectors.embedding_space_indexes_valid(old_space)
+    with pytest.raises(services.LifecycleError, match="was dropped"):
+        services.version_rollback(ModelKind.EMBEDDER)
+    search_services.search_caches_reset()
+    response = client.get("/api/v1/search", {"q": "red dress"})
+    assert response.status_code == 200 and response.json()["results"]
+    assert catalog_selectors.embedding_space_coverage(space).complete
 
 
 def test_a_build_whose_worker_is_killed_resumes_and_finishes(empty_models, tmp_path, build_settings, worker_factory):

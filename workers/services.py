@@ -170,7 +170,8 @@ def models_sweep(report: SweepReport | None = None) -> SweepReport:
     * builds whose worker died are resumed; a kind still served by a fallback starts building;
     * while a new embedder fills its space, the images it lacks are embedded into it (new uploads
       are written to both spaces by the pipeline) and search switches once it covers everything;
-    * images another parser made — the fallback's first — are processed again with the active one."""
+    * images another parser made — the fallback's first — are processed again with the active one;
+    * the space of an embedder that no longer serves is dropped once its rollback window has passed."""
     from lifecycle import selectors as lifecycle_selectors
     from lifecycle import services as lifecycle_services
     from lifecycle.models import ModelKind
@@ -197,6 +198,7 @@ def models_sweep(report: SweepReport | None = None) -> SweepReport:
             if ids:
                 logger.info("sweep: %d image(s) sent to fill space %s", len(ids), space.name)
             lifecycle_services.embedder_switch_if_covered()
+    lifecycle_services.spaces_drop_retired()
     parser = lifecycle_selectors.version_active(ModelKind.PARSER)
     if parser is not None and not parser.fallback:
         redo = catalog_selectors.images_made_by_other_parser(parser.version, settings.SHOP_REDO_BATCH)
