@@ -112,11 +112,14 @@ class ProductFacts:
         wanted = np.asarray(product_ids, dtype=np.int64)
         at = np.clip(np.searchsorted(self.ids, wanted), 0, len(self.ids) - 1)
         found = self.ids[at] == wanted
-        return {
-            int(pid): (bool(self.has_stock[i]), int(self.category_ids[i]))
-            for pid, i, ok in zip(wanted, at, found, strict=True)
-            if ok
-        }
+        rows = at[found]
+        return dict(
+            zip(
+                wanted[found].tolist(),
+                zip(self.has_stock[rows].tolist(), self.category_ids[rows].tolist(), strict=True),
+                strict=True,
+            )
+        )
 
     def in_categories(
         self, product_ids: Sequence[int], category_ids: Sequence[int], limit: int

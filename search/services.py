@@ -96,7 +96,13 @@ class SearchResult:
 
 
 def _space() -> EmbeddingSpace | None:
-    return catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
+    """The active space, read again at most every SEARCH_MEMORY_REFRESH_S seconds (a switch reaches
+    every process within that; a search reads it once, so it never mixes spaces)."""
+    return catalog_fact(
+        "active_space",
+        lambda: catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT),
+        ttl=settings.SEARCH_MEMORY_REFRESH_S,
+    )
 
 
 _query_lock = threading.Lock()
@@ -147,7 +153,10 @@ def _semantic_kinds(kinds: list[str], space: EmbeddingSpace | None) -> list[str]
 
     if space is None:
         return []
-    if "image" in kinds and not embedder_trained(space):
+    trained = catalog_fact(
+        f"trained:{space.pk}:{space.name}", lambda: embedder_trained(space), ttl=settings.SEARCH_MEMORY_REFRESH_S
+    )
+    if "image" in kinds and not trained:
         return [k for k in kinds if k != "image"]
     return kinds
 
@@ -454,6 +463,8 @@ def content_words(text: str) -> list[str]:
 
 def title_has_every_word(title: str, words: set[str]) -> bool:
     """Every one of ``words`` is in ``title`` (a plural in the query matches a singular there)."""
+    if not title or not words:
+        return False
     title_words = set(content_words(title))
     return bool(words) and all(w in title_words or w.rstrip("s") in title_words for w in words)
 
@@ -514,9 +525,8 @@ def in_stock_first(
     missing = [h.product_id for h in hits if h.product_id not in briefs]
     briefs.update(catalog_selectors.product_rank_facts(missing))
     words = set(content_words(text))
-    titled = {
-        h.product_id for h in hits if h.product_id in briefs and title_has_every_word(briefs[h.product_id].title, words)
-    }
+    titles = {pid: brief.title for pid, brief in briefs.items() if brief.title}  # only those read
+    titled = {h.product_id for h in hits if title_has_every_word(titles.get(h.product_id, ""), words)}
     named = titled if len(titled) <= NAMED_MAX else set()
 
     def place(item: tuple[int, Hit]) -> tuple[float, int]:
@@ -687,6 +697,13 @@ def ranked_with_facets(
     one query and the other facets are counted in memory."""
     ranking = _ranked(query, signals=signals, filters=filters, pool=POOL, parallel=None, ignore=ignore)
     facts = ranking.facts
+    if facts is None and not (ranking.filters is not None and ranking.filters.active()):
+        # unfiltered: the facts kept beside the active space's vectors count the facets too
+        from search.vector_memory import memory_vectors
+
+        space = _space()
+        store = memory_vectors(space) if space is not None else None
+        facts = store.facts if store is not None else None
     if facts is None:
         return ranking, facets_of([h.product_id for h in ranking.hits])
     passing, sizes = catalog_selectors.product_ids_passing_with_sizes(
