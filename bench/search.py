@@ -205,6 +205,7 @@ def memory_vectors_load(space: Any) -> dict[str, float]:
     size = sum(m.rows.nbytes + m.ids.nbytes for m in store.kinds.values())
     f = store.facts
     facts = sum(a.nbytes for a in (f.ids, f.category_ids, f.colours, f.patterns, f.prices, f.has_stock, f.is_active))
+    facts += sum(sys.getsizeof(t) for t in f.titles)
     return {
         "rows": rows,
         "mb": round(size / 2**20, 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -582,11 +582,12 @@ class ProductFactRows:
     has_stock: np.ndarray  # bool
     is_active: np.ndarray  # bool
     newest: datetime | None  # the newest updated_at among them (``since`` when none changed)
+    titles: list[str] = field(default_factory=list)  # what ranking reads to tell a product named by the query
 
 
 def product_facts_changed_since(since: datetime | None, using: str | None = None) -> ProductFactRows:
     """The filterable facts of every product written after ``since`` (all when None)."""
-    sql = "SELECT id, category_id, colour, pattern, price, has_stock, is_active, updated_at FROM catalog_product"
+    sql = "SELECT id, category_id, colour, pattern, price, has_stock, is_active, updated_at, title FROM catalog_product"
     params: list[object] = []
     if since is not None:
         sql += " WHERE updated_at > %s"
@@ -603,6 +604,7 @@ def product_facts_changed_since(since: datetime | None, using: str | None = None
         has_stock=np.array([bool(r[5]) for r in rows], dtype=bool),
         is_active=np.array([bool(r[6]) for r in rows], dtype=bool),
         newest=max((r[7] for r in rows), default=since),
+        titles=[r[8] for r in rows],
     )
 
 

@@ -7,8 +7,9 @@ query's attributes they carry (another 8 ms). From columns in memory both are a 
 comparisons (under 1 ms). ``python -m bench.search`` measures the filtered search both ways.
 
 :class:`ProductFacts` holds, per product (ids ascending): category id, colour and pattern (as codes
-of their stored spellings), price, the stock flag and whether it is active — about 30 bytes a
-product. :class:`search.vector_memory.MemoryVectors` loads and refreshes it with the vectors, from
+of their stored spellings), price, the stock flag, whether it is active — about 30 bytes a product —
+and the title ranking reads to tell a product the query names (about 60 bytes more).
+:class:`search.vector_memory.MemoryVectors` loads and refreshes it with the vectors, from
 ``catalog_product.updated_at`` (indexed; the stock trigger stamps it, migration 0009), so it may lag
 the database by up to ``SEARCH_MEMORY_REFRESH_S``. What a search shows is therefore checked against
 the database once more (:func:`catalog.selectors.product_ids_passing`, one look-up of the result
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from catalog.selectors import ProductFactRows, ProductFilters
+from catalog.selectors import ProductFactRows, ProductFilters, RankFacts
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,14 @@ class ProductFacts:
     is_active: np.ndarray
     colour_codes: Codes
     pattern_codes: Codes
+    titles: np.ndarray  # str objects
 
     @classmethod
     def empty(cls) -> ProductFacts:
         none = np.zeros(0, np.int64)
         return cls(
             none, none, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, bool),
-            np.zeros(0, bool), Codes({}), Codes({}),
+            np.zeros(0, bool), Codes({}), Codes({}), np.zeros(0, object),
         )  # fmt: skip
 
     def merged(self, rows: ProductFactRows) -> ProductFacts:
@@ -98,6 +100,7 @@ class ProductFacts:
             is_active=column(self.is_active, rows.is_active),
             colour_codes=colour_codes,
             pattern_codes=pattern_codes,
+            titles=column(self.titles, np.array(rows.titles or [""] * len(rows.ids), dtype=object)),
         )
 
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
@@ -105,21 +108,17 @@ class ProductFacts:
         pos = np.searchsorted(self.ids, ids)
         return pos[(pos < len(self.ids)) & (self.ids[np.minimum(pos, len(self.ids) - 1)] == ids)]
 
-    def stock_and_categories(self, product_ids: Sequence[int]) -> dict[int, tuple[bool, int]]:
-        """Whether each of these products (those kept here) has stock, and its category id."""
+    def rank_facts(self, product_ids: Sequence[int]) -> dict[int, RankFacts]:
+        """Stock, title and category of each of these products (those kept here)."""
         if not len(self.ids) or not len(product_ids):
             return {}
         wanted = np.asarray(product_ids, dtype=np.int64)
         at = np.clip(np.searchsorted(self.ids, wanted), 0, len(self.ids) - 1)
         found = self.ids[at] == wanted
         rows = at[found]
-        return dict(
-            zip(
-                wanted[found].tolist(),
-                zip(self.has_stock[rows].tolist(), self.category_ids[rows].tolist(), strict=True),
-                strict=True,
-            )
-        )
+        categories = [c if c >= 0 else None for c in self.category_ids[rows].tolist()]
+        facts = map(RankFacts._make, zip(self.has_stock[rows].tolist(), self.titles[rows], categories, strict=True))
+        return dict(zip(wanted[found].tolist(), facts, strict=True))
 
     def in_categories(
         self, product_ids: Sequence[int], category_ids: Sequence[int], limit: int

@@ -516,9 +516,10 @@ def in_stock_first(
 ) -> list[Hit]:
     """Sold-out products sink below comparable in-stock ones: each ranks as if its score were
     ``SOLD_OUT_FACTOR`` of what it is — below in-stock products that match about as well, still above
-    those that match clearly worse — unless the query names it: its title has every word of the query,
-    and at most ``NAMED_MAX`` found products' titles do ("navy cotton t-shirt" names a product and its
-    other colours; "t-shirt" names a kind of product, and every t-shirt's title has it)."""
+    those that match clearly worse — unless the query names it: the query is its title, or its title has
+    every word of the query and at most ``NAMED_MAX`` found products' titles do ("navy cotton t-shirt"
+    names a product and its other colours; "t-shirt" names a kind of product, and every t-shirt's title
+    has it)."""
     if not hits:
         return hits
     briefs = dict(briefs or {})
@@ -528,6 +529,9 @@ def in_stock_first(
     titles = {pid: brief.title for pid, brief in briefs.items() if brief.title}  # only those read
     titled = {h.product_id for h in hits if title_has_every_word(titles.get(h.product_id, ""), words)}
     named = titled if len(titled) <= NAMED_MAX else set()
+    # a title typed out in full names its product however many others share most of it
+    typed = " ".join(text.lower().split())
+    named |= {pid for pid in titled if " ".join(titles[pid].lower().split()) == typed}
 
     def place(item: tuple[int, Hit]) -> tuple[float, int]:
         position, hit = item
@@ -617,22 +621,24 @@ def categories_signal(
     if len(scored) < limit:
         if rest is None:
             rest = catalog_selectors.product_ids_in_categories(list(nearest), filters, limit)
-        others = sorted(((nearest[cid], pid) for pid, cid in rest if pid not in seen), key=lambda i: (-i[0], i[1]))
-        scored += others[: limit - len(scored)]
+        others = sorted((-nearest[cid], pid) for pid, cid in rest if pid not in seen)  # best first, then id
+        scored += [(-negated, pid) for negated, pid in others[: limit - len(scored)]]
     return [Hit(pid, score, {"categories": rank}) for rank, (score, pid) in enumerate(scored[:limit], start=1)]
 
 
 def fuse(lists: dict[str, list[Hit]], limit: int, weights: dict[str, float] | None = None) -> list[Hit]:
     """Weighted reciprocal-rank fusion; ties broken by product id, so pages are stable."""
     weights = FUSION_WEIGHTS if weights is None else weights
-    fused: dict[int, Hit] = {}
+    scores: dict[int, float] = {}
+    ranks: dict[int, dict[str, int]] = {}
     for name, hits in lists.items():
         weight = weights.get(name, 1.0)
         for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(hit.product_id, Hit(hit.product_id, 0.0))
-            entry.score += weight / (RRF_K + rank)
-            entry.signals[name] = rank
-    return sorted(fused.values(), key=lambda h: (-h.score, h.product_id))[:limit]
+            pid = hit.product_id
+            scores[pid] = scores.get(pid, 0.0) + weight / (RRF_K + rank)
+            ranks.setdefault(pid, {})[name] = rank
+    best = sorted((-score, pid) for pid, score in scores.items())[:limit]  # best first, ties by id
+    return [Hit(pid, -negated, ranks[pid]) for negated, pid in best]
 
 
 def _clean_query(query: str) -> str:
@@ -788,8 +794,14 @@ def _ranked(
             # a filter leaving few products: score them for both kinds in one exact pass
             lists.update(vector_signals_exact(vector, vector_kinds, pool, matching.ids, space=space))
         else:
-            for kind in vector_kinds:
-                lists[kind] = vector_signal(vector, kind, pool, filters, matching, space=space)
+            # the kinds' index scans run side by side: all but the last on query threads
+            scans = {
+                kind: (run if kind != vector_kinds[-1] else _run_here)(
+                    functools.partial(vector_signal, space=space), vector, kind, pool, filters, matching
+                )
+                for kind in vector_kinds
+            }
+            lists.update({kind: scan.result() for kind, scan in scans.items()})
     corrected = ""
     with_every_word = 0
     for name, future in deferred.items():
@@ -803,7 +815,7 @@ def _ranked(
             lists[name] = future.result()
     category_rest = rest.result() if rest is not None else []
     found_ids = list({h.product_id for hits in lists.values() for h in hits} | {pid for pid, _ in category_rest})
-    briefs = _rank_facts(found_ids, lists.get("keyword", [])[:5], space)
+    briefs = _rank_facts(found_ids, space)
     if "categories" in signals:
         lists["categories"] = categories_signal(
             text,
@@ -834,24 +846,16 @@ def _ranked(
     return ranking
 
 
-def _rank_facts(
-    product_ids: list[int], keyword_top: list[Hit], space: EmbeddingSpace | None
-) -> dict[int, catalog_selectors.RankFacts]:
-    """Stock, category and (where ranking reads it) title of the products a search found: from the
-    facts kept in memory (loaded by the process's warm-up or first search) — then only the titles of
-    sold-out products and of the keyword signal's first hits are read — else in one query."""
+def _rank_facts(product_ids: list[int], space: EmbeddingSpace | None) -> dict[int, catalog_selectors.RankFacts]:
+    """Stock, category and title of the products a search found: from the facts kept in memory (loaded
+    by the process's warm-up or first search), else in one query."""
     from search.vector_memory import memory_vectors
 
     store = memory_vectors(space) if space is not None else None
-    kept = store.facts.stock_and_categories(product_ids) if store is not None else {}
-    if not kept or len(kept) < len(product_ids):
+    kept = store.facts.rank_facts(product_ids) if store is not None else {}
+    if len(kept) < len(product_ids):
         return catalog_selectors.product_rank_facts(product_ids)
-    wanted = {pid for pid, (has_stock, _) in kept.items() if not has_stock} | {h.product_id for h in keyword_top}
-    titles = catalog_selectors.product_titles(sorted(wanted))
-    return {
-        pid: catalog_selectors.RankFacts(has_stock, titles.get(pid, ""), category if category >= 0 else None)
-        for pid, (has_stock, category) in kept.items()
-    }
+    return kept
 
 
 def _filter_match(

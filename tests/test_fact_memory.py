@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from catalog.selectors import ProductFactRows, ProductFilters
+from catalog.selectors import ProductFactRows, ProductFilters, RankFacts
 from search.fact_memory import ProductFacts
 
 
@@ -97,6 +97,10 @@ def test_stock_categories_and_products_in_categories_from_the_facts():
             newest=None,
         )
     )
-    assert facts.stock_and_categories([1, 2, 3, 99]) == {1: (False, 5), 2: (True, -1), 3: (True, 7)}
+    assert facts.rank_facts([1, 2, 3, 99]) == {
+        1: RankFacts(False, "", 5),
+        2: RankFacts(True, "", None),
+        3: RankFacts(True, "", 7),
+    }
     assert facts.in_categories([1, 2, 3, 99], [5, 7], 10) == [(1, 5), (3, 7)]
     assert facts.in_categories([3, 1], [5, 7], 1) == [(1, 5)]  # lowest id first, at most limit

@@ -530,3 +530,10 @@ def test_sold_out_products_sink_below_in_stock_ones_but_stay_findable_by_name(ca
     # "t-shirt" is in four titles here: a kind of product, not a name — the sold-out one sinks
     four = [*hits, services.Hit(catalog["K2"], 1.0)]
     assert skus(services.in_stock_first(four, "t-shirt"), catalog) == ["R1", "K3", "K2", "B2"]
+
+
+def test_a_title_typed_in_full_names_its_product_however_many_titles_share_its_words(catalog, monkeypatch):
+    monkeypatch.setattr(services, "NAMED_MAX", 0)  # no title names a product by sharing the query's words
+    hits = [services.Hit(pid, 1.0) for pid in (catalog["B2"], catalog["R1"], catalog["K3"])]
+    assert skus(services.in_stock_first(hits, "navy t-shirt"), catalog)[-1] == "B2"  # sunk
+    assert skus(services.in_stock_first(hits, "Navy  cotton T-shirt"), catalog)[0] == "B2"  # its very title
