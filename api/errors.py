@@ -19,7 +19,9 @@ import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -123,9 +125,27 @@ def log_server_error(exc: BaseException, request: HttpRequest | Request | None, 
     )
 
 
+def service_unavailable_response(request_id: str) -> JsonResponse:
+    """``503 service_unavailable`` with ``Retry-After``: the shop's database is not answering."""
+    response = error_response(
+        503,
+        "service_unavailable",
+        f"The shop cannot reach its catalog right now; nothing was changed. Try again in "
+        f"{settings.SHOP_RETRY_AFTER_S} seconds "
+        f"(request id {request_id}).",
+        request_id=request_id,
+    )
+    response["Retry-After"] = str(settings.SHOP_RETRY_AFTER_S)
+    return response
+
+
 def server_error_response(exc: BaseException, request: HttpRequest | Request | None) -> JsonResponse:
-    """``500 server_error`` as a plain Django response, logged with the traceback."""
+    """``500 server_error`` as a plain Django response, logged with the traceback — or ``503
+    service_unavailable`` when the database is down (logged as a warning: nothing to debug)."""
     request_id = request_id_for(request)
+    if isinstance(exc, OperationalError | InterfaceError):  # the database is down
+        logger.warning("API request %s: database down (%s); answered 503", request_id, exc)
+        return service_unavailable_response(request_id)
     log_server_error(exc, request, request_id)
     return error_response(500, "server_error", server_error_message(request_id), request_id=request_id)
 

@@ -19,6 +19,7 @@ from api.errors import (
     request_id_for,
     server_error_message,
     server_error_response,
+    service_unavailable_response,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class ApiErrorMiddleware:
         """The API's body in place of Django's HTML error page; the status and the headers that tell
         the client what to do next (``Allow``, ``Retry-After``, ``WWW-Authenticate``) are kept."""
         status = response.status_code
+        if status == 503 and "Retry-After" in response:  # the database is down (shop.outages)
+            return service_unavailable_response(request_id)
         if status >= 500:
             # Django logs it too ("Internal Server Error: ...", with the traceback of an exception); this names the id.
             logger.error(

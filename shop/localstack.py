@@ -444,7 +444,12 @@ def start_web(layout: Layout) -> None:
         "--config",
         str(BASE_DIR / "shop" / "gunicorn_conf.py"),
     ]
-    start_python_service(layout, "web", argv, lambda: _web_answers(layout))
+    # the local stack serves plain HTTP on 127.0.0.1: no redirect to HTTPS, no secure-only cookies
+    start_python_service(layout, "web", argv, lambda: _web_answers(layout), {"SHOP_HTTPS": https_setting()})
+
+
+def https_setting() -> str:
+    return os.environ.get("SHOP_HTTPS", "false")
 
 
 def _web_answers(layout: Layout) -> bool:

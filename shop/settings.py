@@ -85,6 +85,19 @@ DEBUG = env_bool("SHOP_DEBUG", False)
 SECRET_KEY = env_str("SHOP_SECRET_KEY", "local-dev-only-insecure-key-change-me-in-production")
 ALLOWED_HOSTS = env_list("SHOP_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("SHOP_CSRF_TRUSTED_ORIGINS", "")
+# HTTPS: on by default unless SHOP_DEBUG — production sits behind a proxy that ends TLS and says so in
+# X-Forwarded-Proto. The local stack (bin/run, bin/test) serves plain HTTP on 127.0.0.1 and sets
+# SHOP_HTTPS=false; so does anyone trying the compose file without a TLS proxy.
+SHOP_HTTPS = env_bool("SHOP_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = SHOP_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # health checks call the container over plain HTTP
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SHOP_BEHIND_PROXY", SHOP_HTTPS) else None
+SECURE_HSTS_SECONDS = env_int("SHOP_HSTS_SECONDS", 31_536_000 if SHOP_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SHOP_HSTS_INCLUDE_SUBDOMAINS", SHOP_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SHOP_HSTS_PRELOAD", SHOP_HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SHOP_HTTPS
+# While the database is down pages and the API answer 503 with this Retry-After (seconds).
+SHOP_RETRY_AFTER_S = env_int("SHOP_RETRY_AFTER_S", 30)
 # Serve uploaded media from Django itself (local runs). In production a web server or object
 # storage serves /media/ and this is off.
 SERVE_MEDIA = env_bool("SHOP_SERVE_MEDIA", True)
@@ -357,7 +370,8 @@ CACHES: dict[str, dict[str, object]] = globals().get(
     "CACHES", {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
 CACHES["api"] = {
-    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    # Redis, failing open to a per-process memory cache while Redis is down (shop/outages.py)
+    "BACKEND": "shop.outages.FailOpenRedisCache",
     "LOCATION": env_str("SHOP_API_CACHE_URL", REDIS_URL),
     "KEY_PREFIX": "shop-api",
     "TIMEOUT": 3600,

@@ -22,5 +22,8 @@ if settings.SERVE_MEDIA:
         re_path(r"^media/(?P<path>.*)$", views.media),
     ]
 
+# pages answer 503 with Retry-After while the database is down, 500 otherwise (shop/outages.py)
+handler500 = "shop.outages.server_error_page"
+
 admin.site.site_header = "Fashion shop staff"
 admin.site.site_title = "Fashion shop staff"

@@ -42,6 +42,19 @@ def vectors_in_memory_always_current() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def plain_http_like_the_local_stack() -> Iterator[None]:
+    """The shop defaults to HTTPS unless SHOP_DEBUG (production); tests talk plain HTTP to it, as the
+    local stack does (SHOP_HTTPS=false). tests/test_settings.py checks the production defaults."""
+    names = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_PROXY_SSL_HEADER")
+    previous = {name: getattr(settings, name) for name in names}
+    for name in names:
+        setattr(settings, name, None if name == "SECURE_PROXY_SSL_HEADER" else False)
+    yield
+    for name, value in previous.items():
+        setattr(settings, name, value)
+
+
+@pytest.fixture(autouse=True, scope="session")
 def search_query_threads_closed_before_the_database_goes(django_db_setup: None) -> Iterator[None]:
     """Searches outside a transaction (live-server pages, the worker) run their queries on threads
     with connections of their own; those connections are closed before the test database is dropped."""

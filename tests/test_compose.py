@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ KNOWN_APP_ENV: frozenset[str] = frozenset(
         "SHOP_TASK_TIME_LIMIT",
         "SHOP_TASK_SOFT_TIME_LIMIT",
         "SHOP_VISIBILITY_TIMEOUT",
+        "SHOP_HTTPS",
+        "SHOP_BEHIND_PROXY",
+        "SHOP_HSTS_SECONDS",
     }
 )
 # Read by the image's command (gunicorn) rather than by Django.
@@ -401,3 +406,26 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
     assert valid.returncode == 0, valid.stderr
     missing = config({})
     assert missing.returncode != 0 and "SHOP_SECRET_KEY" in missing.stderr
+
+
+def test_the_production_settings_pass_the_deploy_check_with_no_warning(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """``manage.py check --deploy`` with the web service's environment as compose sets it (a real
+    secret, a real host, nothing else given) fails on any warning."""
+    given = {"SHOP_SECRET_KEY": secrets.token_urlsafe(50), "SHOP_ALLOWED_HOSTS": "shop.example.com"}
+    env = {key: interpolate(value, given) for key, value in environment(services["web"]).items()}
+    # the container's paths, here in a folder of the test's own
+    env |= {"SHOP_DATA_DIR": str(tmp_path), "SHOP_MEDIA_ROOT": str(tmp_path / "media"),
+            "SHOP_STATIC_ROOT": str(tmp_path / "static"), "SHOP_MODELS_DIR": str(tmp_path / "models")}  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SHOP_", "DATABASE_", "REDIS_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout, result.stdout
