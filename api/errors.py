@@ -125,16 +125,19 @@ def log_server_error(exc: BaseException, request: HttpRequest | Request | None, 
     )
 
 
-def service_unavailable_response(request_id: str) -> JsonResponse:
-    """``503 service_unavailable`` with ``Retry-After``: the shop's database is not answering."""
-    response = error_response(
-        503,
+def service_unavailable_body(request_id: str) -> dict[str, Any]:
+    """The body of ``503 service_unavailable``: the shop's database is not answering."""
+    return error_body(
         "service_unavailable",
-        f"The shop cannot reach its catalog right now; nothing was changed. Try again in "
-        f"{settings.SHOP_RETRY_AFTER_S} seconds "
-        f"(request id {request_id}).",
+        "The shop cannot reach its catalog right now; nothing was changed. Try again in "
+        f"{settings.SHOP_RETRY_AFTER_S} seconds (request id {request_id}).",
         request_id=request_id,
     )
+
+
+def service_unavailable_response(request_id: str) -> JsonResponse:
+    """``503 service_unavailable`` with ``Retry-After``, as a plain Django response."""
+    response = JsonResponse(service_unavailable_body(request_id), status=503)
     response["Retry-After"] = str(settings.SHOP_RETRY_AFTER_S)
     return response
 
@@ -190,6 +193,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError("The request could not be read.")
     response = exception_handler(exc, context)
+    if response is None and isinstance(exc, OperationalError | InterfaceError):  # the database is down
+        logger.warning("API request %s: database down (%s); answered 503", request_id, exc)
+        retry = {"Retry-After": str(settings.SHOP_RETRY_AFTER_S)}
+        return Response(service_unavailable_body(request_id), status=503, headers=retry)
     if response is None:  # an unexpected error: logged here, the client gets no detail of it
         log_server_error(exc, request, request_id)
         set_rollback()  # as DRF does for the errors it knows (ATOMIC_REQUESTS)

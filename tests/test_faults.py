@@ -22,8 +22,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from catalog.models import Product
 from shop import outages
@@ -110,6 +112,8 @@ def test_postgres_down_pages_and_api_answer_503_then_recover(shop, client):
     pages = [*PAGES, *product_pages(shop)]
     urls = [*pages, *api]
     products = Product.objects.count()
+    user = get_user_model().objects.create_user("staffer", password="pw", is_staff=True)
+    token = Token.objects.create(user=user).key
     connections.close_all()
     stack(env, "stop", "postgres")
     try:
@@ -132,7 +136,10 @@ def test_postgres_down_pages_and_api_answer_503_then_recover(shop, client):
         assert health.status_code == 503 and health.json()["ok"] is False
         # a staff write is refused the same way, and writes nothing
         write = client.post(
-            "/api/v1/products", {"sku": "NEW-1", "title": "New", "price": "9"}, content_type="application/json"
+            "/api/v1/products",
+            {"sku": "NEW-1", "title": "New", "price": "9"},
+            content_type="application/json",
+            headers={"Authorization": f"Token {token}"},
         )
         assert write.status_code == 503 and write.json()["error"]["code"] == "service_unavailable"
     finally:
@@ -141,4 +148,5 @@ def test_postgres_down_pages_and_api_answer_503_then_recover(shop, client):
     for url in urls:
         assert client.get(url).status_code == 200, url
     assert client.get("/healthz").status_code == 200
-    assert Product.objects.count() == products
+    assert Product.objects.count() == products  # nothing lost, nothing half-written
+    assert not Product.objects.filter(sku="NEW-1").exists()
