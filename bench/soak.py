@@ -28,7 +28,6 @@ import io
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import statistics
@@ -99,21 +98,6 @@ class Stack:
             return None
 
 
-def remove_stack_data(stack: Stack) -> None:
-    """The stack's folder and its database cluster (which may live elsewhere when run as root)."""
-    saved = dict(os.environ)
-    os.environ.update(stack.env)
-    try:
-        from shop import localstack
-
-        pgdata = localstack.pg_data_dir(localstack.layout_from_env())
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    shutil.rmtree(pgdata, ignore_errors=True)
-    shutil.rmtree(stack.folder, ignore_errors=True)
-
-
 def jpeg(rng: random.Random) -> bytes:
     image = Image.new("RGB", (240, 360), (250, 250, 250))
     colour = tuple(rng.randrange(30, 220) for _ in range(3))
@@ -168,30 +152,32 @@ class Recorder:
         return status, content
 
 
+# (cumulative share, surface, path) of what a shopper does next
+SHOPPER_MIX = [
+    (0.20, "page: search", "/search?q={q}"),
+    (0.30, "page: home", "/"),
+    (0.40, "page: product", "/p/{sku}/"),
+    (0.45, "widget", "/widget/alternatives/{sku}.json"),
+    (0.75, "api: search", "/api/v1/search?q={q}"),
+    (0.85, "api: products", "/api/v1/products?limit=20"),
+    (0.97, "api: alternatives", "/api/v1/products/{sku}/alternatives"),
+    (1.01, "api: photo search", "/api/v1/search/photo"),
+]
+
+
 def shopper(stack: Stack, rec: Recorder, skus: list[str], stop: threading.Event, seed: int) -> None:
     rng = random.Random(seed)
     base = stack.url
     while not stop.is_set():
         q = urllib.parse.quote_plus(rng.choice(QUERIES))
         sku = rng.choice(skus)
-        choice = rng.random()
-        if choice < 0.2:
-            rec.call("page: search", f"{base}/search?q={q}")
-        elif choice < 0.3:
-            rec.call("page: home", f"{base}/")
-        elif choice < 0.4:
-            rec.call("page: product", f"{base}/p/{sku}/")
-        elif choice < 0.45:
-            rec.call("widget", f"{base}/widget/alternatives/{sku}.json")
-        elif choice < 0.75:
-            rec.call("api: search", f"{base}/api/v1/search?q={q}")
-        elif choice < 0.85:
-            rec.call("api: products", f"{base}/api/v1/products?limit=20")
-        elif choice < 0.97:
-            rec.call("api: alternatives", f"{base}/api/v1/products/{sku}/alternatives")
-        else:
+        pick = rng.random()
+        surface, path = next((surface, path) for share, surface, path in SHOPPER_MIX if pick < share)
+        if surface == "api: photo search":
             body, kind = multipart("photo", "me.jpg", jpeg(rng))
-            rec.call("api: photo search", f"{base}/api/v1/search/photo", "POST", body, {"Content-Type": kind})
+            rec.call(surface, f"{base}{path}", "POST", body, {"Content-Type": kind})
+        else:
+            rec.call(surface, f"{base}{path.format(q=q, sku=sku)}")
         time.sleep(rng.uniform(0.2, 0.8))
 
 
@@ -305,7 +291,7 @@ def main() -> int:
             "u = get_user_model().objects.filter(is_staff=True).first(); "
             "print(Token.objects.get_or_create(user=u)[0].key)",
         ).strip().splitlines()[-1]  # fmt: skip
-        skus = json.loads(urllib.request.urlopen(f"{stack.url}/api/v1/products?limit=200", timeout=30).read())[
+        skus = json.loads(urllib.request.urlopen(f"{stack.url}/api/v1/products?limit=100", timeout=30).read())[
             "results"
         ]
         skus = [p["sku"] for p in skus]
@@ -347,7 +333,9 @@ def main() -> int:
         }  # fmt: skip
     finally:
         subprocess.run([PY, "-m", "shop.localstack", "stop"], cwd=REPO, env=stack.env, capture_output=True)
-        remove_stack_data(stack)
+        from shop.localstack import stack_data_remove
+
+        stack_data_remove(stack.env)
     totals = Counter()
     for counts in report["requests"].values():
         totals.update(counts)

@@ -26,7 +26,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -65,18 +65,29 @@ class Layout:
         return self.log_dir / f"{name}.log"
 
 
-def layout_from_env() -> Layout:
-    db = urlparse(os.environ.get("DATABASE_URL", "postgres://shop@127.0.0.1:55432/shop"))
-    redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0"))
+def layout_from_env(environ: Mapping[str, str] | None = None) -> Layout:
+    env = os.environ if environ is None else environ
+    db = urlparse(env.get("DATABASE_URL", "postgres://shop@127.0.0.1:55432/shop"))
+    redis_url = urlparse(env.get("REDIS_URL", "redis://127.0.0.1:56379/0"))
     return Layout(
-        data_dir=Path(os.environ.get("SHOP_DATA_DIR", str(BASE_DIR / "var"))).resolve(),
+        data_dir=Path(env.get("SHOP_DATA_DIR", str(BASE_DIR / "var"))).resolve(),
         pg_port=db.port or 5432,
         pg_user=db.username or "shop",
         pg_name=db.path.lstrip("/") or "shop",
         redis_port=redis_url.port or 6379,
-        web_host=os.environ.get("SHOP_WEB_HOST", "127.0.0.1"),
-        web_port=int(os.environ.get("SHOP_WEB_PORT", "8000")),
+        web_host=env.get("SHOP_WEB_HOST", "127.0.0.1"),
+        web_port=int(env.get("SHOP_WEB_PORT", "8000")),
     )
+
+
+def stack_data_remove(environ: Mapping[str, str]) -> None:
+    """Delete the data of the (stopped) stack ``environ`` describes: its folder and its database cluster,
+    which lives elsewhere when run as root (throw-away stacks: the tests', the soak bench's)."""
+    import shutil
+
+    layout = layout_from_env(environ)
+    shutil.rmtree(pg_data_dir(layout), ignore_errors=True)
+    shutil.rmtree(layout.data_dir, ignore_errors=True)
 
 
 class StackError(RuntimeError):

@@ -4,7 +4,6 @@ started again, keep their data. Runs on separate ports and folders from the suit
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,14 +36,7 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     yield env
     subprocess.run([sys.executable, "-m", "shop.localstack", "stop", "postgres", "redis"], env=env, cwd=REPO)
-    old = dict(os.environ)
-    os.environ.update(env)
-    try:
-        pgdata = localstack.pg_data_dir(localstack.layout_from_env())
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-    shutil.rmtree(pgdata, ignore_errors=True)
+    localstack.stack_data_remove(env)
 
 
 def stack(env: dict[str, str], *args: str) -> str:
