@@ -68,6 +68,22 @@ def database_from_url(url: str) -> dict[str, object]:
     }
 
 
+def replica_with_fallback(replica: dict[str, object], primary: dict[str, object]) -> dict[str, object]:
+    """The replica's DATABASES entry, made to fall back to the primary: libpq tries the hosts of a
+    multi-host connection in order, so search reads connect to the replica while it answers and to the
+    primary when it cannot be reached (each host given ``SHOP_REPLICA_CONNECT_TIMEOUT`` seconds). Only
+    when both have the same database, user and password, as a streaming replica does."""
+    if any(replica[key] != primary[key] for key in ("NAME", "USER", "PASSWORD")):
+        return replica
+    options = {**replica.get("OPTIONS", {}), "connect_timeout": env_int("SHOP_REPLICA_CONNECT_TIMEOUT", 2)}  # type: ignore[dict-item]
+    return {
+        **replica,
+        "HOST": f"{replica['HOST']},{primary['HOST']}",
+        "PORT": f"{replica['PORT']},{primary['PORT']}",
+        "OPTIONS": options,
+    }
+
+
 # --- where things live -------------------------------------------------------------------------
 DATA_DIR = Path(env_str("SHOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 MEDIA_ROOT = Path(env_str("SHOP_MEDIA_ROOT", str(DATA_DIR / "media")))
@@ -167,6 +183,8 @@ DATABASES: dict[str, dict[str, object]] = {"default": database_from_url(DATABASE
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
+    if env_bool("SHOP_REPLICA_FALLBACK", True):
+        DATABASES["replica"] = replica_with_fallback(DATABASES["replica"], DATABASES["default"])
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 SEARCH_DB_ALIAS = "replica" if DATABASE_REPLICA_URL else "default"
 # Filtered searches score the matching products' vectors in this process's memory (search/vector_memory.py)

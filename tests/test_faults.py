@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -150,3 +151,27 @@ def test_postgres_down_pages_and_api_answer_503_then_recover(shop, client):
     assert client.get("/healthz").status_code == 200
     assert Product.objects.count() == products  # nothing lost, nothing half-written
     assert not Product.objects.filter(sku="NEW-1").exists()
+
+
+def test_search_reads_fall_back_to_the_primary_while_the_replica_cannot_be_reached(shop):
+    """The replica's entry as shop/settings.py builds it, with a replica nobody answers for: the
+    connection Django's PostgreSQL backend makes from it reaches the primary instead (libpq's multi-host
+    connection), and a keyword search on it finds the products."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from shop.settings import database_from_url, replica_with_fallback
+    from tests.test_pipeline_faults import free_port
+
+    primary = connections["default"].settings_dict
+    replica_url = f"postgres://{primary['USER']}@127.0.0.1:{free_port()}/{primary['NAME']}"  # nothing listens
+    entry = replica_with_fallback(database_from_url(replica_url), {**primary, "PASSWORD": ""})
+    assert entry["HOST"] == f"127.0.0.1,{primary['HOST']}"
+    # the connection parameters Django's PostgreSQL backend derives from that entry, given to the driver
+    wrapper = DatabaseWrapper(connections.configure_settings({"default": primary, "probe": entry})["probe"], "probe")
+    with psycopg.connect(**wrapper.get_connection_params()) as conn:
+        found = conn.execute("SELECT count(*) FROM catalog_product WHERE search_document @@ plainto_tsquery('red')")
+        assert found.fetchone()[0] >= 1
+        assert conn.info.port == int(primary["PORT"])  # the primary answered
+    # a replica with other credentials is not given a fallback it could not log in to
+    other = database_from_url(f"postgres://reader:x@replica.internal:5432/{primary['NAME']}")
+    assert replica_with_fallback(other, primary) == other
