@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
 from catalog.image_checks import ImageRejected
+from catalog.services import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, SuspiciousOperation):
         exc = exceptions.ParseError("The request could not be read.")
     response = exception_handler(exc, context)
+    if isinstance(exc, StorageUnavailable):
+        logger.warning("API request %s: %s; answered 503", request_id, exc)
+        message = f"The photos cannot be stored right now ({exc}); nothing was stored for the file that failed. "
+        message += f"Try again in {settings.SHOP_RETRY_AFTER_S} seconds (request id {request_id})."
+        retry = {"Retry-After": str(settings.SHOP_RETRY_AFTER_S)}
+        return Response(error_body("storage_unavailable", message, request_id=request_id), status=503, headers=retry)
     if response is None and isinstance(exc, OperationalError | InterfaceError):  # the database is down
         logger.warning("API request %s: database down (%s); answered 503", request_id, exc)
         retry = {"Retry-After": str(settings.SHOP_RETRY_AFTER_S)}

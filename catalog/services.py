@@ -605,6 +605,10 @@ def catalog_import_csv(
 # --- staff uploads (issue 6) -------------------------------------------------------------------
 
 
+class StorageUnavailable(RuntimeError):
+    """The media storage cannot be written (full, gone, read-only): nothing was stored; try later."""
+
+
 @dataclass
 class UploadResult:
     """What happened to one file of a staff multi-file upload."""
@@ -651,7 +655,9 @@ def product_images_upload(
     ``product`` is None, each as a new inactive product (SKU and title from the file name, price 0;
     staff complete and activate it later). Every file commits alone: a refused file (the reason
     from :func:`catalog.image_checks.image_check_upload`) leaves neither a product nor a file, and
-    never stops the others. Processing is queued when each file's transaction commits."""
+    never stops the others. Processing is queued when each file's transaction commits. A storage that
+    cannot be written stops the upload with :class:`StorageUnavailable` (the files before it stay
+    stored, the one that failed left nothing behind)."""
     from catalog.image_checks import ImageRejected
 
     results: list[UploadResult] = []
@@ -676,6 +682,9 @@ def product_images_upload(
             reason = reason[len(name) + 2 :] if reason.startswith(f"{name}: ") else reason  # name shown beside
             results.append(UploadResult(name=name, ok=False, error=reason))
             continue
+        except OSError as exc:  # the file could not be written: its row was rolled back with it
+            logger.error("upload of %s: the media storage cannot be written (%s)", name, exc)
+            raise StorageUnavailable(f"the media storage cannot be written ({exc.strerror or exc})") from exc
         results.append(
             UploadResult(name=name, ok=True, image_id=image.pk, product_id=target.pk, sku=target.sku, created=created)
         )

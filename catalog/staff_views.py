@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -63,7 +64,15 @@ def image_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             files = [(f.name or "photo", f.read(), f.content_type or "") for f in form.cleaned_data["files"]]
-            results = services.product_images_upload(files, product=product)
+            try:
+                results = services.product_images_upload(files, product=product)
+            except services.StorageUnavailable as exc:
+                message = f"The photos could not be stored: {exc}. Try again in a moment; nothing half-stored is left."
+                if _wants_json(request):
+                    response = JsonResponse({"error": message}, status=503)
+                    response["Retry-After"] = str(settings.SHOP_RETRY_AFTER_S)
+                    return response
+                form.add_error(None, message)
         elif _wants_json(request):
             return JsonResponse({"error": "; ".join(form.errors.get("files", ["bad request"]))}, status=400)
         if _wants_json(request):

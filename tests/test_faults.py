@@ -175,3 +175,41 @@ def test_search_reads_fall_back_to_the_primary_while_the_replica_cannot_be_reach
     # a replica with other credentials is not given a fallback it could not log in to
     other = database_from_url(f"postgres://reader:x@replica.internal:5432/{primary['NAME']}")
     assert replica_with_fallback(other, primary) == other
+
+
+def test_media_storage_unwritable_uploads_answer_503_and_store_nothing_then_recover(shop, client, settings, tmp_path):
+    from catalog.models import ProductImage
+
+    user = get_user_model().objects.create_user("staffer", password="pw", is_staff=True)
+    auth = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    sku = Product.objects.get(pk=shop["B2"]).sku
+
+    def upload(colour: tuple[int, int, int]):
+        photo = io.BytesIO(bad.jpeg((120, 180), colour))
+        photo.name = "new.jpg"
+        return client.post(f"/api/v1/products/{sku}/images", {"images": photo}, headers=auth)
+
+    images = ProductImage.objects.count()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the media folder should be")
+    working = settings.MEDIA_ROOT
+    settings.MEDIA_ROOT = blocker / "media"  # nothing can be written under a file
+    refused = upload((10, 200, 30))
+    assert refused.status_code == 503, refused.content[:300]
+    assert refused["Retry-After"] == str(settings.SHOP_RETRY_AFTER_S)
+    assert refused.json()["error"]["code"] == "storage_unavailable"
+    assert ProductImage.objects.count() == images  # no row without its file
+    staff = Client(raise_request_exception=False)
+    staff.force_login(user)
+    photo = io.BytesIO(bad.jpeg((120, 180), (10, 200, 30)))
+    photo.name = "new.jpg"
+    page = staff.post(f"/staff/upload/?product={shop['B2']}", {"files": photo, "product": shop["B2"]})
+    assert page.status_code == 200 and b"could not be stored" in page.content  # the staff page says so
+    assert ProductImage.objects.count() == images
+    for url in [*PAGES, *product_pages(shop), *API_READS]:
+        assert client.get(url).status_code == 200, url  # photos missing, pages up
+
+    settings.MEDIA_ROOT = working
+    stored = upload((10, 200, 30))
+    assert stored.status_code == 201 and stored.json()["stored"] == 1
+    assert ProductImage.objects.count() == images + 1
