@@ -89,6 +89,10 @@ def test_redis_down_pages_and_api_reads_stay_up_and_counts_go_back_to_redis(shop
         if url.startswith("/api/"):
             assert response["Content-Type"].startswith("application/json")
     assert sum(outages.fail_open_counts.values()) > before, "served from memory, and counted"
+    upload = io.BytesIO(bad.jpeg((120, 180), (200, 30, 30)))
+    upload.name = "me.jpg"
+    photo = client.post("/api/v1/search/photo", {"photo": upload})
+    assert photo.status_code == 200 and "garments" in photo.json()
 
     throttle_redis.start()  # empty, as after a restart without persistence
     time.sleep(0.3)  # the cache tries Redis again after REDIS_RETRY_S
