@@ -11,7 +11,7 @@ under ``SHOP_MODELS_DIR`` or the fallbacks serve), then for ``--minutes``:
   alternatives; now and then a photo search;
 * staff: photo uploads (``POST /api/v1/products/{sku}/images``), title edits (``PATCH``) and stock
   changes (``PUT …/variants/{size}``), with a token;
-* chaos, one event at a time, 45–90 s apart: Redis stopped for 20 s; PostgreSQL stopped for 10 s;
+* chaos, one event at a time, 45–90 s apart, each kind once in every three: Redis stopped for 20 s; PostgreSQL stopped for 10 s;
   the worker killed (SIGKILL) and started again 10 s later, as a container's restart policy would.
 
 Afterwards it waits (at most 10 minutes) for every upload to settle and reports: requests by surface
@@ -216,8 +216,11 @@ def staff(stack: Stack, rec: Recorder, token: str, skus: list[str], stop: thread
 
 def chaos(stack: Stack, events: list[dict[str, Any]], stop: threading.Event, seed: int) -> None:
     rng = random.Random(seed)
+    order: list[str] = []
     while not stop.wait(rng.uniform(45, 90)):
-        kind = rng.choice(["redis", "postgres", "worker"])
+        if not order:  # every kind once per three events, in a seeded random order
+            order = rng.sample(["redis", "postgres", "worker"], 3)
+        kind = order.pop()
         started = time.monotonic()
         try:
             if kind == "redis":
