@@ -11,8 +11,9 @@ under ``SHOP_MODELS_DIR`` or the fallbacks serve), then for ``--minutes``:
   alternatives; now and then a photo search;
 * staff: photo uploads (``POST /api/v1/products/{sku}/images``), title edits (``PATCH``) and stock
   changes (``PUT …/variants/{size}``), with a token;
-* chaos, one event at a time, 45–90 s apart, each kind once in every three: Redis stopped for 20 s; PostgreSQL stopped for 10 s;
-  the worker killed (SIGKILL) and started again 10 s later, as a container's restart policy would.
+* chaos, one event at a time, 45–90 s apart, each kind once in every three: Redis stopped for 20 s;
+  PostgreSQL stopped for 10 s; the worker killed (SIGKILL) and started again 10 s later, as a
+  container's restart policy would.
 
 Afterwards it waits (at most 10 minutes) for every upload to settle and reports: requests by surface
 and status class, p95 latency per surface, the chaos events, and the end state — every accepted upload
