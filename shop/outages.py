@@ -31,8 +31,11 @@ logger = logging.getLogger(__name__)
 REDIS_RETRY_S = 5.0  # a cache that found Redis down tries it again after this long
 LOG_EVERY_S = 60.0
 
-# per-process counts of operations a fail-open cache served from memory, by cache alias
+# per-process counts of operations a fail-open cache served from memory, by cache alias, and when each
+# alias last logged (Django makes a cache object per thread; these are shared by the process's threads)
 fail_open_counts: Counter[str] = Counter()
+_logged_at: dict[str, float] = {}
+_log_lock = threading.Lock()
 
 
 def database_down(exc: BaseException | None) -> bool:
@@ -63,19 +66,17 @@ class FailOpenRedisCache(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0, **params.get("OPTIONS", {})}
         super().__init__(server, {**params, "OPTIONS": options})
-        self._memory = LocMemCache(f"fail-open-{id(self)}", {"TIMEOUT": params.get("TIMEOUT", 300)})
         self._alias = str(params.get("KEY_PREFIX") or server)
-        self._down_until = 0.0
-        self._logged_at = -LOG_EVERY_S
-        self._lock = threading.Lock()
+        # one memory per alias and process (a LocMemCache's name is its storage), whichever thread asks
+        self._memory = LocMemCache(f"fail-open-{self._alias}", {"TIMEOUT": params.get("TIMEOUT", 300)})
+        self._down_until = 0.0  # this thread's object tries Redis again after this moment
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if time.monotonic() >= self._down_until:
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                with self._lock:
-                    self._down_until = time.monotonic() + REDIS_RETRY_S
+                self._down_until = time.monotonic() + REDIS_RETRY_S
                 self._note(f"Redis is not answering ({exc})")
         fail_open_counts[self._alias] += 1
         self._note("")
@@ -83,10 +84,10 @@ class FailOpenRedisCache(RedisCache):
 
     def _note(self, reason: str) -> None:
         now = time.monotonic()
-        with self._lock:
-            if now - self._logged_at < LOG_EVERY_S:
+        with _log_lock:
+            if now - _logged_at.get(self._alias, -LOG_EVERY_S) < LOG_EVERY_S:
                 return
-            self._logged_at = now
+            _logged_at[self._alias] = now
         logger.warning(
             "cache %s: served from this process's memory (%d operations so far)%s",
             self._alias,
