@@ -46,6 +46,8 @@ from typing import Any
 
 from PIL import Image
 
+from shop.localstack import pid_alive
+
 REPO = Path(__file__).resolve().parent.parent
 PY = str(REPO / ".venv" / "bin" / "python")
 QUERIES = ["black t-shirt", "red dress", "blue jeans", "striped top", "summer dress", "blak t-shrt", "swimsuit",
@@ -222,6 +224,13 @@ def chaos(stack: Stack, events: list[dict[str, Any]], stop: threading.Event, see
         if not order:  # every kind once per three events, in a seeded random order
             order = rng.sample(["redis", "postgres", "worker"], 3)
         kind = order.pop()
+        pid = stack.worker_pid()
+        if pid is None or not pid_alive(pid):  # gone by itself since the last event: say so, with its log
+            log = Path(stack.env["SHOP_DATA_DIR"]) / "log" / "worker.log"
+            tail = log.read_text(errors="replace").splitlines()[-30:] if log.is_file() else []
+            events.append({"kind": "worker found gone", "outcome": "restarted", "log": tail})
+            print("  chaos: the worker was gone by itself; restarting it", flush=True)
+            stack.local("start", "worker")
         started = time.monotonic()
         try:
             if kind == "redis":
