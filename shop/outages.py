@@ -95,6 +95,10 @@ class FailOpenRedisCache(RedisCache):
             f": {reason}" if reason else "",
         )
 
+    def memory_clear(self) -> None:
+        """Forget what was counted in this process's memory while Redis was down."""
+        self._memory.clear()
+
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         return self._call("add", key, value, timeout, version)
 
