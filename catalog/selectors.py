@@ -70,14 +70,6 @@ class RankFacts(NamedTuple):
     category_id: int | None
 
 
-def product_titles(product_ids: Sequence[int]) -> dict[int, str]:
-    if not product_ids:
-        return {}
-    with connections[settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT id, title FROM catalog_product WHERE id = ANY(%s)", [list(product_ids)])
-        return dict(cursor.fetchall())
-
-
 def product_rank_facts(product_ids: Sequence[int]) -> dict[int, RankFacts]:
     """Whether each product has stock, its title and its category, in one small query (a search
     reads them for the few hundred products its signals found)."""

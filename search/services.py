@@ -466,7 +466,7 @@ def title_has_every_word(title: str, words: set[str]) -> bool:
     if not title or not words:
         return False
     title_words = set(content_words(title))
-    return bool(words) and all(w in title_words or w.rstrip("s") in title_words for w in words)
+    return all(w in title_words or w.rstrip("s") in title_words for w in words)
 
 
 def fusion_profile(

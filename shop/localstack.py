@@ -456,11 +456,8 @@ def start_web(layout: Layout) -> None:
         str(BASE_DIR / "shop" / "gunicorn_conf.py"),
     ]
     # the local stack serves plain HTTP on 127.0.0.1: no redirect to HTTPS, no secure-only cookies
-    start_python_service(layout, "web", argv, lambda: _web_answers(layout), {"SHOP_HTTPS": https_setting()})
-
-
-def https_setting() -> str:
-    return os.environ.get("SHOP_HTTPS", "false")
+    plain_http = {"SHOP_HTTPS": os.environ.get("SHOP_HTTPS", "false")}
+    start_python_service(layout, "web", argv, lambda: _web_answers(layout), plain_http)
 
 
 def _web_answers(layout: Layout) -> bool:
