@@ -3,7 +3,8 @@
 Vectors of different models and dimensions live side by side: every vector row names its
 :class:`EmbeddingSpace` (one model version, one dimension, one modality) and its ``kind``; the
 column itself is an untyped pgvector ``vector``. Each (space, kind) gets its own partial HNSW
-index on ``(vector::vector(dim))`` created by :func:`catalog.services.embedding_space_ensure`.
+index on ``(vector::halfvec(dim))`` (half precision; the rows keep full precision) created by
+:func:`catalog.services.embedding_space_ensure`.
 Switching the embedding model therefore means registering a new space and re-embedding, never
 changing the schema.
 """

@@ -399,18 +399,10 @@ def product_ids_in_categories(
         return [(pid, cid) for pid, cid in cursor.fetchall()]
 
 
-def pgvector_version(using: str) -> tuple[int, ...]:
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        row = cursor.fetchone()
-    return tuple(int(x) for x in row[0].split(".")) if row else (0,)
-
-
 # Filtered vector search: up to this many matching products an exact scan of just those is cheap
-# and always complete; above it the HNSW index is asked for enough candidates that the filter
-# still leaves k (pgvector >= 0.8 has iterative index scans for this, used when the server has them).
+# and always complete; above it the HNSW index is walked with pgvector's iterative scan, which goes on
+# past ef_search candidates until the filter has left k (or max_scan_tuples were visited).
 EXACT_SCAN_MAX = 20_000
-EF_SEARCH_MAX = 1000
 
 
 def vector_nearest(
@@ -443,7 +435,8 @@ def vector_nearest(
     owner = "image_id" if table == "image" else "product_id"
     dim = int(space.dim)
     literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
-    distance = f"(t.vector::vector({dim})) <=> %s::vector({dim})"
+    distance = f"(t.vector::vector({dim})) <=> %s::vector({dim})"  # full precision, for what is returned
+    indexed = f"(t.vector::halfvec({dim})) <=> %s::halfvec({dim})"  # the HNSW index's order
     join, condition, condition_params = "", "", []
     statements = [f"SET LOCAL hnsw.ef_search = {int(ef_search)}"]
     exact = False
@@ -458,15 +451,10 @@ def vector_nearest(
         else:
             where, condition_params = product_filter_sql(filters)
             join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
-            if pgvector_version(using) >= (0, 8):
-                statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            else:
-                total = max(1, product_count_matching(None, using))
-                wanted = int(k * total / max(1, matching.count) * 1.5)
-                statements = [f"SET LOCAL hnsw.ef_search = {min(EF_SEARCH_MAX, max(ef_search, wanted))}"]
+            statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
     # Exact: order by an expression the HNSW index cannot serve ("+ 0"), so the planner reaches the
     # few matching rows through the (product, space, kind) index instead.
-    order = f"({distance}) + 0" if exact else distance
+    order = f"({distance}) + 0" if exact else indexed
     sql = (
         f"SELECT t.{owner}, {distance} AS distance FROM {model._meta.db_table} t {join} "
         f"WHERE t.space_id = %s AND t.kind = %s{condition} ORDER BY {order} LIMIT %s"

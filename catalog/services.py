@@ -400,8 +400,11 @@ def embedding_space_ensure(
     *, name: str, model_name: str, dim: int, modality: str, model_version: str = "", activate: bool = False
 ) -> EmbeddingSpace:
     """Register a vector space and make sure each of its (table, kind) pairs has a partial HNSW
-    index (cosine) on ``vector::vector(dim)``. Idempotent. A space's dimension never changes: a new
-    model with another dimension is a new space."""
+    index (cosine) on ``vector::halfvec(dim)``: the rows keep full precision, the index holds half
+    precision (half the size and build time; recall and the evaluation figures measured the same,
+    docs/search.md). Idempotent: an index of another form (a full-precision one made by an earlier
+    version) is replaced. A space's dimension never changes: a new model with another dimension is a
+    new space."""
     if dim <= 0 or dim > 2000:
         raise ValueError(f"dimension {dim} is outside 1..2000, the range an HNSW index supports")
     with transaction.atomic():
@@ -426,13 +429,14 @@ def embedding_space_ensure(
                 for kind in kinds:
                     name = hnsw_index_name(table, space, kind)
                     if name in existing:
-                        if f"vector({int(dim)})" in existing[name]:
+                        if f"halfvec({int(dim)})) halfvec_cosine_ops" in existing[name]:
                             continue
-                        # left by an earlier space with this id (a flushed database): not ours
+                        # full precision (an earlier version), or left by an earlier space with this id
+                        # (a flushed database): replaced
                         cursor.execute(f"DROP INDEX {name}")
                     cursor.execute(
                         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(table, space, kind)} ON {db_table} "
-                        f"USING hnsw ((vector::vector({int(dim)})) vector_cosine_ops) "
+                        f"USING hnsw ((vector::halfvec({int(dim)})) halfvec_cosine_ops) "
                         f"WITH (m = 16, ef_construction = 64) "
                         f"WHERE space_id = %s AND kind = %s",
                         [space.pk, kind],

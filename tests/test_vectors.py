@@ -59,8 +59,8 @@ def test_space_registration_creates_partial_hnsw_indexes_and_is_idempotent():
         for t, k in [("image", "cutout"), ("image", "full"), ("product", "text"), ("product", "image")]
     }
     assert set(indexes) == expected
-    for definition in indexes.values():
-        assert "USING hnsw" in definition and "vector_cosine_ops" in definition and "vector(16)" in definition
+    for definition in indexes.values():  # half precision in the index; the rows keep full precision
+        assert "USING hnsw" in definition and "::halfvec(16)) halfvec_cosine_ops" in definition
     with pytest.raises(ValueError, match="already holds 16-d"):
         embedding_space_ensure(name="test-clip@1", model_name="test-clip", dim=32, modality="image_text")
 
@@ -75,7 +75,7 @@ def test_nearest_neighbour_query_uses_the_hnsw_index():
         literal = "[" + ",".join(f"{x:.6f}" for x in rows[7]) + "]"
         cursor.execute(
             "EXPLAIN SELECT product_id FROM catalog_productvector WHERE space_id = %s AND kind = 'image' "
-            "ORDER BY (vector::vector(32)) <=> %s::vector(32) LIMIT 10",
+            "ORDER BY (vector::halfvec(32)) <=> %s::halfvec(32) LIMIT 10",
             [space.pk, literal],
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
@@ -86,6 +86,23 @@ def test_nearest_neighbour_query_uses_the_hnsw_index():
     exact = np.argsort(-(rows @ rows[7]))[:10]
     recall = len({products[i].pk for i in exact} & {h.owner_id for h in hits}) / 10
     assert recall >= 0.9
+
+
+def test_a_full_precision_index_of_an_earlier_version_is_rebuilt_in_half_precision():
+    space = embedding_space_ensure(name="upgrade@1", model_name="upgrade", dim=8, modality="image_text")
+    name = hnsw_index_name("product", space, "image")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX {name}")
+        cursor.execute(
+            f"CREATE INDEX {name} ON catalog_productvector USING hnsw ((vector::vector(8)) vector_cosine_ops) "
+            f"WHERE space_id = %s AND kind = 'image'",
+            [space.pk],
+        )
+    embedding_space_ensure(name="upgrade@1", model_name="upgrade", dim=8, modality="image_text")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        (definition,) = cursor.fetchone()
+    assert "::halfvec(8)) halfvec_cosine_ops" in definition and f"space_id = {space.pk}" in definition
 
 
 def test_spaces_of_different_dimensions_live_side_by_side():
