@@ -31,7 +31,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from typing import Any
 
 from PIL import Image
 
+from bench.stats import latency_summary
 from shop.localstack import pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -293,6 +293,8 @@ def main() -> int:
     parser.add_argument("--shoppers", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "soak.json")
     args = parser.parse_args()
+    # a SIGTERM (a CI timeout, kill) stops the soak through its clean-up too, leaving no stack behind
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"soak stopped by signal {signum}"))
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"shop-soak-{os.getpid()}"
     stack = Stack(folder, args.products)
     print(f"starting a shop of its own at {stack.url} (data in {folder}) …", flush=True)
@@ -338,8 +340,8 @@ def main() -> int:
             "minutes": args.minutes,
             "seed": args.seed,
             "requests": {s: dict(c) for s, c in sorted(rec.statuses.items())},
-            "p95_ms": {s: round(statistics.quantiles(v, n=20)[-1], 1) for s, v in rec.latencies.items() if len(v) > 1},
-            "p50_ms": {s: round(statistics.median(v), 1) for s, v in sorted(rec.latencies.items())},
+            "p95_ms": {s: latency_summary([ms / 1000 for ms in v])["p95_ms"] for s, v in sorted(rec.latencies.items())},
+            "p50_ms": {s: latency_summary([ms / 1000 for ms in v])["p50_ms"] for s, v in sorted(rec.latencies.items())},
             "chaos": events,
             "uploads refused": dict(rec.upload_refused),
             "end state": state,

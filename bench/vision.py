@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from bench.stats import latency_summary
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
@@ -70,13 +71,8 @@ def timed(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[float], list
 
 
 def summary(times: list[float]) -> dict[str, float]:
-    ms = sorted(1000 * t for t in times)
-    return {
-        "mean_ms": round(statistics.mean(ms), 1),
-        "p50_ms": round(ms[len(ms) // 2], 1),
-        "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1),
-        "per_s": round(1000 / statistics.mean(ms), 2),
-    }
+    out = latency_summary(times)
+    return {**out, "per_s": round(1000 / out["mean_ms"], 2)}
 
 
 def export_image_tower(embedder: object, path: Path) -> None:
