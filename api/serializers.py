@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -94,22 +95,30 @@ class ProductSummarySerializer(serializers.Serializer):
     cutout_url = serializers.SerializerMethodField(help_text="the first photo's garment cutout (null until processed)")
     url = serializers.SerializerMethodField(help_text="this product in the API")
 
+    # A product from catalog.selectors.products_by_ids carries its sizes in stock and first photo as
+    # annotations (one query); one from product_list() has its variants and images prefetched.
+
     def get_sizes_in_stock(self, obj: Product) -> list[str]:
+        if hasattr(obj, "summary_sizes_in_stock"):
+            return list(obj.summary_sizes_in_stock or [])
         return [v.size for v in obj.variants.all() if v.stock > 0]
 
-    def _first_image(self, obj: Product) -> ProductImage | None:
+    def _first_photo(self, obj: Product, field: str) -> str:
+        """The storage name of the first photo's ``file`` or ``cutout`` ("" when there is none)."""
+        if hasattr(obj, f"summary_{'image' if field == 'file' else field}"):
+            return str(getattr(obj, f"summary_{'image' if field == 'file' else field}"))
         images = list(obj.images.all())
-        return images[0] if images else None
+        return getattr(images[0], field).name or "" if images else ""
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image_url(self, obj: Product) -> str | None:
-        image = self._first_image(obj)
-        return absolute_url(self.context, image.file.url if image and image.file else "")
+        name = self._first_photo(obj, "file")
+        return absolute_url(self.context, default_storage.url(name) if name else "")
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_cutout_url(self, obj: Product) -> str | None:
-        image = self._first_image(obj)
-        return absolute_url(self.context, image.cutout.url if image and image.cutout else "")
+        name = self._first_photo(obj, "cutout")
+        return absolute_url(self.context, default_storage.url(name) if name else "")
 
     @extend_schema_field(serializers.URLField())
     def get_url(self, obj: Product) -> str | None:

@@ -12,9 +12,25 @@ from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.files.storage import default_storage
 from django.db import connections, transaction
-from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    IntegerField,
+    Max,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -1116,10 +1132,35 @@ def product_ids_matching(
         return [row[0] for row in cursor.fetchall()]
 
 
+# What a product summary shows (a result card, the API's summaries), read in one query: the summary
+# fields, the sizes in stock and the first photo's file and cutout as columns of the product's row.
+# Loading the rows of every variant and image instead (and decoding their JSON) took more than half of
+# an API search's CPU (bench/request_profile.py).
+SUMMARY_PRODUCT_FIELDS = ("id", "sku", "title", "price", "currency", "colour", "pattern", "brand", "category")
+
+
 def products_by_ids(product_ids: Sequence[int], *, active_only: bool = True) -> list[Product]:
     """These products in the given order (missing or, with ``active_only``, inactive ones left
-    out), with category, variants and images loaded and ``in_stock`` / ``total_stock`` annotated."""
-    rows = product_list(active_only=active_only).filter(pk__in=list(product_ids)).prefetch_related("variants")
+    out), as summaries: the summary fields and category, ``in_stock`` / ``total_stock``,
+    ``summary_sizes_in_stock`` (by position) and ``summary_image`` / ``summary_cutout`` (the first
+    photo's file names, "" without one) annotated."""
+    first_image = ProductImage.objects.filter(product=OuterRef("pk")).order_by("position", "id")
+    rows = (
+        Product.objects.select_related("category")
+        .only(*SUMMARY_PRODUCT_FIELDS, *(f"category__{f}" for f in ("id", "name", "path", "full_name")))
+        .annotate(
+            in_stock=Exists(Variant.objects.filter(product=OuterRef("pk"), stock__gt=0)),
+            total_stock=Coalesce(Sum("variants__stock"), 0),
+            summary_sizes_in_stock=ArrayAgg(
+                "variants__size", filter=Q(variants__stock__gt=0), order_by=("variants__position", "variants__id")
+            ),
+            summary_image=Coalesce(Subquery(first_image.values("file")[:1]), Value(""), output_field=CharField()),
+            summary_cutout=Coalesce(Subquery(first_image.values("cutout")[:1]), Value(""), output_field=CharField()),
+        )
+        .filter(pk__in=list(product_ids))
+    )
+    if active_only:
+        rows = rows.filter(is_active=True)
     by_id = {p.pk: p for p in rows}
     return [by_id[pid] for pid in product_ids if pid in by_id]
 

@@ -13,7 +13,7 @@ from django.conf import settings
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a fact's load may read another fact
 _cache: dict[str, tuple[float, object]] = {}
 
 

@@ -131,19 +131,25 @@ def encode_query_text(text: str, space: EmbeddingSpace | None = None) -> np.ndar
 
 def models_served() -> dict[str, object]:
     """Which models answer searches now (the API and the pages say it): the active parser and the
-    embedder of the active space, and whether each is a fallback."""
+    embedder of the active space, and whether each is a fallback. Read again at most every
+    SEARCH_MEMORY_REFRESH_S seconds, like the active space (two queries a request otherwise)."""
     from lifecycle import selectors as lifecycle_selectors
     from lifecycle.models import ModelKind
 
-    parser = lifecycle_selectors.version_active(ModelKind.PARSER)
     space = _space()
-    embedder = lifecycle_selectors.version_get(ModelKind.EMBEDDER, space.name) if space else None
-    return {
-        "parser": parser.version if parser else None,
-        "parser_fallback": bool(parser and parser.fallback),
-        "embedder": embedder.version if embedder else None,
-        "embedder_fallback": bool(embedder is None or embedder.fallback),
-    }
+
+    def load() -> dict[str, object]:
+        parser = lifecycle_selectors.version_active(ModelKind.PARSER)
+        embedder = lifecycle_selectors.version_get(ModelKind.EMBEDDER, space.name) if space else None
+        return {
+            "parser": parser.version if parser else None,
+            "parser_fallback": bool(parser and parser.fallback),
+            "embedder": embedder.version if embedder else None,
+            "embedder_fallback": bool(embedder is None or embedder.fallback),
+        }
+
+    key = f"models served:{space.pk if space else None}"
+    return dict(catalog_fact(key, load, ttl=settings.SEARCH_MEMORY_REFRESH_S))
 
 
 def _semantic_kinds(kinds: list[str], space: EmbeddingSpace | None) -> list[str]:
