@@ -310,6 +310,8 @@ def main() -> int:
             "results"
         ]
         skus = [p["sku"] for p in skus]
+        if not skus:
+            raise SystemExit("the shop has no products: bin/run loads the demo from ../shared/data; is it there?")
         rec, events, stop = Recorder(), [], threading.Event()
         threads = [
             threading.Thread(target=shopper, args=(stack, rec, skus, stop, args.seed * 100 + i), daemon=True)

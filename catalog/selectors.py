@@ -361,18 +361,11 @@ def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tupl
     return " AND ".join(clauses), params
 
 
-def product_count_matching(filters: ProductFilters | None, using: str | None = None) -> int:
-    where, params = product_filter_sql(filters)
-    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM catalog_product p WHERE {where}", params)
-        return int(cursor.fetchone()[0])
-
-
 @dataclass(frozen=True)
 class FilterMatch:
     """How many products pass a filter, and which, when they are few enough for an exact scan."""
 
-    count: int
+    count: int  # exact when ``ids`` is given; else EXACT_SCAN_MAX + 1, "more than EXACT_SCAN_MAX"
     ids: tuple[int, ...] | None  # None: more than EXACT_SCAN_MAX match (the index path serves them)
 
 
@@ -385,9 +378,9 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
     with connections[using].cursor() as cursor:
         cursor.execute(f"SELECT p.id FROM catalog_product p WHERE {where} LIMIT %s", [*params, EXACT_SCAN_MAX + 1])
         ids = tuple(row[0] for row in cursor.fetchall())
-    if len(ids) <= EXACT_SCAN_MAX:
-        return FilterMatch(count=len(ids), ids=ids)
-    return FilterMatch(count=product_count_matching(filters, using), ids=None)
+    # Counting every match of a broad filter took 90 ms at 1,000,000 products (bench.search) and
+    # nothing needs the number: the index path serves any count above EXACT_SCAN_MAX the same way.
+    return FilterMatch(count=len(ids), ids=ids if len(ids) <= EXACT_SCAN_MAX else None)
 
 
 def product_ids_in_categories(

@@ -585,10 +585,17 @@ def _celery_ready(layout: Layout, name: str) -> Callable[[], bool]:
     return ready
 
 
+def supervised(name: str) -> list[str]:
+    """The prefix that runs a command under shop.supervise, which starts it again when it exits by
+    itself (as production's ``restart: unless-stopped``); its pid is the one kept and signalled."""
+    return [sys.executable, "-m", "shop.supervise", "--name", name, "--"]
+
+
 def start_trainer(layout: Layout) -> None:
     """The models worker: model builds only (queue ``models``), one at a time, at a lower CPU priority
     than image processing, so training never holds up the shop's photos."""
     argv = [
+        *supervised("trainer"),
         "nice",
         "-n",
         os.environ.get("SHOP_BUILD_NICE", "10"),
@@ -612,6 +619,7 @@ def start_trainer(layout: Layout) -> None:
 def start_worker(layout: Layout) -> None:
     concurrency = os.environ.get("SHOP_WORKER_CONCURRENCY", "2")
     argv = [
+        *supervised("worker"),
         venv_bin("celery"),
         "-A",
         "shop",
