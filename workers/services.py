@@ -136,10 +136,10 @@ def images_sweep() -> SweepReport:
     """Send again what the broker never got (Redis was down at upload time) or lost, and what a dead
     worker left in ``processing`` past its lease; then the model lifecycle's share (see
     :func:`models_sweep`). Safe to run any time: claims make extra messages harmless."""
-    pending, stuck = catalog_selectors.images_to_sweep(
-        resend_after_s=int(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
-        lease_s=lease_seconds(),
-    )
+    # A pending image was never claimed, so sending it again can never process it twice (the claim
+    # decides); after a lease's time its message is taken for lost (a worker killed holding it, found by
+    # bench.soak), rather than waiting out the broker's longer visibility timeout (15 min).
+    pending, stuck = catalog_selectors.images_to_sweep(resend_after_s=lease_seconds(), lease_s=lease_seconds())
     report = SweepReport(pending=len(pending), stuck=len(stuck))
     if pending or stuck:
         report.sent = _send(pending + stuck)
