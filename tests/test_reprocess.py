@@ -129,3 +129,22 @@ def test_sweep_takes_back_images_a_dead_worker_left_processing(pending_images, r
     call_command("sweep_images", stdout=out)
     assert "0 pending and 1 stuck image(s) found; 1 sent" in out.getvalue()
     redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def test_sweep_sends_again_a_pending_image_whose_message_died_with_its_worker(pending_images, redis_client, settings):
+    """Queued longer ago than a lease (the task time limit + 60 s) and still pending: its message was
+    held by a worker that was killed. It is sent again without waiting out the broker's visibility
+    timeout; one queued a moment ago is not."""
+    from django.utils import timezone
+
+    from workers.services import lease_seconds
+
+    lost = timezone.now() - timezone.timedelta(seconds=lease_seconds() + 5)
+    assert lease_seconds() + 5 < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    ProductImage.objects.filter(pk=pending_images[0]).update(enqueued_at=lost)
+    ProductImage.objects.exclude(pk=pending_images[0]).update(enqueued_at=timezone.now())
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    out = io.StringIO()
+    call_command("sweep_images", stdout=out)
+    assert "1 pending and 0 stuck image(s) found; 1 sent" in out.getvalue()
+    redis_client.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
