@@ -20,31 +20,16 @@ from pathlib import Path
 import pytest
 
 from bench import api_load
+from tests.without_services import (  # noqa: F401 - conftest's autouse fixtures, replaced
+    media_root,
+    plain_http_like_the_local_stack,
+    search_query_threads_closed_before_the_database_goes,
+    vectors_in_memory_always_current,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SLOW_S = 0.05  # every search sleeps this long
 SKUS = ["A1", "B 2", "C3"]
-
-
-# conftest's autouse fixtures need pytest-django and the test database; these tests need neither
-@pytest.fixture(autouse=True)
-def media_root(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def vectors_in_memory_always_current() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def plain_http_like_the_local_stack() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def search_query_threads_closed_before_the_database_goes() -> Iterator[None]:
-    yield
 
 
 class FakeShop(ThreadingHTTPServer):

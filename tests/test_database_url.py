@@ -3,33 +3,15 @@ its query parameters kept as OPTIONS. Needs no database and also runs with ``-p 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from shop.settings import database_from_url
-
-
-# conftest's autouse fixtures need pytest-django and the test database; these tests need neither
-@pytest.fixture(autouse=True)
-def media_root(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def vectors_in_memory_always_current() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def plain_http_like_the_local_stack() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def search_query_threads_closed_before_the_database_goes() -> Iterator[None]:
-    yield
+from tests.without_services import (  # noqa: F401 - conftest's autouse fixtures, replaced
+    media_root,
+    plain_http_like_the_local_stack,
+    search_query_threads_closed_before_the_database_goes,
+    vectors_in_memory_always_current,
+)
 
 
 def test_query_parameters_become_options():

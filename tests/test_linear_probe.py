@@ -3,34 +3,15 @@ Needs no database and also runs with ``-p no:django``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
-import pytest
 
+from tests.without_services import (  # noqa: F401 - conftest's autouse fixtures, replaced
+    media_root,
+    plain_http_like_the_local_stack,
+    search_query_threads_closed_before_the_database_goes,
+    vectors_in_memory_always_current,
+)
 from vision.evaluation.attributes import fit_linear
-
-
-# conftest's autouse fixtures need pytest-django and the test database; these tests need neither
-@pytest.fixture(autouse=True)
-def media_root(tmp_path: Path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def vectors_in_memory_always_current() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def plain_http_like_the_local_stack() -> Iterator[None]:
-    yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def search_query_threads_closed_before_the_database_goes() -> Iterator[None]:
-    yield
 
 
 def three_blobs(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
