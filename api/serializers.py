@@ -105,8 +105,8 @@ class ProductSummarySerializer(serializers.Serializer):
 
     def _first_photo(self, obj: Product, field: str) -> str:
         """The storage name of the first photo's ``file`` or ``cutout`` ("" when there is none)."""
-        if hasattr(obj, f"summary_{'image' if field == 'file' else field}"):
-            return str(getattr(obj, f"summary_{'image' if field == 'file' else field}"))
+        if hasattr(obj, f"summary_{field}"):
+            return str(getattr(obj, f"summary_{field}"))
         images = list(obj.images.all())
         return getattr(images[0], field).name or "" if images else ""
 

@@ -1135,7 +1135,7 @@ SUMMARY_PRODUCT_FIELDS = ("id", "sku", "title", "price", "currency", "colour", "
 def products_by_ids(product_ids: Sequence[int], *, active_only: bool = True) -> list[Product]:
     """These products in the given order (missing or, with ``active_only``, inactive ones left
     out), as summaries: the summary fields and category, ``in_stock`` / ``total_stock``,
-    ``summary_sizes_in_stock`` (by position) and ``summary_image`` / ``summary_cutout`` (the first
+    ``summary_sizes_in_stock`` (by position) and ``summary_file`` / ``summary_cutout`` (the first
     photo's file names, "" without one) annotated."""
     first_image = ProductImage.objects.filter(product=OuterRef("pk")).order_by("position", "id")
     rows = (
@@ -1147,7 +1147,7 @@ def products_by_ids(product_ids: Sequence[int], *, active_only: bool = True) -> 
             summary_sizes_in_stock=ArrayAgg(
                 "variants__size", filter=Q(variants__stock__gt=0), order_by=("variants__position", "variants__id")
             ),
-            summary_image=Coalesce(Subquery(first_image.values("file")[:1]), Value(""), output_field=CharField()),
+            summary_file=Coalesce(Subquery(first_image.values("file")[:1]), Value(""), output_field=CharField()),
             summary_cutout=Coalesce(Subquery(first_image.values("cutout")[:1]), Value(""), output_field=CharField()),
         )
         .filter(pk__in=list(product_ids))
