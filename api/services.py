@@ -17,6 +17,7 @@ from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.image_checks import ImageRejected, image_check_upload, image_decode
 from catalog.models import Product
+from workers.services import image_processing_enqueue, images_reprocess_enqueue
 
 
 class ProductExists(ValueError):
@@ -96,14 +97,16 @@ class UploadedFile:
 def product_images_add(product: Product, files: Sequence[UploadedFile]) -> list[catalog_services.UploadResult]:
     """Store each file on the product (each alone: a refused file stops nothing else); processing is
     queued as each commits. Refusals carry the upload checks' reasons."""
-    return catalog_services.product_images_upload([(f.name, f.content, f.content_type) for f in files], product=product)
+    results = catalog_services.product_images_upload(
+        [(f.name, f.content, f.content_type) for f in files], product=product
+    )
+    image_processing_enqueue([r.image_id for r in results if r.created and r.image_id])
+    return results
 
 
 def image_reprocess(image_id: int) -> bool:
     """Run the whole pipeline again for one image. Returns whether the broker took the task (if not,
     the image stays pending and the sweep sends it)."""
-    from workers.services import images_reprocess_enqueue
-
     return bool(images_reprocess_enqueue([image_id]))
 
 

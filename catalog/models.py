@@ -65,15 +65,21 @@ class Product(models.Model):
     has_stock = models.BooleanField(default=False, editable=False)
     # sha256 of the text that was last embedded; the pipeline re-embeds when it changes.
     text_hash = models.CharField(max_length=64, blank=True)
-    # Keyword search document (title, description, colour, pattern, category names), kept by
-    # catalog.services.product_search_document_refresh; GIN-indexed.
+    # Keyword search document (title, description, colour, pattern, category names), GIN-indexed.
+    # Both are kept by database triggers (migration 0012), whoever writes the row: a change to the
+    # search text recomputes the document in the same statement and sets search_dirty, which the
+    # workers' periodic products_text_refresh clears once the text vector is computed again.
     search_document = SearchVectorField(null=True, editable=False)
+    search_dirty = models.BooleanField(default=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["sku"]
-        indexes = [GinIndex(fields=["search_document"], name="product_search_document_gin")]
+        indexes = [
+            GinIndex(fields=["search_document"], name="product_search_document_gin"),
+            models.Index(fields=["id"], condition=models.Q(search_dirty=True), name="product_search_dirty"),
+        ]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_not_negative")]
 
     def __str__(self) -> str:

@@ -98,8 +98,6 @@ def product_upsert(data: ProductInput) -> tuple[Product, str]:
     product = Product.objects.select_for_update().filter(sku=data.sku).first()
     if product is None:
         product = Product.objects.create(sku=data.sku, **values)
-        product_search_document_refresh([product.pk])
-        _text_embedding_enqueue(product)
         return product, "created"
     changed = [name for name, value in values.items() if getattr(product, name) != value]
     if not changed:
@@ -107,31 +105,7 @@ def product_upsert(data: ProductInput) -> tuple[Product, str]:
     for name in changed:
         setattr(product, name, values[name])
     product.save(update_fields=[*changed, "updated_at"])
-    product_search_document_refresh([product.pk])
-    _text_embedding_enqueue(product)
     return product, "updated"
-
-
-SEARCH_DOCUMENT_SQL = """
-    UPDATE catalog_product p SET search_document = to_tsvector(
-        'english', concat_ws(' ', p.title, p.description, p.colour, p.pattern, c.full_name))
-    FROM catalog_product p2 LEFT JOIN catalog_category c ON c.id = p2.category_id
-    WHERE p.id = p2.id AND p.id = ANY(%s)
-"""
-
-
-def product_search_document_refresh(product_ids: Sequence[int]) -> None:
-    """Recompute the keyword-search document of these products (after any text change)."""
-    with connection.cursor() as cursor:
-        cursor.execute(SEARCH_DOCUMENT_SQL, [list(product_ids)])
-
-
-def _text_embedding_enqueue(product: Product) -> None:
-    """The product's text vector is computed again (by a worker, after commit) when its text changed."""
-    if product.text_hash != product_text_hash(product):
-        from workers.services import product_text_enqueue
-
-        product_text_enqueue([product.pk])
 
 
 def product_set_stock(product: Product, stock: dict[str, int]) -> bool:
@@ -194,7 +168,8 @@ def product_image_add(
     pixel limits); a refused file raises :class:`ImageRejected` and nothing is stored.
     Runs inside :func:`atomic_with_files`: the file is written first and removed again if the
     transaction rolls back, so there is never a file without a row or a row without its file.
-    Processing is enqueued when the transaction commits. Returns (image, created); ``created`` is
+    The caller queues its processing (``workers.services.image_processing_enqueue``, which sends
+    when the transaction commits). Returns (image, created); ``created`` is
     False when this product already has these exact bytes (a duplicate upload).
     """
     stored_files = _stored_files.get()
@@ -223,9 +198,6 @@ def product_image_add(
         width=info.width,
         height=info.height,
     )
-    from workers.services import image_processing_enqueue
-
-    image_processing_enqueue([image.pk])
     return image, True
 
 
@@ -380,6 +352,23 @@ def product_text_hash(product: Product) -> str:
 
 def product_mark_text_embedded(product_id: int, text_hash: str) -> None:
     Product.objects.filter(pk=product_id).update(text_hash=text_hash)
+
+
+def products_search_claim(limit: int) -> list[Product]:
+    """Take up to ``limit`` products whose search text changed (``search_dirty``, set by the database
+    trigger of migration 0012) and clear their flag. Must run inside the caller's transaction: the
+    rows stay locked until it commits, so an edit made meanwhile waits and marks the product again,
+    and a caller that dies rolls the flags back. Rows another worker holds are skipped."""
+    ids = list(
+        Product.objects.select_for_update(skip_locked=True)
+        .filter(search_dirty=True)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    Product.objects.filter(pk__in=ids).update(search_dirty=False)
+    return list(Product.objects.select_related("category").filter(pk__in=ids).order_by("id"))
 
 
 # --- vectors -----------------------------------------------------------------------------------
@@ -546,8 +535,8 @@ class ImportReport:
         )
 
 
-def catalog_import_row(row: ProductRow) -> tuple[str, int]:
-    """Write one parsed CSV row in its own transaction. Returns (outcome, new image count)."""
+def catalog_import_row(row: ProductRow) -> tuple[str, list[int]]:
+    """Write one parsed CSV row in its own transaction. Returns (outcome, ids of the new images)."""
     with atomic_with_files():
         category = category_ensure_path(row.category_path) if row.category_path else None
         product, outcome = product_upsert(
@@ -565,10 +554,11 @@ def catalog_import_row(row: ProductRow) -> tuple[str, int]:
             )
         )
         stock_changed = product_set_stock(product, row.stock)
-        added = 0
+        added: list[int] = []
         for position, path in enumerate(row.images):
-            _, created = product_image_add(product, path.read_bytes(), source_name=path.name, position=position)
-            added += int(created)
+            image, created = product_image_add(product, path.read_bytes(), source_name=path.name, position=position)
+            if created:
+                added.append(image.pk)
         if outcome == "unchanged" and (stock_changed or added):
             outcome = "updated"
             product.save(update_fields=["updated_at"])
@@ -580,10 +570,12 @@ def catalog_import_csv(
     images_root: Path | None = None,
     *,
     on_progress: Callable[[int, int], None] | None = None,
+    on_images: Callable[[list[int]], None] | None = None,
 ) -> ImportReport:
     """Import a catalog CSV (see :mod:`catalog.csv_format`). Idempotent by SKU; each row commits
-    alone, so bad rows are reported while the good ones import. Raises CatalogFileError when the
-    file as a whole is unusable."""
+    alone, so bad rows are reported while the good ones import. ``on_images`` gets the ids of each
+    row's new images once that row has committed (the workers queue their processing). Raises
+    CatalogFileError when the file as a whole is unusable."""
     if not csv_path.is_file():
         raise CatalogFileError(f"{csv_path} does not exist or is not a file")
     if images_root is not None and not images_root.is_dir():
@@ -597,7 +589,9 @@ def catalog_import_csv(
             report.problems.append(RowProblem(row.line, row.sku, str(exc)))
         else:
             report.rows += 1
-            report.images_added += added
+            report.images_added += len(added)
+            if on_images and added:
+                on_images(added)
             setattr(report, outcome, getattr(report, outcome) + 1)
         if on_progress:
             on_progress(done, len(rows))
@@ -679,7 +673,6 @@ def product_images_upload(
                         is_active=False,
                     )
                     Variant.objects.create(product=target, size=Variant.ONE_SIZE, stock=0)
-                    product_search_document_refresh([target.pk])
                 image, created = product_image_add(target, content, source_name=name, content_type=content_type)
         except ImageRejected as exc:
             reason = str(exc)
@@ -777,9 +770,9 @@ def import_job_create(
     zip_file: BinaryIO | None = None,
     created_by: str = "",
 ) -> ImportJob:
-    """Check and store an uploaded catalog CSV (and images ZIP) and queue their import (a Celery
-    task, sent when the transaction commits). A CSV without the required header or an unsafe ZIP
-    raises :class:`ImportFileError` and nothing is stored."""
+    """Check and store an uploaded catalog CSV (and images ZIP) as a pending import job, which the
+    caller queues (``workers.services.import_job_enqueue``). A CSV without the required header or an
+    unsafe ZIP raises :class:`ImportFileError` and nothing is stored."""
     try:
         read_catalog(csv_content, None, settings.SHOP_DEFAULT_CURRENCY)
     except CatalogFileError as exc:
@@ -808,9 +801,6 @@ def import_job_create(
             zip_name=zip_name[:300],
             created_by=created_by[:150],
         )
-        from workers.services import import_job_enqueue
-
-        import_job_enqueue(job.pk)
     return job
 
 
@@ -845,10 +835,11 @@ def import_job_finish(job_id: int, report: ImportReport | None = None, *, error:
     ImportJob.objects.filter(pk=job_id).update(**values)
 
 
-def import_job_run(job_id: int) -> str:
+def import_job_run(job_id: int, *, on_images: Callable[[list[int]], None] | None = None) -> str:
     """Run a bulk import job: unpack its ZIP into a private folder, import the CSV with it as the
     images root (idempotent by SKU, each row alone), record progress and the bad rows. Running it
-    again (a redelivered message) repeats nothing that is done. Returns the job's final status."""
+    again (a redelivered message) repeats nothing that is done. ``on_images`` as in
+    :func:`catalog_import_csv`. Returns the job's final status."""
     import tempfile
 
     if not import_job_claim(job_id):
@@ -870,7 +861,10 @@ def import_job_run(job_id: int) -> str:
                 except zipfile.BadZipFile:
                     raise ImportFileError(f"{job.zip_name or 'the ZIP'} is not a ZIP archive") from None
             report = catalog_import_csv(
-                root / "catalog.csv", images, on_progress=lambda done, total: import_job_progress(job_id, done, total)
+                root / "catalog.csv",
+                images,
+                on_progress=lambda done, total: import_job_progress(job_id, done, total),
+                on_images=on_images,
             )
         except (ImportFileError, CatalogFileError) as exc:
             import_job_finish(job_id, error=str(exc).replace(str(root), "the upload"))

@@ -12,7 +12,7 @@ urlpatterns = [
     path("", include("search.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("staff/models/", include("lifecycle.urls")),
-    path("staff/", include("catalog.staff_urls")),
+    path("staff/", include("staff.urls")),
     path("api/v1/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -16,6 +16,7 @@ from catalog.image_checks import ImageRejected, image_decode, to_rgb8
 from catalog.models import ImageVector, Product, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests import bad_images as bad
+from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +32,10 @@ def product() -> Product:
 
 def upload(product: Product, content: bytes, name: str, content_type: str = "") -> tuple[ProductImage, bool]:
     with atomic_with_files():
-        return product_image_add(product, content, source_name=name, content_type=content_type)
+        image, created = product_image_add(product, content, source_name=name, content_type=content_type)
+        if created:
+            image_processing_enqueue([image.pk])
+    return image, created
 
 
 # --- refused at upload: a reason, and nothing stored -------------------------------------------

@@ -14,6 +14,7 @@ from catalog import selectors
 from catalog.models import Category, Product, ProductImage, Variant
 from catalog.services import catalog_import_csv
 from tests.conftest import jpeg_bytes
+from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def good_rows() -> list[dict[str, str]]:
 
 def run_import(path: Path, django_capture_on_commit_callbacks) -> tuple:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        report = catalog_import_csv(path, path.parent)
+        report = catalog_import_csv(path, path.parent, on_images=image_processing_enqueue)
     return report, callbacks
 
 

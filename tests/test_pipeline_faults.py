@@ -22,6 +22,7 @@ from catalog.models import ImageVector, Product, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests import bad_images as bad
 from tests.test_localstack import stack
+from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,6 +109,7 @@ def upload_many(product: Product, n: int, size: tuple[int, int] = (240, 360)) ->
         colour = (40 + 20 * i % 200, 200 - 15 * i % 180, 60 + 31 * i % 190)
         with atomic_with_files():
             image, created = product_image_add(product, bad.jpeg(size, colour), source_name=f"photo-{i}.jpg")
+            image_processing_enqueue([image.pk])
         assert created
         ids.append(image.pk)
     return ids
@@ -213,6 +215,7 @@ def test_a_poison_image_fails_alone_with_its_reason(product, worker_factory, med
     with atomic_with_files():
         raise_image, _ = product_image_add(product, raising, source_name="raises.jpg")
         kill_image, _ = product_image_add(product, killing, source_name="kills.jpg")
+        image_processing_enqueue([raise_image.pk, kill_image.pk])
     good += upload_many(Product.objects.create(sku="FAULT-2", title="Blue top", price=10), 2)
     every = [*good, raise_image.pk, kill_image.pk]
     wait_for(lambda: all_settled(every), 240, "all images, poison included, to settle")

@@ -13,6 +13,7 @@ from PIL import Image
 from catalog.models import ImageVector, ProductImage, ProductVector
 from catalog.services import catalog_import_csv
 from tests.conftest import jpeg_bytes
+from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,7 +40,7 @@ def test_import_hands_each_new_image_to_the_worker_pipeline(make_catalog, celery
         {"sku": "W2", "title": "Broken photo", "price": "9", "images": "fake.jpg"},
     ]
     path = make_catalog(rows, images)
-    report = catalog_import_csv(path, path.parent)
+    report = catalog_import_csv(path, path.parent, on_images=image_processing_enqueue)
     assert report.images_added == 2
     # the text file is refused at import, before anything is stored or queued
     assert [p.sku for p in report.problems] == ["W2"] and "text file" in report.problems[0].reason
@@ -88,7 +89,10 @@ def test_rerunning_the_pipeline_replaces_rather_than_adds(make_catalog, test_mod
     assert sorted(p.relative_to(media_root) for p in Path(media_root).rglob("*") if p.is_file()) == files_before
 
 
-def test_product_text_is_embedded_again_when_it_changes(make_catalog, celery_worker_process):
+def test_product_text_is_embedded_again_when_it_changes(make_catalog, worker_factory):
+    # The text vectors come from the periodic refresh of products the database marked dirty.
+    celery_worker_process = worker_factory(beat=True, env={"SHOP_TEXT_REFRESH_INTERVAL": "1"})
+
     def text_vector() -> list[float] | None:
         row = ProductVector.objects.filter(product__sku="T1", kind="text").values_list("vector", flat=True).first()
         return None if row is None else [float(x) for x in row]
@@ -111,7 +115,7 @@ def test_product_text_is_embedded_again_when_it_changes(make_catalog, celery_wor
     catalog_import_csv(make_catalog([{**row, "title": "Red floral summer dress"}]))
     second = wait_for_vector(first)
     assert second != first
-    assert "workers.tasks.product_text_embed" in celery_worker_process.log()
+    assert "workers.tasks.products_text_refresh" in celery_worker_process.log()
 
 
 def test_the_duplicate_stage_links_an_edited_copy_to_the_original_and_not_a_recolour(test_models, settings):

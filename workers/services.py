@@ -98,25 +98,6 @@ def images_reprocess_enqueue(image_ids: Sequence[int]) -> int:
     return _send(ids)
 
 
-def product_text_enqueue(product_ids: Sequence[int]) -> None:
-    """Queue text embedding for these products once the current transaction commits (a broker that
-    is down only delays it: the next image of the product, or ``reprocess``, embeds the text)."""
-    if settings.SHOP_PIPELINE == "off":
-        return
-    ids = list(product_ids)
-
-    def send() -> None:
-        from workers.tasks import product_text_embed
-
-        try:
-            for product_id in ids:
-                product_text_embed.delay(product_id)
-        except Exception as exc:
-            logger.warning("could not queue text embedding (%s); it runs with the product's next image", exc)
-
-    transaction.on_commit(send)
-
-
 def product_text_run(product_id: int) -> bool:
     """Embed the product's text if it changed since its last text vector. Idempotent."""
     return product_text_refresh(product_id)
@@ -488,6 +469,49 @@ def product_text_refresh(product_id: int, spaces: Sequence[EmbeddingSpace] | Non
     return wrote
 
 
+def products_text_refresh(batch: int = 64) -> int:
+    """Compute the text vectors of products whose text changed since the last time (the dirty flag
+    the database sets on any write of their title, description, colour, pattern, category or
+    attributes — admin, API, import or SQL alike), in batches, for every space the pipeline writes.
+    A product whose text is back to what was last embedded costs a hash, not a model call. Run by
+    the periodic ``products_text_refresh`` task; safe to run any time and in parallel (rows taken
+    by one run are skipped by another). Returns how many products were looked at."""
+    from lifecycle.serving import embedders_writing
+
+    writers = embedders_writing()
+    if not writers:
+        return 0  # nothing can embed yet: the products stay dirty until an embedder serves
+    seen = 0
+    while True:
+        # The rows stay locked while their texts are embedded (a batch takes well under a second):
+        # a worker that dies here rolls back and leaves them dirty for the next run.
+        with transaction.atomic():
+            products = catalog_services.products_search_claim(batch)
+            if not products:
+                break
+            seen += len(products)
+            texts = {p.pk: catalog_services.product_text_for_embedding(p) for p in products}
+            digests = {p.pk: catalog_services.product_text_hash(p) for p in products}
+            for writer in writers:
+                todo = [
+                    p.pk
+                    for p in products
+                    if p.text_hash != digests[p.pk]
+                    or not catalog_selectors.product_has_vector(p.pk, writer.space, "text")
+                ]
+                if not todo:
+                    continue
+                vectors = writer.embedder.encode_texts([texts[pk] for pk in todo])
+                for pk, vector in zip(todo, vectors, strict=True):
+                    catalog_services.product_vector_upsert(pk, writer.space, "text", vector.tolist())
+            for p in products:
+                if p.text_hash != digests[p.pk]:
+                    catalog_services.product_mark_text_embedded(p.pk, digests[p.pk])
+    if seen:
+        logger.info("text refresh: %d product(s) whose text changed looked at", seen)
+    return seen
+
+
 def image_mark_timed_out(image_id: int) -> str:
     """The task ran past its soft time limit: the image fails with that reason (no retry)."""
     catalog_services.image_mark_failed(
@@ -577,4 +601,5 @@ def import_job_enqueue(job_id: int) -> None:
 
 
 def import_job_run(job_id: int) -> str:
-    return catalog_services.import_job_run(job_id)
+    """A staff bulk import; each row's new images are queued for processing as the row commits."""
+    return catalog_services.import_job_run(job_id, on_images=image_processing_enqueue)

@@ -37,6 +37,12 @@ def product_text_embed(product_id: int) -> bool:
     return services.product_text_run(product_id)
 
 
+@shared_task(ignore_result=True)
+def products_text_refresh() -> int:
+    """Periodic (``SHOP_TEXT_REFRESH_INTERVAL``): text vectors of the products whose text changed."""
+    return services.products_text_refresh()
+
+
 @shared_task(**RETRY_TRANSIENT)
 def image_backfill(image_id: int) -> str:
     """Embed a processed image into a new embedder's space while search still reads the old one."""

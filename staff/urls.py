@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from catalog import staff_views
+from staff import views as staff_views
 
 app_name = "staff"
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -17,8 +17,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors, services
-from catalog.forms import ImageUploadForm, ImportForm
 from catalog.models import ImportJob, Product, ProductImage
+from search.alternatives import alternatives_for
+from staff.forms import ImageUploadForm, ImportForm
+from workers.services import image_processing_enqueue, images_reprocess_enqueue, import_job_enqueue
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -66,6 +68,7 @@ def image_upload(request: HttpRequest) -> HttpResponse:
             files = [(f.name or "photo", f.read(), f.content_type or "") for f in form.cleaned_data["files"]]
             try:
                 results = services.product_images_upload(files, product=product)
+                image_processing_enqueue([r.image_id for r in results if r.created and r.image_id])
             except services.StorageUnavailable as exc:
                 message = f"The photos could not be stored: {exc}. Try again in a moment; nothing half-stored is left."
                 if _wants_json(request):
@@ -115,8 +118,6 @@ def image_status(request: HttpRequest) -> JsonResponse:
 @require_POST
 def image_rerun(request: HttpRequest, image_id: int) -> HttpResponse:
     """Run the whole pipeline again for one image (through the workers)."""
-    from workers.services import images_reprocess_enqueue
-
     image = selectors.image_get(image_id)
     if image is None:
         raise Http404("no such image")
@@ -149,6 +150,7 @@ def import_start(request: HttpRequest) -> HttpResponse:
         except services.ImportFileError as exc:
             form.add_error("images_zip" if "ZIP" in str(exc) else "csv_file", str(exc))
         else:
+            import_job_enqueue(job.pk)
             return redirect("staff:import_detail", job_id=job.pk)
     return render(
         request,
@@ -201,8 +203,6 @@ def import_status(request: HttpRequest, job_id: int) -> JsonResponse:
 @require_POST
 def import_requeue(request: HttpRequest, job_id: int) -> HttpResponse:
     """Send a job that never reached a worker (broker down at upload) again."""
-    from workers.services import import_job_enqueue
-
     job = _job_or_404(job_id)
     if job.status != ImportJob.Status.PENDING:
         return HttpResponseBadRequest("only a job still waiting for a worker can be sent again")
@@ -232,8 +232,6 @@ def import_report(request: HttpRequest, job_id: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def catalog_health(request: HttpRequest) -> HttpResponse:
-    from search.alternatives import alternatives_for
-
     health = selectors.catalog_health()
     briefs_needed: list[int] = []
     out_of_stock: list[tuple[Product, list[Any]]] = []

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from catalog.csv_format import CatalogFileError
 from catalog.services import catalog_import_csv
+from workers.services import image_processing_enqueue
 
 
 class Command(BaseCommand):
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             bar.update(done - bar.n)
 
         try:
-            report = catalog_import_csv(csv_file, images_root, on_progress=progress)
+            report = catalog_import_csv(csv_file, images_root, on_progress=progress, on_images=image_processing_enqueue)
         except CatalogFileError as exc:
             raise CommandError(f"{csv_file}: {exc}") from exc
         finally:

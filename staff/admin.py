@@ -1,4 +1,6 @@
-"""Staff admin for the catalog. Thin: display and navigation only; writes go through services."""
+"""The Django admin for the catalog's models. Thin: display and navigation only; writes go through
+services, except the product change form, which saves through the ORM: the database marks an edited
+product's search text dirty (migration catalog 0012), so the edit is searchable like any other."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from catalog import selectors
 from catalog.image_checks import ImageRejected, image_check_upload
 from catalog.models import Category, EmbeddingSpace, ImportJob, Product, ProductImage, Variant
 from catalog.services import atomic_with_files, product_image_add
+from workers.services import image_processing_enqueue, images_reprocess_enqueue
 
 
 def thumbnail(image: ProductImage | None, size: int = 64) -> str:
@@ -141,6 +144,8 @@ class ProductImageAdmin(admin.ModelAdmin):
                 position=form.cleaned_data.get("position"),
                 content_type=getattr(upload, "content_type", "") or "",
             )
+            if created:
+                image_processing_enqueue([image.pk])
         obj.pk = obj.id = image.pk
         obj.product = image.product
         obj.position = image.position
@@ -149,8 +154,6 @@ class ProductImageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process the selected images again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[ProductImage]) -> None:
-        from workers.services import images_reprocess_enqueue
-
         ids = list(queryset.values_list("pk", flat=True))
         sent = images_reprocess_enqueue(ids)
         if sent < len(ids):
