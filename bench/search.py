@@ -96,7 +96,8 @@ def load_catalog(n: int, rng: np.random.Generator, space_id: int, first_id: int 
         with raw.cursor() as cur:
             with cur.copy(
                 "COPY catalog_product (id, sku, title, description, brand, category_id, colour, pattern, price, "
-                "currency, attributes, design_group, is_active, text_hash, created_at, updated_at) FROM STDIN"
+                "currency, attributes, design_group, is_active, text_hash, search_dirty, created_at, updated_at) "
+                "FROM STDIN"
             ) as copy:
                 for i in range(k):
                     c, p, t, m = COLOURS[colour[i]], PATTERNS[pattern[i]], TYPES[kind[i]], MATERIALS[material[i]]
@@ -117,6 +118,7 @@ def load_catalog(n: int, rng: np.random.Generator, space_id: int, first_id: int 
                             f"G{ids[i] // 3}",
                             True,
                             "",
+                            False,  # the text vectors are loaded below; the trigger fills search_document
                             "2026-01-01",
                             "2026-01-01",
                         )
@@ -135,12 +137,6 @@ def load_catalog(n: int, rng: np.random.Generator, space_id: int, first_id: int 
                         copy.write_row((int(ids[i]), space_id, name, literal, "2026-01-01", "2026-01-01"))
         print(f"  loaded {min(n, start + batch):,} / {n:,} products", flush=True)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_product p SET search_document = to_tsvector('english', concat_ws(' ', p.title, "
-            "p.description, p.colour, p.pattern, c.full_name)) FROM catalog_category c WHERE c.id = p.category_id "
-            "AND p.id >= %s",
-            [first_id],
-        )
         cursor.execute("SELECT setval('catalog_product_id_seq', (SELECT max(id) FROM catalog_product))")
         # what autovacuum does soon after a bulk load: statistics, and the visibility map that lets the
         # filter indexes answer by index-only scans
