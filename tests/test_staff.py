@@ -19,6 +19,7 @@ from django.urls import reverse
 from catalog import selectors, services
 from catalog.models import EmbeddingSpace, ImportJob, Product, ProductImage, ProductVector, Variant
 from tests import bad_images as bad
+from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +51,9 @@ def make_product(sku: str, *, stock: int = 3, title: str = "", colour: str = "")
 
 def add_image(product: Product, content: bytes, name: str = "p.jpg") -> ProductImage:
     with services.atomic_with_files():
-        image, _ = services.product_image_add(product, content, source_name=name)
+        image, created = services.product_image_add(product, content, source_name=name)
+        if created:
+            image_processing_enqueue([image.pk])
     return image
 
 
