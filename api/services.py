@@ -1,18 +1,13 @@
-"""What the API's staff endpoints write and the photo it decodes; every catalog write goes through
-``catalog.services`` (and processing through ``workers.services``)."""
+"""What the API's staff endpoints ask of the workers besides catalog writes (those go through
+``catalog.services``): photo uploads queued for processing, images sent again, API tokens."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
 from catalog import services as catalog_services
-from catalog.image_checks import ImageRejected, image_check_upload, image_decode
 from catalog.models import Product
 from workers.services import image_processing_enqueue, images_reprocess_enqueue
 
@@ -38,22 +33,6 @@ def image_reprocess(image_id: int) -> bool:
     """Run the whole pipeline again for one image. Returns whether the broker took the task (if not,
     the image stays pending and the sweep sends it)."""
     return bool(images_reprocess_enqueue([image_id]))
-
-
-def photo_open(content: bytes, name: str, content_type: str = "") -> Image.Image:
-    """A shopper's photo, checked exactly like a staff upload (``image_check_upload``: type, size,
-    pixels) and decoded like the workers' validate stage (``image_decode``: truncation, EXIF
-    orientation, colour modes). Raises ``ImageRejected`` with the same reasons."""
-    image_check_upload(content, name, content_type)
-    handle, path = tempfile.mkstemp(prefix="shop-photo-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        return image_decode(path)
-    except ImageRejected as exc:
-        raise ImageRejected(f"{name}: {exc}") from None
-    finally:
-        os.unlink(path)
 
 
 def token_for(user: Any) -> str:

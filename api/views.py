@@ -23,7 +23,7 @@ from api.errors import Conflict, ImageRefused
 from api.permissions import IsCatalogStaff, PublicReadOnly
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
-from catalog.image_checks import ImageRejected
+from catalog.image_checks import ImageRejected, image_check_and_decode
 from catalog.models import Product, ProductImage
 from search import alternatives as search_alternatives
 from search import services as search_services
@@ -560,7 +560,7 @@ class PhotoSearchView(APIView):
         form = validated(s.PhotoSearchFormSerializer, request.data)
         upload = form["photo"]
         try:
-            image = services.photo_open(upload.read(), upload.name or "photo", getattr(upload, "content_type", ""))
+            image = image_check_and_decode(upload.read(), upload.name or "photo", getattr(upload, "content_type", ""))
         except ImageRejected as exc:
             raise ImageRefused("photo", [str(exc)]) from None
         try:
