@@ -514,7 +514,7 @@ class ImageUploadFormSerializer(serializers.Serializer):
     )
 
     def validate_images(self, value: list[Any]) -> list[Any]:
-        most = int(getattr(settings, "SHOP_API_MAX_FILES", 20))
+        most = settings.SHOP_API_MAX_FILES
         if len(value) > most:
             raise serializers.ValidationError(f"at most {most} photos per request")
         return value

@@ -35,7 +35,7 @@ class ImageUploadForm(forms.Form):
 
 
 def _max_upload_bytes() -> int:
-    return int(getattr(settings, "SHOP_IMPORT_MAX_UPLOAD_BYTES", 1024**3))
+    return settings.SHOP_IMPORT_MAX_UPLOAD_BYTES
 
 
 class ImportForm(forms.Form):

@@ -111,17 +111,13 @@ class ImportFileError(ValueError):
     """An uploaded import file (CSV or ZIP) is refused as a whole; the message says why."""
 
 
-def _setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def import_zip_members_check(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     """The regular files of an images ZIP, after refusing unsafe archives: absolute paths, ``..``,
     symbolic links, too many members, or more uncompressed bytes (or a compression ratio) than a
     photo archive can have (a zip bomb). Raises :class:`ImportFileError` naming the member."""
-    max_members = _setting("SHOP_IMPORT_ZIP_MAX_MEMBERS", 5000)
-    max_total = _setting("SHOP_IMPORT_ZIP_MAX_BYTES", 2 * 1024**3)
-    max_ratio = _setting("SHOP_IMPORT_ZIP_MAX_RATIO", 100)
+    max_members = settings.SHOP_IMPORT_ZIP_MAX_MEMBERS
+    max_total = settings.SHOP_IMPORT_ZIP_MAX_BYTES
+    max_ratio = settings.SHOP_IMPORT_ZIP_MAX_RATIO
     infos = archive.infolist()
     if len(infos) > max_members:
         raise ImportFileError(f"the ZIP holds {len(infos)} entries; at most {max_members} are accepted")
@@ -158,7 +154,7 @@ def import_zip_members_check(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 def import_zip_extract(zip_path: Path, target: Path) -> int:
     """Unpack the checked ZIP into ``target`` member by member (never ``extractall``), stopping if
     the bytes read exceed what the headers declared. Returns the number of files written."""
-    max_total = _setting("SHOP_IMPORT_ZIP_MAX_BYTES", 2 * 1024**3)
+    max_total = settings.SHOP_IMPORT_ZIP_MAX_BYTES
     written = 0
     root = target.resolve()
     with zipfile.ZipFile(zip_path) as archive:
