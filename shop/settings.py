@@ -385,7 +385,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- REST API v1 (issue 7): DRF, OpenAPI schema, CORS --------------------------------------------
+# --- REST API v1: DRF, OpenAPI schema, CORS --------------------------------------------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locally (no CDN)
 # Refuse oversized API bodies from Content-Length alone (api/middleware.py), after CORS so the
 # refusal still carries the CORS headers the app needs to read it.

@@ -1,4 +1,4 @@
-"""Forms of the staff pages (issue 6). Validation of the bytes themselves is in catalog.services."""
+"""Forms of the staff pages. Validation of the bytes themselves is in catalog.image_checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Staff pages (issue 6): multi-file photo upload, live image status, re-run, bulk import jobs and
+"""Staff pages: multi-file photo upload, live image status, re-run, bulk import jobs and
 the catalog health page. Thin: reads through catalog.selectors, writes through catalog.services
 and workers.services. Every view requires ``is_staff`` (others go to the admin login) and every
 write is a POST with CSRF."""
