@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -12,13 +11,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from catalog.csv_format import SKU_RE
 from catalog.models import Product, ProductImage
 from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters
 from search.services import DEFAULT_SIGNALS, SIGNALS
 from search.understanding import PART_KEYS
 
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SKU_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 MAX_CATEGORY_LEVELS = 4
 MAX_INT32 = 2_147_483_647
 
@@ -516,7 +514,7 @@ class ImageUploadFormSerializer(serializers.Serializer):
     )
 
     def validate_images(self, value: list[Any]) -> list[Any]:
-        most = int(getattr(settings, "SHOP_API_MAX_FILES", 20))
+        most = settings.SHOP_API_MAX_FILES
         if len(value) > most:
             raise serializers.ValidationError(f"at most {most} photos per request")
         return value

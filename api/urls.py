@@ -1,4 +1,4 @@
-"""REST API v1 (issue 7): mounted at /api/v1/ by shop/urls.py."""
+"""REST API v1: mounted at /api/v1/ by shop/urls.py."""
 
 from __future__ import annotations
 

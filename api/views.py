@@ -22,7 +22,8 @@ from api import services
 from api.errors import Conflict, ImageRefused
 from api.permissions import IsCatalogStaff, PublicReadOnly
 from catalog import selectors as catalog_selectors
-from catalog.image_checks import ImageRejected
+from catalog import services as catalog_services
+from catalog.image_checks import ImageRejected, image_check_and_decode
 from catalog.models import Product, ProductImage
 from search import alternatives as search_alternatives
 from search import services as search_services
@@ -80,7 +81,7 @@ def summaries(request: Request, product_ids: list[int]) -> dict[int, dict[str, A
 
 
 def product_or_404(request: Request, view: APIView, sku: str) -> Product:
-    product = catalog_selectors.product_get_detailed(sku)
+    product = catalog_selectors.product_get(sku)
     if product is None:
         raise exceptions.NotFound(f"No product with SKU {sku}.")
     view.check_object_permissions(request, product)
@@ -233,10 +234,10 @@ class ProductListView(APIView):
         sku = data.pop("sku")
         variants = data.pop("variants", None)
         try:
-            services.product_create(sku=sku, values=data, variants=variants)
-        except services.ProductExists:
+            catalog_services.product_create(sku=sku, values=data, variants=variants)
+        except catalog_services.ProductExists:
             raise Conflict(f"A product with SKU {sku} exists; PATCH /api/v1/products/{sku} to change it.") from None
-        product = catalog_selectors.product_get_detailed(sku)
+        product = catalog_selectors.product_get(sku)
         body = product_body(request, product)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
@@ -273,8 +274,8 @@ class ProductDetailView(APIView):
         product_or_404(request, self, sku)
         data = validated(s.ProductUpdateSerializer, request.data, partial=True)
         variants = data.pop("variants", None)
-        services.product_update(sku=sku, values=data, variants=variants)
-        product = catalog_selectors.product_get_detailed(sku)
+        catalog_services.product_update(sku=sku, values=data, variants=variants)
+        product = catalog_selectors.product_get(sku)
         return Response(product_body(request, product))
 
 
@@ -296,8 +297,8 @@ class VariantView(APIView):
         product_or_404(request, self, sku)
         stock = validated(s.VariantStockSerializer, request.data)
         checked = validated(s.VariantWriteSerializer, {"size": size, **stock})
-        services.variant_stock_set(sku=sku, size=checked["size"], stock=checked["stock"])
-        product = catalog_selectors.product_get_detailed(sku)
+        catalog_services.variant_stock_set(sku=sku, size=checked["size"], stock=checked["stock"])
+        product = catalog_selectors.product_get(sku)
         return Response(product_body(request, product))
 
 
@@ -559,7 +560,7 @@ class PhotoSearchView(APIView):
         form = validated(s.PhotoSearchFormSerializer, request.data)
         upload = form["photo"]
         try:
-            image = services.photo_open(upload.read(), upload.name or "photo", getattr(upload, "content_type", ""))
+            image = image_check_and_decode(upload.read(), upload.name or "photo", getattr(upload, "content_type", ""))
         except ImageRejected as exc:
             raise ImageRefused("photo", [str(exc)]) from None
         try:

@@ -40,7 +40,7 @@ STAGES: list[tuple[str, list[tuple[str, str]]]] = [
     ("throttle, auth (DRF initial)", [("rest_framework/views.py", "initial")]),
     ("search: signals and fusion", [("search/services.py", "_ranked")]),
     ("search: facets and result check", [("search/services.py", "ranked_with_facets")]),
-    ("summaries: database", [("catalog/selectors.py", "products_by_ids")]),
+    ("summaries: database", [("catalog/selectors/products.py", "products_by_ids")]),
     ("summaries: serializers", [("api/views.py", "summaries")]),
     ("models served", [("search/services.py", "models_served")]),
     ("page: template rendering", [("django/template/base.py", "render")]),

@@ -162,7 +162,7 @@ def build_indexes(space: Any) -> float:
 def drop_product_indexes(space: Any) -> None:
     from django.db import connection
 
-    from catalog.services import hnsw_index_name
+    from catalog.models import hnsw_index_name
 
     with connection.cursor() as cursor:
         for kind in ("image", "text"):

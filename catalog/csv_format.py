@@ -40,7 +40,10 @@ KNOWN_COLUMNS = (
     "images",
 )
 REQUIRED_COLUMNS = ("sku", "title", "price")
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A SKU: letters, digits, ".", "_", "-", starting with a letter or digit, at most 64 characters. The one
+# rule for the import, the API and its URLs.
+SKU_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+SKU_RE = re.compile(f"^{SKU_PATTERN}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 SIZE_RE = re.compile(r"^[A-Za-z0-9 ./+-]{1,30}$")
 MAX_PRICE = Decimal("99999999.99")

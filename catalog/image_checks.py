@@ -17,7 +17,9 @@ Both raise :class:`ImageRejected` with a reason written for the person who uploa
 from __future__ import annotations
 
 import io
+import os
 import re
+import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -214,3 +216,20 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     if mode == "RGB":
         return img.copy()
     return img.convert("RGB")
+
+
+def image_check_and_decode(content: bytes, source_name: str, content_type: str = "") -> Image.Image:
+    """A photo given to the shop in a request (a shopper's search photo): checked exactly like a staff
+    upload (:func:`image_check_upload`) and decoded like the workers' validate stage
+    (:func:`image_decode`: truncation, EXIF orientation, colour modes). Raises :class:`ImageRejected`
+    with the same reasons, prefixed with ``source_name``; nothing is left on disk."""
+    image_check_upload(content, source_name, content_type)
+    handle, path = tempfile.mkstemp(prefix="shop-photo-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        return image_decode(path)
+    except ImageRejected as exc:
+        raise ImageRejected(f"{source_name}: {exc}") from None
+    finally:
+        os.unlink(path)

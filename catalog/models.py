@@ -11,6 +11,7 @@ changing the schema.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.contrib.postgres.indexes import GinIndex
@@ -260,3 +261,16 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.csv_name or 'catalog'}, {self.status})"
+
+
+# The vector tables and the kinds of vector each holds; each (space, kind) has its own HNSW index.
+VECTOR_TABLES: dict[str, tuple[type[ImageVector] | type[ProductVector], tuple[str, ...]]] = {
+    "image": (ImageVector, tuple(ImageVector.Kind.values)),
+    "product": (ProductVector, tuple(ProductVector.Kind.values)),
+}
+
+_SAFE_NAME = re.compile(r"[^a-z0-9_]")
+
+
+def hnsw_index_name(table: str, space: EmbeddingSpace, kind: str) -> str:
+    return _SAFE_NAME.sub("_", f"{table}vec_hnsw_s{space.pk}_{kind}".lower())[:63]

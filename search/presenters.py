@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from catalog import selectors as catalog_selectors
@@ -43,7 +44,11 @@ class Card:
 
 
 def product_picture(product: Product, *, cutout: bool = True) -> str:
-    """URL of the product's first image: its cutout (an RGBA PNG) when ready, else the original."""
+    """URL of the product's first image: its cutout (an RGBA PNG) when ready, else the original.
+    Reads a summary's first-photo file names (``catalog.selectors.products_by_ids``) when it has them."""
+    if hasattr(product, "summary_file"):
+        name = (cutout and product.summary_cutout) or product.summary_file
+        return default_storage.url(name) if name else ""
     images = list(product.images.all())
     for image in images:
         if cutout and image.cutout:
@@ -72,7 +77,7 @@ def product_card(product: Product, reason: str = "") -> Card:
 def cards_for_ids(product_ids: Sequence[int], reasons: Mapping[int, str] | None = None) -> list[Card]:
     """Cards for these products, in this order (inactive or deleted products are left out)."""
     reasons = reasons or {}
-    return [product_card(p, reasons.get(p.pk, "")) for p in catalog_selectors.product_list_by_ids(product_ids)]
+    return [product_card(p, reasons.get(p.pk, "")) for p in catalog_selectors.products_by_ids(product_ids)]
 
 
 def cards(products: Iterable[Product]) -> list[Card]:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from PIL import Image
 
-from catalog.image_checks import ImageRejected, image_check_upload, image_decode
+from catalog.image_checks import image_check_and_decode
 from catalog.selectors import ProductFilters
 from search.services import GarmentResult, search_photo
 
@@ -41,26 +41,19 @@ def query_photo_path(token: str) -> Path:
 def query_photo_store(content: bytes, source_name: str = "", content_type: str = "") -> str:
     """Check and keep a shopper's photo; returns its token. Raises :class:`ImageRejected` with the
     same reasons an upload gets. Nothing is left behind for a refused file."""
-    image_check_upload(content, source_name or "your photo", content_type)
+    image = image_check_and_decode(content, source_name or "your photo", content_type)
     folder = _folder()
     folder.mkdir(parents=True, exist_ok=True)
     query_photo_prune()
     token = secrets.token_hex(16)
-    raw = folder / f"{token}.upload"
     target = folder / f"{token}.jpg"
+    partial = folder / f"{token}.part"
     try:
-        raw.write_bytes(content)
-        try:
-            image = image_decode(str(raw))
-        except ImageRejected as exc:
-            raise ImageRejected(f"{source_name or 'your photo'}: {exc}") from None
         image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-        partial = folder / f"{token}.part"
         image.save(partial, "JPEG", quality=90)
         partial.replace(target)  # the photo appears whole or not at all
     finally:
-        raw.unlink(missing_ok=True)
-        (folder / f"{token}.part").unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
     return token
 
 

@@ -18,13 +18,14 @@ app.autodiscover_tasks()
 def _limit_torch_threads(**_: object) -> None:
     """Each worker process uses ``SHOP_TORCH_THREADS`` threads (default 1): with one process per core,
     more threads only fight over the same cores."""
-    threads = int(os.environ.get("SHOP_TORCH_THREADS", "1"))
+    from django.conf import settings
+
     try:
         import torch
     except ImportError:  # a web-only image without torch
         return
-    torch.set_num_threads(max(1, threads))
-    if os.environ.get("SHOP_PRELOAD_MODELS", "1") == "1":
+    torch.set_num_threads(max(1, settings.SHOP_TORCH_THREADS))
+    if settings.SHOP_PRELOAD_MODELS:
         from workers.services import models_preload
 
         models_preload()

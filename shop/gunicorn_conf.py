@@ -4,12 +4,13 @@ accepts its first request, so the first search is as fast as the tenth. ``SHOP_P
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
 def post_worker_init(worker: Any) -> None:
-    if os.environ.get("SHOP_PRELOAD_MODELS", "1") != "1":
+    from django.conf import settings
+
+    if not settings.SHOP_PRELOAD_MODELS:
         return
     from lifecycle.serving import serving_preload
 

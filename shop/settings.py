@@ -183,10 +183,11 @@ STORAGES = {
 }
 
 # --- database ----------------------------------------------------------------------------------
-# The local stack (bin/run) starts PostgreSQL 16 + pgvector on 127.0.0.1:55432 with trust auth.
+# The local stack (bin/run) starts PostgreSQL 18 + pgvector 0.8 on 127.0.0.1:55432 with trust auth.
 DATABASE_URL = env_str("DATABASE_URL", "postgres://shop@127.0.0.1:55432/shop")
 DATABASES: dict[str, dict[str, object]] = {"default": database_from_url(DATABASE_URL)}
-# Optional read replica: search reads go there (see shop/routers.py and the README).
+# Optional read replica: search reads go there (SEARCH_DB_ALIAS), falling back to the primary while it
+# does not answer (SHOP_REPLICA_FALLBACK; see replica_with_fallback above).
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 if DATABASE_REPLICA_URL:
     DATABASES["replica"] = database_from_url(DATABASE_REPLICA_URL)
@@ -357,7 +358,8 @@ SHOP_BUILD_VITON_PAIRS = env_int("SHOP_BUILD_VITON_PAIRS", 0)
 SHOP_ROLLBACK_KEEP_HOURS = env_float("SHOP_ROLLBACK_KEEP_HOURS", 72.0)
 # Images re-embedded into a new embedder's space, or re-processed for a new parser, per sweep.
 SHOP_REDO_BATCH = env_int("SHOP_REDO_BATCH", 200)
-# Demo catalog: an H&M-style folder with manifest.csv (see catalog/demo.py). Empty = no demo.
+# Demo catalog: an H&M-style folder with manifest.csv (catalog/hm.py) or the CC0 set (catalog/cc0.py),
+# imported by `manage.py load_demo`. Empty = no demo.
 SHOP_DEMO_SOURCE = env_str("SHOP_DEMO_SOURCE", str(BASE_DIR.parent / "shared" / "data" / "hm"))
 SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)
 # How new images reach the pipeline: "celery" (queued to the workers) or "off" (left pending, e.g.
@@ -383,7 +385,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- REST API v1 (issue 7): DRF, OpenAPI schema, CORS --------------------------------------------
+# --- REST API v1: DRF, OpenAPI schema, CORS --------------------------------------------
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locally (no CDN)
 # Refuse oversized API bodies from Content-Length alone (api/middleware.py), after CORS so the
 # refusal still carries the CORS headers the app needs to read it.
@@ -398,6 +400,15 @@ MIDDLEWARE.insert(MIDDLEWARE.index("corsheaders.middleware.CorsMiddleware") + 1,
 # DATA_UPLOAD_MAX_MEMORY_SIZE. Uploaded files over FILE_UPLOAD_MAX_MEMORY_SIZE stream to disk.
 SHOP_API_MAX_UPLOAD_BYTES = env_int("SHOP_API_MAX_UPLOAD_BYTES", 30 * 1024 * 1024)
 SHOP_API_MAX_FILES = env_int("SHOP_API_MAX_FILES", 20)  # photos per staff upload request
+# Staff bulk imports (CSV + images ZIP): the largest upload, and what a ZIP may hold.
+SHOP_IMPORT_MAX_UPLOAD_BYTES = env_int("SHOP_IMPORT_MAX_UPLOAD_BYTES", 1024**3)
+SHOP_IMPORT_ZIP_MAX_MEMBERS = env_int("SHOP_IMPORT_ZIP_MAX_MEMBERS", 5000)
+SHOP_IMPORT_ZIP_MAX_BYTES = env_int("SHOP_IMPORT_ZIP_MAX_BYTES", 2 * 1024**3)
+SHOP_IMPORT_ZIP_MAX_RATIO = env_int("SHOP_IMPORT_ZIP_MAX_RATIO", 100)  # unpacked / packed, per member
+# Worker and web processes load the models they serve before their first task or request; the torch
+# threads of each worker process (one process per core: more threads only fight over the cores).
+SHOP_PRELOAD_MODELS = env_bool("SHOP_PRELOAD_MODELS", True)
+SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)
 # Throttle counts must be shared by every web worker process: a Redis cache on the app's Redis.
 SHOP_API_THROTTLE_CACHE = "api"
 CACHES: dict[str, dict[str, object]] = globals().get(

@@ -1,4 +1,4 @@
-"""Forms of the staff pages (issue 6). Validation of the bytes themselves is in catalog.services."""
+"""Forms of the staff pages. Validation of the bytes themselves is in catalog.image_checks."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class ImageUploadForm(forms.Form):
 
 
 def _max_upload_bytes() -> int:
-    return int(getattr(settings, "SHOP_IMPORT_MAX_UPLOAD_BYTES", 1024**3))
+    return settings.SHOP_IMPORT_MAX_UPLOAD_BYTES
 
 
 class ImportForm(forms.Form):

@@ -1,4 +1,4 @@
-"""Staff pages outside the stock admin screens (issue 6)."""
+"""Staff pages outside the stock admin screens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Staff pages (issue 6): multi-file photo upload, live image status, re-run, bulk import jobs and
+"""Staff pages: multi-file photo upload, live image status, re-run, bulk import jobs and
 the catalog health page. Thin: reads through catalog.selectors, writes through catalog.services
 and workers.services. Every view requires ``is_staff`` (others go to the admin login) and every
 write is a POST with CSRF."""
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog import selectors, services
 from catalog.models import ImportJob, Product, ProductImage
 from search.alternatives import alternatives_for
+from search.styles import catalog_style_clusters
 from staff.forms import ImageUploadForm, ImportForm
 from workers.services import image_processing_enqueue, images_reprocess_enqueue, import_job_enqueue
 
@@ -243,7 +244,7 @@ def catalog_health(request: HttpRequest) -> HttpResponse:
     out_of_stock_rows = [
         (product, [(a, briefs.get(a.product_id)) for a in alternatives]) for product, alternatives in out_of_stock
     ]
-    clusters = selectors.catalog_style_clusters()
+    clusters = catalog_style_clusters()
     return render(
         request,
         "staff/health.html",

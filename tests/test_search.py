@@ -129,12 +129,17 @@ def test_filters_restrict_every_signal_and_facets_count_the_result_set(catalog):
 def test_a_selective_filter_never_starves_the_vector_index(catalog, monkeypatch):
     """Force the HNSW branch (no exact scan) on a filter only one product passes: still found."""
     from catalog import selectors as sel
+    from catalog.selectors import search as sel_search
 
-    monkeypatch.setattr(sel, "EXACT_SCAN_MAX", 0)
+    def exact_scan_max(n: int) -> None:  # the package re-exports the constant its module reads
+        monkeypatch.setattr(sel, "EXACT_SCAN_MAX", n)
+        monkeypatch.setattr(sel_search, "EXACT_SCAN_MAX", n)
+
+    exact_scan_max(0)
     vector = services.encode_query_text("jacket")
     hits = services.vector_signal(vector, "image", 5, ProductFilters(colour="green"))
     assert skus(hits, catalog) == ["G1"]
-    monkeypatch.setattr(sel, "EXACT_SCAN_MAX", 20_000)
+    exact_scan_max(20_000)
     assert skus(services.vector_signal(vector, "image", 5, ProductFilters(colour="green")), catalog) == ["G1"]
 
 

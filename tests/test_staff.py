@@ -16,8 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import reverse
 
-from catalog import selectors, services
+from catalog import services
 from catalog.models import EmbeddingSpace, ImportJob, Product, ProductImage, ProductVector, Variant
+from search.styles import catalog_style_clusters
 from tests import bad_images as bad
 from workers.services import image_processing_enqueue
 
@@ -374,17 +375,17 @@ def test_style_clusters_split_the_catalog_by_look_and_are_cached(staff_client):
             vector = rng.normal(0, 0.05, 8)
             vector[axis] += 1.0
             services.product_vector_upsert(product.pk, space, ProductVector.Kind.IMAGE, vector.tolist())
-    result = selectors.catalog_style_clusters(k=3)
+    result = catalog_style_clusters(k=3)
     assert result.products == 12 and not result.cached and len(result.clusters) == 3
     groups = sorted(sorted(p["sku"].split("-")[0] for p in c.products) for c in result.clusters)
     assert groups == [["DENIM"] * 4, ["KNIT"] * 4, ["RED"] * 4]  # each cluster is one look, nothing mixed
     assert all(c.size == 4 and c.label.endswith("(4)") for c in result.clusters)
-    again = selectors.catalog_style_clusters(k=3)
+    again = catalog_style_clusters(k=3)
     assert again.cached and again.key == result.key
     # a catalog change makes a new key, so the clusters are computed afresh
     extra = make_product("RED-9", colour="red")
     services.product_vector_upsert(extra.pk, space, ProductVector.Kind.IMAGE, [1.0, 0, 0, 0, 0, 0, 0, 0])
-    fresh = selectors.catalog_style_clusters(k=3)
+    fresh = catalog_style_clusters(k=3)
     assert not fresh.cached and fresh.key != result.key and fresh.products == 13
     page = staff_client.get("/staff/health/").content.decode()
     assert page.count("data-cluster=") >= 2 and "RED-0" in page

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from catalog.models import EmbeddingSpace, Product, ProductVector
+from catalog.models import EmbeddingSpace, Product, ProductVector, hnsw_index_name
 from catalog.selectors import vector_nearest
 from catalog.services import (
     ProductInput,
     embedding_space_ensure,
-    hnsw_index_name,
     product_upsert,
     product_vector_upsert,
 )

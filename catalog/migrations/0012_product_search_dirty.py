@@ -1,4 +1,4 @@
-"""Derived search data through a dirty flag (issue 23).
+"""Derived search data through a dirty flag.
 
 ``catalog_product.search_dirty`` says the product's text changed since its text vector was last
 computed. A trigger on ``catalog_product`` sets it whenever a column the search text is made of
