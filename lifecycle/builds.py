@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -31,6 +31,9 @@ from django.utils import timezone
 from lifecycle import selectors
 from lifecycle.models import ModelBuild, ModelKind, ModelVersion
 from vision.assets import models_dir
+
+if TYPE_CHECKING:
+    from vision.embedder_train import CatalogItem
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +232,33 @@ def embedder_epochs(items: int, pairs: int) -> int:
     return max(8, min(200, math.ceil(EMBEDDER_STEPS / max(1, per_epoch))))
 
 
+def catalog_db_items() -> list[CatalogItem]:
+    """The shop's own catalog (products with at least one stored image that has not failed),
+    read through selectors. A processed image's garment mask is used when there is one."""
+    from catalog import selectors as catalog_selectors
+    from vision.embedder_train import CatalogItem
+
+    items = []
+    for product in catalog_selectors.product_list():
+        images = [i for i in product.images.all() if i.status != "failed" and i.file]
+        if not images:
+            continue
+        items.append(
+            CatalogItem(
+                key=product.sku,
+                image=Path(images[0].file.path),
+                title=product.title,
+                description=product.description,
+                category=product.category.name if product.category else "",
+                colour=product.colour,
+                pattern=product.pattern,
+                group=product.design_group,
+                mask=Path(images[0].mask.path) if images[0].mask else None,
+            )
+        )
+    return items
+
+
 def heldout_design(group: str, key: str, share: float = 0.1) -> bool:
     """A stable tenth of the catalog's designs (by design group, else SKU) is held out for evaluation."""
     digest = hashlib.sha256((group or key).encode()).digest()
@@ -240,7 +270,6 @@ def build_embedder(context: BuildContext) -> ModelVersion:
     from vision.embedder_train import (
         TrainData,
         TrainSettings,
-        catalog_db_items,
         evaluate_checkpoint,
         train_embedder,
         viton_pairs,

@@ -142,7 +142,7 @@ INSTALLED_APPS = [
     "search",
     "lifecycle",
     "workers",
-    "vision",
+    "evaluation",
     "api",
 ]
 

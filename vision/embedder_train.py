@@ -128,32 +128,6 @@ def viton_pairs(viton_dir: Path, split: str) -> list[PersonPair]:
     return pairs
 
 
-def catalog_db_items() -> list[CatalogItem]:
-    """The shop's own catalog (products with at least one stored image that has not failed),
-    read through selectors. A processed image's garment mask is used when there is one."""
-    from catalog import selectors
-
-    items = []
-    for product in selectors.product_list():
-        images = [i for i in product.images.all() if i.status != "failed" and i.file]
-        if not images:
-            continue
-        items.append(
-            CatalogItem(
-                key=product.sku,
-                image=Path(images[0].file.path),
-                title=product.title,
-                description=product.description,
-                category=product.category.name if product.category else "",
-                colour=product.colour,
-                pattern=product.pattern,
-                group=product.design_group,
-                mask=Path(images[0].mask.path) if images[0].mask else None,
-            )
-        )
-    return items
-
-
 # --- image views -------------------------------------------------------------------------------
 
 

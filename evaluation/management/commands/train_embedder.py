@@ -8,9 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from lifecycle.builds import catalog_db_items
 from vision.assets import models_dir
 from vision.clip import latest_checkpoint
-from vision.embedder_train import TrainData, TrainSettings, catalog_db_items, hm_items, train_embedder, viton_pairs
+from vision.embedder_train import TrainData, TrainSettings, hm_items, train_embedder, viton_pairs
 
 
 class Command(BaseCommand):
