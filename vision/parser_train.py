@@ -25,7 +25,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from vision.parser import (
     GarmentParser,
     ParserNet,
 )
+from vision.training import TrainConfig, TrainData, new_version
 
 IGNORE = 255
 STATE_NAME = "train_state.pt"
@@ -342,7 +343,7 @@ def class_weights_from(
 
 
 @dataclass
-class TrainConfig:
+class ParserTrainConfig(TrainConfig):
     epochs: int = 8
     batch_size: int = 8
     lr: float = 1.5e-3
@@ -362,21 +363,16 @@ class TrainConfig:
     threads: int = 1  # on a shared 2-core machine one thread is far faster than two
     max_minutes: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["crop"] = list(self.crop)
-        data["decoder_channels"] = list(self.decoder_channels)
-        return data
+    def time_limit_s(self) -> float | None:
+        return None if self.max_minutes is None else self.max_minutes * 60.0
 
 
 @dataclass
-class TrainData:
+class ParserTrainData(TrainData):
     train: list[Sample] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
 
 
-def new_version() -> str:
-    return f"parser-effl0-unet-{time.strftime('%Y%m%d-%H%M')}"
+VERSION_PREFIX = "parser-effl0-unet-"
 
 
 def freeze_early(model: ParserNet, levels: int) -> list[torch.nn.Module]:
@@ -395,7 +391,7 @@ def set_train_mode(model: ParserNet, frozen: list[torch.nn.Module]) -> None:
         module.eval()
 
 
-def make_optimizer(model: ParserNet, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: ParserNet, config: ParserTrainConfig) -> torch.optim.Optimizer:
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     dec = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     return torch.optim.AdamW(
@@ -415,7 +411,7 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: in
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def epoch_order(data: TrainData, config: TrainConfig, epoch: int) -> list[int]:
+def epoch_order(data: ParserTrainData, config: ParserTrainConfig, epoch: int) -> list[int]:
     """Sample indices of one epoch: all CCP rows plus ``viton_per_epoch`` product shots and
     ``person_per_epoch`` photos of people, shuffled."""
     rng = np.random.default_rng([config.seed, epoch, 1])
@@ -428,7 +424,9 @@ def epoch_order(data: TrainData, config: TrainConfig, epoch: int) -> list[int]:
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
-def batches(data: TrainData, config: TrainConfig, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    data: ParserTrainData, config: ParserTrainConfig, epoch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     order = epoch_order(data, config, epoch)
     rng = np.random.default_rng([config.seed, epoch, 2])
     for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
@@ -440,7 +438,7 @@ def batches(data: TrainData, config: TrainConfig, epoch: int) -> Iterator[tuple[
         yield torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
 
 
-def steps_per_epoch(data: TrainData, config: TrainConfig) -> int:
+def steps_per_epoch(data: ParserTrainData, config: ParserTrainConfig) -> int:
     return len(epoch_order(data, config, 0)) // config.batch_size
 
 
@@ -456,7 +454,7 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
     os.replace(tmp, folder / CARD_NAME)
 
 
-def save_inference_checkpoint(model: ParserNet, folder: Path, version: str, config: TrainConfig) -> Path:
+def save_inference_checkpoint(model: ParserNet, folder: Path, version: str, config: ParserTrainConfig) -> Path:
     """``parser.pt``: what :meth:`GarmentParser.load` needs (weights-only loadable)."""
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -491,9 +489,9 @@ def find_resumable(out_root: Path) -> Path | None:
 
 
 def train_parser(
-    data: TrainData,
+    data: ParserTrainData,
     out_root: Path,
-    config: TrainConfig,
+    config: ParserTrainConfig,
     *,
     resume_from: Path | None = None,
     dev_eval: Callable[[GarmentParser], dict[str, Any]] | None = None,
@@ -515,9 +513,9 @@ def train_parser(
 
 
 def _train(
-    data: TrainData,
+    data: ParserTrainData,
     out_root: Path,
-    config: TrainConfig,
+    config: ParserTrainConfig,
     resume_from: Path | None,
     dev_eval: Callable[[GarmentParser], dict[str, Any]] | None,
     log: Callable[[str], None],
@@ -559,7 +557,7 @@ def _train(
         folder = Path(resume_from)
         log(f"resuming {version} after epoch {first_epoch} of {config.epochs}")
     else:
-        version = new_name or new_version()
+        version = new_name or new_version(VERSION_PREFIX, "%Y%m%d-%H%M")
         folder = Path(out_root) / "parser" / version
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -583,7 +581,8 @@ def _train(
     }
 
     step_limit_hit = False
-    deadline = None if config.max_minutes is None else config.max_minutes * 60.0 - elapsed_before
+    limit = config.time_limit_s()
+    deadline = None if limit is None else limit - elapsed_before
     steps_done = 0
     epoch = first_epoch - 1
     for epoch in range(first_epoch, config.epochs):
@@ -711,9 +710,9 @@ def score_dev(parser: GarmentParser, data_dir: Path, limit: int | None = None) -
 
 def load_train_data(
     data_dir: Path, cache_long_side: int = 480, use_viton: bool = True, use_persons: bool = False
-) -> TrainData:
+) -> ParserTrainData:
     data_dir = Path(data_dir)
-    data = TrainData()
+    data = ParserTrainData()
     ccp = data_dir / "ccp"
     if not (ccp / "manifest.csv").is_file():
         raise FileNotFoundError(f"{ccp}/manifest.csv not found: pass --data pointing at the shared data folder")
