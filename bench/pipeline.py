@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     import redis
     from django.conf import settings
 
-    from vision.evaluation.search import fresh_database
+    from evaluation.search import fresh_database
 
     redis.Redis.from_url(broker).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
     warm_n = max(args.processes)

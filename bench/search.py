@@ -455,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     from catalog.models import EmbeddingSpace
     from catalog.services import category_ensure_path, embedding_space_ensure
+    from evaluation.search import fresh_database
     from search.services import encode_query_text
-    from vision.evaluation.search import fresh_database
 
     rng = np.random.default_rng(0)
     result: dict[str, Any] = {"products": args.products, "rss_mb_at_start": process_rss_mb()}

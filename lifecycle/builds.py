@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -31,6 +31,9 @@ from django.utils import timezone
 from lifecycle import selectors
 from lifecycle.models import ModelBuild, ModelKind, ModelVersion
 from vision.assets import models_dir
+
+if TYPE_CHECKING:
+    from vision.embedder_train import CatalogItem
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +148,7 @@ def _register_candidate(kind: str, version: str, folder: Path, card: dict[str, A
 def build_parser(context: BuildContext) -> ModelVersion:
     import json
 
-    from vision.parser_train import STATE_NAME, TrainConfig, load_train_data, score_dev, train_parser
+    from vision.parser_train import STATE_NAME, ParserTrainConfig, load_train_data, score_dev, train_parser
 
     data_dir = selectors.shared_data_dir()
     budget = context.budget_minutes
@@ -158,8 +161,8 @@ def build_parser(context: BuildContext) -> ModelVersion:
 
     # 5 epochs fit the default 36-minute budget (about 3.7 min an epoch on 2 cores), so the learning rate
     # schedule runs to its end; the time limits only guard a slower machine
-    base = TrainConfig(epochs=5, max_minutes=budget * PARSER_SHARES["base"])
-    people = TrainConfig(
+    base = ParserTrainConfig(epochs=5, max_minutes=budget * PARSER_SHARES["base"])
+    people = ParserTrainConfig(
         epochs=3,
         lr=0.0006,
         viton_per_epoch=300,
@@ -229,6 +232,33 @@ def embedder_epochs(items: int, pairs: int) -> int:
     return max(8, min(200, math.ceil(EMBEDDER_STEPS / max(1, per_epoch))))
 
 
+def catalog_db_items() -> list[CatalogItem]:
+    """The shop's own catalog (products with at least one stored image that has not failed),
+    read through selectors. A processed image's garment mask is used when there is one."""
+    from catalog import selectors as catalog_selectors
+    from vision.embedder_train import CatalogItem
+
+    items = []
+    for product in catalog_selectors.product_list():
+        images = [i for i in product.images.all() if i.status != "failed" and i.file]
+        if not images:
+            continue
+        items.append(
+            CatalogItem(
+                key=product.sku,
+                image=Path(images[0].file.path),
+                title=product.title,
+                description=product.description,
+                category=product.category.name if product.category else "",
+                colour=product.colour,
+                pattern=product.pattern,
+                group=product.design_group,
+                mask=Path(images[0].mask.path) if images[0].mask else None,
+            )
+        )
+    return items
+
+
 def heldout_design(group: str, key: str, share: float = 0.1) -> bool:
     """A stable tenth of the catalog's designs (by design group, else SKU) is held out for evaluation."""
     digest = hashlib.sha256((group or key).encode()).digest()
@@ -238,9 +268,8 @@ def heldout_design(group: str, key: str, share: float = 0.1) -> bool:
 def build_embedder(context: BuildContext) -> ModelVersion:
     from lifecycle.services import version_evaluated
     from vision.embedder_train import (
-        TrainData,
-        TrainSettings,
-        catalog_db_items,
+        EmbedderTrainConfig,
+        EmbedderTrainData,
         evaluate_checkpoint,
         train_embedder,
         viton_pairs,
@@ -250,8 +279,8 @@ def build_embedder(context: BuildContext) -> ModelVersion:
     name = _stage_version(context, "final", f"shop-clip-effl0-minilm-{stamp}-b{context.build.pk}")
     cache = Path(settings.DATA_DIR) / "cache" / "embedder"
     items = catalog_db_items()
-    train = TrainData(sources=["the shop's own catalog (processed cut-outs), nine tenths of its designs"])
-    held = TrainData(sources=["the shop's own catalog, a tenth of its designs (held out)"])
+    train = EmbedderTrainData(sources=["the shop's own catalog (processed cut-outs), nine tenths of its designs"])
+    held = EmbedderTrainData(sources=["the shop's own catalog, a tenth of its designs (held out)"])
     for item in items:
         (held if heldout_design(item.group, item.key) else train).items.append(item)
     viton = selectors.shared_data_dir() / "viton"
@@ -267,7 +296,7 @@ def build_embedder(context: BuildContext) -> ModelVersion:
     )
     folder = models_dir() / "embedder" / name
     if "train" not in context.build.stages_done:
-        run = TrainSettings(
+        run = EmbedderTrainConfig(
             epochs=embedder_epochs(len(train.items), len(train.pairs)),
             max_seconds=context.budget_minutes * 60 * EMBEDDER_TRAIN_SHARE,
         )

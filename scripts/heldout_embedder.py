@@ -65,17 +65,17 @@ def main() -> None:
     rng = random.Random(args.split_seed)
     held_designs = a_fifth({it.group for it in items}, rng)
     held_groups = a_fifth({p.key for p in pairs}, rng)
-    train = et.TrainData(
+    train = et.EmbedderTrainData(
         [it for it in items if it.group not in held_designs],
         [p for p in pairs if p.key not in held_groups],
         ["four fifths of the H&M and VITON train splits"],
     )
-    held = et.TrainData(
+    held = et.EmbedderTrainData(
         [it for it in items if it.group in held_designs],
         [p for p in pairs if p.key in held_groups],
         ["the other fifth"],
     )
-    settings = et.TrainSettings(epochs=args.epochs, parser_views=args.parser_views, image_size=args.image_size)
+    settings = et.EmbedderTrainConfig(epochs=args.epochs, parser_views=args.parser_views, image_size=args.image_size)
     folder = et.train_embedder(train, held, args.out / f"models-{args.image_size}", args.out / "cache", settings)
     card = json.loads((folder / clip.CARD_NAME).read_text())
     result = {

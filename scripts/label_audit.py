@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vision.evaluation.attributes import ATTRS  # after the repository is on the path
+from evaluation.attributes import ATTRS  # after the repository is on the path
 
 PER_SHEET, COLUMNS, TILE = 24, 6, (150, 225)
 

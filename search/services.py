@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 SIGNALS = ("image", "text", "keyword", "attributes", "categories", "predicted")
 # What a search combines unless told otherwise. ``predicted`` (attributes read from the photos) is
-# the image-only index's word signal: asked for by name (see vision/evaluation/search.py).
+# the image-only index's word signal: asked for by name (see evaluation/search.py).
 DEFAULT_SIGNALS = ("image", "text", "keyword", "attributes", "categories")
 RRF_K = 60
 # Relative weight of each signal in the fusion, tuned on the H&M dev attribute queries by

@@ -101,6 +101,13 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 # Trained models and caches live outside the repository (never committed).
 MODELS_DIR = Path(env_str("SHOP_MODELS_DIR", str(Path.home() / ".cache" / "fashion-shop" / "models")))
+# The PAN skin/clothes/hair segmentation baseline (evaluation only); empty = ../shared/models.
+SHOP_PAN_ONNX = Path(
+    env_str("SHOP_PAN_ONNX", "") or BASE_DIR.parent / "shared" / "models" / "pan_mnv3s_skin_clothes_hair.onnx"
+)
+# No model hub is reachable from the shop's machines: Hugging Face names resolve from the local cache
+# only. SHOP_HF_OFFLINE=0 where a hub-pretrained model (SHOP_CLIP_MODEL) should be downloaded.
+SHOP_HF_OFFLINE = env_str("SHOP_HF_OFFLINE", "1") == "1"
 
 # --- security ----------------------------------------------------------------------------------
 DEBUG = env_bool("SHOP_DEBUG", False)
@@ -142,8 +149,8 @@ INSTALLED_APPS = [
     "search",
     "lifecycle",
     "workers",
-    "vision",
     "staff",
+    "evaluation",
     "api",
 ]
 
@@ -365,7 +372,8 @@ SHOP_DEMO_LIMIT = env_int("SHOP_DEMO_LIMIT", 400)
 # How new images reach the pipeline: "celery" (queued to the workers) or "off" (left pending, e.g.
 # while the evaluation command processes them itself).
 SHOP_PIPELINE = env_str("SHOP_PIPELINE", "celery")
-# The embedder (see vision/clip.py): empty = the newest checkpoint the shop trained itself.
+# The embedder (see vision/clip.py): empty = the newest checkpoint the shop trained itself. These, MODELS_DIR,
+# SHOP_PAN_ONNX and SHOP_HF_OFFLINE reach vision/ through vision.configure (shop/apps.py).
 SHOP_CLIP_MODEL = env_str("SHOP_CLIP_MODEL", "")
 SHOP_CLIP_PRETRAINED = env_str("SHOP_CLIP_PRETRAINED", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

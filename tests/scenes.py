@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from vision.parser import PARSER_CLASSES
-from vision.parser_train import Sample, TrainConfig, TrainData, train_parser
+from vision.parser_train import ParserTrainConfig, ParserTrainData, Sample, train_parser
 
 SIZE = (128, 80)  # h, w
 TOP, BOTTOM, FOOTWEAR, SKIN = (PARSER_CLASSES.index(c) for c in ("top", "bottom", "footwear", "skin"))
@@ -61,7 +61,7 @@ def train_scene_parser(root: Path) -> Path:
                 key=str(i),
             )
         )
-    config = TrainConfig(
+    config = ParserTrainConfig(
         epochs=8,
         batch_size=4,
         lr=3e-3,
@@ -72,4 +72,4 @@ def train_scene_parser(root: Path) -> Path:
         viton_per_epoch=0,
         threads=1,
     )
-    return train_parser(TrainData(train=samples, sources=["synthetic scenes"]), root, config, log=lambda m: None)
+    return train_parser(ParserTrainData(train=samples, sources=["synthetic scenes"]), root, config, log=lambda m: None)

@@ -203,8 +203,8 @@ def test_thresholds_are_frozen_and_overridable():
 
 
 def test_vectorised_rule_matches_is_duplicate():
+    from evaluation.duplicates import PairScores, shop_rule
     from vision.duplicates import chroma_distance, colour_distance, cosine, exposure_match, geometric_inliers
-    from vision.evaluation.duplicates import PairScores, shop_rule
 
     image = product_photo()
     extra = [hue_rotated(image), product_photo((30, 120, 60), 3), product_photo((200, 200, 205), 4)]

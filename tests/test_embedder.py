@@ -14,8 +14,8 @@ from vision.clip import create_shop_model, latest_checkpoint, load_embedder, sav
 from vision.colour import DESCRIPTOR_SIZE, LAB_QUANTILES, SIZE, colour_descriptor, colour_histogram
 from vision.embedder_train import (
     CatalogItem,
-    TrainData,
-    TrainSettings,
+    EmbedderTrainConfig,
+    EmbedderTrainData,
     build_features,
     heldout_metrics,
     multi_positive_nce,
@@ -119,12 +119,12 @@ def test_tiny_training_run_improves_attribute_retrieval(shop_model, tmp_path):
     model, config = shop_model
     preprocess = shop_preprocess(config)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
-    train = TrainData(items=synthetic_items(tmp_path / "train", 4, seed=1))
-    held = TrainData(items=synthetic_items(tmp_path / "held", 3, seed=2))
+    train = EmbedderTrainData(items=synthetic_items(tmp_path / "train", 4, seed=1))
+    held = EmbedderTrainData(items=synthetic_items(tmp_path / "held", 3, seed=2))
     feats = build_features(model, preprocess, tokenizer, train, tmp_path / "cache")
     held_feats = build_features(model, preprocess, tokenizer, held, tmp_path / "cache")
     before = heldout_metrics(model, held_feats, min_relevant=3)
-    history = train_heads(model, feats, TrainSettings(epochs=60, batch_size=32, lr=3e-3))
+    history = train_heads(model, feats, EmbedderTrainConfig(epochs=60, batch_size=32, lr=3e-3))
     after = heldout_metrics(model, held_feats, min_relevant=3)
     assert history[-1] < history[0]
     # attr3 queries ("red solid dress") have 3 relevant items each: P@10 is at most 0.3.
@@ -244,11 +244,11 @@ def test_a_training_run_on_cut_out_photos_fits_heads_on_cutout_and_whole_photo(t
         item.mask = item.image.with_suffix(".mask.png")
         Image.fromarray(mask).save(item.mask)
     folder = train_embedder(
-        TrainData(items=items, sources=["synthetic"]),
+        EmbedderTrainData(items=items, sources=["synthetic"]),
         None,
         tmp_path / "models",
         tmp_path / "cache",
-        TrainSettings(epochs=2, batch_size=8, parser_views=False),
+        EmbedderTrainConfig(epochs=2, batch_size=8, parser_views=False),
         log=lambda message: None,
     )
     heads = AttributeHeads.load(folder)
@@ -339,7 +339,7 @@ def test_training_under_a_time_budget_stops_early(shop_model, tmp_path):
 
     model, config = shop_model
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
-    train = TrainData(items=synthetic_items(tmp_path / "train", 2, seed=3))
+    train = EmbedderTrainData(items=synthetic_items(tmp_path / "train", 2, seed=3))
     feats = build_features(model, shop_preprocess(config), tokenizer, train, tmp_path / "cache")
-    history = train_heads(model, feats, TrainSettings(epochs=10_000, batch_size=8, max_seconds=2.0))
+    history = train_heads(model, feats, EmbedderTrainConfig(epochs=10_000, batch_size=8, max_seconds=2.0))
     assert 1 <= len(history) < 10_000

@@ -1,4 +1,4 @@
-"""vision.evalsets: the evaluation files built from ../shared/data (data-backed tests skip without it)."""
+"""evaluation.evalsets: the evaluation files built from ../shared/data (data-backed tests skip without it)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evaluation.evalsets import DataMissing, attribute_queries, build_eval_sets, garment_mask
 from vision.assets import REPO
-from vision.evalsets import DataMissing, attribute_queries, build_eval_sets, garment_mask
 
 DATA = REPO.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

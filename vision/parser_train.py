@@ -25,7 +25,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from vision.parser import (
     GarmentParser,
     ParserNet,
 )
+from vision.training import TrainConfig, TrainData, new_version
 
 IGNORE = 255
 STATE_NAME = "train_state.pt"
@@ -342,7 +343,7 @@ def class_weights_from(
 
 
 @dataclass
-class TrainConfig:
+class ParserTrainConfig(TrainConfig):
     epochs: int = 8
     batch_size: int = 8
     lr: float = 1.5e-3
@@ -362,21 +363,16 @@ class TrainConfig:
     threads: int = 1  # on a shared 2-core machine one thread is far faster than two
     max_minutes: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["crop"] = list(self.crop)
-        data["decoder_channels"] = list(self.decoder_channels)
-        return data
+    def time_limit_s(self) -> float | None:
+        return None if self.max_minutes is None else self.max_minutes * 60.0
 
 
 @dataclass
-class TrainData:
+class ParserTrainData(TrainData):
     train: list[Sample] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
 
 
-def new_version() -> str:
-    return f"parser-effl0-unet-{time.strftime('%Y%m%d-%H%M')}"
+VERSION_PREFIX = "parser-effl0-unet-"
 
 
 def freeze_early(model: ParserNet, levels: int) -> list[torch.nn.Module]:
@@ -395,7 +391,7 @@ def set_train_mode(model: ParserNet, frozen: list[torch.nn.Module]) -> None:
         module.eval()
 
 
-def make_optimizer(model: ParserNet, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: ParserNet, config: ParserTrainConfig) -> torch.optim.Optimizer:
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     dec = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     return torch.optim.AdamW(
@@ -415,7 +411,7 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: in
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def epoch_order(data: TrainData, config: TrainConfig, epoch: int) -> list[int]:
+def epoch_order(data: ParserTrainData, config: ParserTrainConfig, epoch: int) -> list[int]:
     """Sample indices of one epoch: all CCP rows plus ``viton_per_epoch`` product shots and
     ``person_per_epoch`` photos of people, shuffled."""
     rng = np.random.default_rng([config.seed, epoch, 1])
@@ -428,7 +424,9 @@ def epoch_order(data: TrainData, config: TrainConfig, epoch: int) -> list[int]:
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
-def batches(data: TrainData, config: TrainConfig, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    data: ParserTrainData, config: ParserTrainConfig, epoch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     order = epoch_order(data, config, epoch)
     rng = np.random.default_rng([config.seed, epoch, 2])
     for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
@@ -440,7 +438,7 @@ def batches(data: TrainData, config: TrainConfig, epoch: int) -> Iterator[tuple[
         yield torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
 
 
-def steps_per_epoch(data: TrainData, config: TrainConfig) -> int:
+def steps_per_epoch(data: ParserTrainData, config: ParserTrainConfig) -> int:
     return len(epoch_order(data, config, 0)) // config.batch_size
 
 
@@ -456,7 +454,7 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
     os.replace(tmp, folder / CARD_NAME)
 
 
-def save_inference_checkpoint(model: ParserNet, folder: Path, version: str, config: TrainConfig) -> Path:
+def save_inference_checkpoint(model: ParserNet, folder: Path, version: str, config: ParserTrainConfig) -> Path:
     """``parser.pt``: what :meth:`GarmentParser.load` needs (weights-only loadable)."""
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -491,9 +489,9 @@ def find_resumable(out_root: Path) -> Path | None:
 
 
 def train_parser(
-    data: TrainData,
+    data: ParserTrainData,
     out_root: Path,
-    config: TrainConfig,
+    config: ParserTrainConfig,
     *,
     resume_from: Path | None = None,
     dev_eval: Callable[[GarmentParser], dict[str, Any]] | None = None,
@@ -514,23 +512,65 @@ def train_parser(
         torch.set_num_threads(threads_before)
 
 
-def _train(
-    data: TrainData,
-    out_root: Path,
-    config: TrainConfig,
-    resume_from: Path | None,
-    dev_eval: Callable[[GarmentParser], dict[str, Any]] | None,
-    log: Callable[[str], None],
-    max_steps: int | None,
-    progress: Callable[[str, int, int], None] | None = None,
-    new_name: str | None = None,
-) -> Path:
-    started = time.monotonic()
-    if resume_from is None:
-        random.seed(config.seed)
-        torch.manual_seed(config.seed)
-    model = ParserNet(decoder_channels=config.decoder_channels, pretrained=resume_from is None and not config.init_from)
-    if resume_from is None and config.init_from:
+@dataclass
+class Run:
+    """A run's place between epochs: what its checkpoint (``train_state.pt``) carries over a restart."""
+
+    version: str
+    folder: Path
+    first_epoch: int = 0
+    elapsed_before: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Trainer:
+    """The model and what steps it: built the same way for a new run and a resumed one."""
+
+    model: ParserNet
+    frozen: list[torch.nn.Module]
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    class_weights: torch.Tensor
+    per_epoch: int
+
+
+def train_one_epoch(
+    trainer: Trainer,
+    data: ParserTrainData,
+    config: ParserTrainConfig,
+    epoch: int,
+    stop: Callable[[], bool],
+) -> tuple[dict[str, float], int, bool]:
+    """One epoch of steps: (summed losses, steps taken, whether ``stop()`` cut it short)."""
+    set_train_mode(trainer.model, trainer.frozen)
+    sums = {"loss": 0.0, "ce": 0.0, "dice_loss": 0.0}
+    n = 0
+    stopped = False
+    desc = f"epoch {epoch + 1}/{config.epochs}"
+    bar = tqdm(batches(data, config, epoch), total=trainer.per_epoch, desc=desc, mininterval=15)
+    for inputs, target in bar:
+        loss, parts = parser_loss(trainer.model(inputs), target, trainer.class_weights, config.dice_weight)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        trainer.schedule.step()
+        n += 1
+        sums["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            sums[k] += v
+        bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", dice_loss=f"{sums['dice_loss'] / n:.4f}", refresh=False)
+        if stop():
+            stopped = True
+            break
+    bar.close()
+    return sums, n, stopped
+
+
+def _trainer(data: ParserTrainData, config: ParserTrainConfig, fresh: bool, log: Callable[[str], None]) -> Trainer:
+    """Model (ImageNet or ``init_from`` weights when ``fresh``), frozen stem, optimizer and schedule."""
+    model = ParserNet(decoder_channels=config.decoder_channels, pretrained=fresh and not config.init_from)
+    if fresh and config.init_from:
         start = torch.load(Path(config.init_from) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
         model.load_state_dict(start["model"])
         log(f"starting from the weights of {start.get('version', config.init_from)}")
@@ -541,30 +581,56 @@ def _train(
         raise ValueError(f"{len(data.train)} samples do not fill one batch of {config.batch_size}")
     total = per_epoch * config.epochs
     schedule = make_schedule(optimizer, total, min(config.warmup_steps, max(1, total // 10)))
-    class_weights = class_weights_from(data.train)
-    first_epoch, elapsed_before, history = 0, 0.0, []
+    return Trainer(model, frozen, optimizer, schedule, class_weights_from(data.train), per_epoch)
 
-    if resume_from is not None:
-        state = torch.load(Path(resume_from) / STATE_NAME, map_location="cpu", weights_only=False)
-        weights = torch.load(Path(resume_from) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
-        model.load_state_dict(weights["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        first_epoch = int(state["epoch"]) + 1
-        elapsed_before = float(state["elapsed_s"])
-        history = list(state["history"])
-        version = str(state["version"])
-        folder = Path(resume_from)
-        log(f"resuming {version} after epoch {first_epoch} of {config.epochs}")
-    else:
-        version = new_name or new_version()
-        folder = Path(out_root) / "parser" / version
-        folder.mkdir(parents=True, exist_ok=True)
 
-    card: dict[str, Any] = {
-        "version": version,
+def _resume(trainer: Trainer, folder: Path, config: ParserTrainConfig, log: Callable[[str], None]) -> Run:
+    """Load a run's last epoch into ``trainer`` (weights, optimizer, schedule, random states)."""
+    state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=False)
+    weights = torch.load(folder / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    trainer.model.load_state_dict(weights["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.schedule.load_state_dict(state["schedule"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    run = Run(
+        version=str(state["version"]),
+        folder=folder,
+        first_epoch=int(state["epoch"]) + 1,
+        elapsed_before=float(state["elapsed_s"]),
+        history=list(state["history"]),
+    )
+    log(f"resuming {run.version} after epoch {run.first_epoch} of {config.epochs}")
+    return run
+
+
+def _save_epoch(
+    trainer: Trainer, run: Run, config: ParserTrainConfig, epoch: int, elapsed: float, card: dict[str, Any]
+) -> None:
+    """After each epoch: the inference checkpoint, the resumable state and the model card."""
+    save_inference_checkpoint(trainer.model, run.folder, run.version, config)
+    _atomic_save(
+        {
+            "version": run.version,
+            "epoch": epoch,
+            "optimizer": trainer.optimizer.state_dict(),
+            "schedule": trainer.schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "elapsed_s": elapsed,
+            "history": run.history,
+            "config": config.to_json(),
+        },
+        run.folder / STATE_NAME,
+    )
+    _write_card(
+        run.folder, {**card, "epochs_done": epoch + 1, "history": run.history, "train_seconds": round(elapsed, 1)}
+    )
+
+
+def _card(run: Run, data: ParserTrainData, config: ParserTrainConfig, class_weights: torch.Tensor) -> dict[str, Any]:
+    return {
+        "version": run.version,
         "status": "training",
         "task": "garment parser: per-pixel classes, garment-vs-rest mask, per-class items",
         "architecture": "U-Net: EfficientNet-Lite0 encoder (ImageNet, timm features_only, 5 levels) + "
@@ -582,74 +648,72 @@ def _train(
         "epochs_planned": config.epochs,
     }
 
-    step_limit_hit = False
-    deadline = None if config.max_minutes is None else config.max_minutes * 60.0 - elapsed_before
+
+def _train(
+    data: ParserTrainData,
+    out_root: Path,
+    config: ParserTrainConfig,
+    resume_from: Path | None,
+    dev_eval: Callable[[GarmentParser], dict[str, Any]] | None,
+    log: Callable[[str], None],
+    max_steps: int | None,
+    progress: Callable[[str, int, int], None] | None = None,
+    new_name: str | None = None,
+) -> Path:
+    """The run: start or resume, one :func:`train_one_epoch` after another with a checkpoint after each,
+    then the dev scores and the finished model card."""
+    started = time.monotonic()
+    if resume_from is None:
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+    trainer = _trainer(data, config, resume_from is None, log)
+    if resume_from is not None:
+        run = _resume(trainer, Path(resume_from), config, log)
+    else:
+        version = new_name or new_version(VERSION_PREFIX, "%Y%m%d-%H%M")
+        run = Run(version=version, folder=Path(out_root) / "parser" / version)
+        run.folder.mkdir(parents=True, exist_ok=True)
+    card = _card(run, data, config, trainer.class_weights)
+
+    limit = config.time_limit_s()
+    deadline = None if limit is None else limit - run.elapsed_before
     steps_done = 0
-    epoch = first_epoch - 1
-    for epoch in range(first_epoch, config.epochs):
-        set_train_mode(model, frozen)
-        sums = {"loss": 0.0, "ce": 0.0, "dice_loss": 0.0}
-        n = 0
-        desc = f"epoch {epoch + 1}/{config.epochs}"
-        bar = tqdm(batches(data, config, epoch), total=per_epoch, desc=desc, mininterval=15)
-        for inputs, target in bar:
-            loss, parts = parser_loss(model(inputs), target, class_weights, config.dice_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            n += 1
-            steps_done += 1
-            sums["loss"] += float(loss.detach())
-            for k, v in parts.items():
-                sums[k] += v
-            bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", dice_loss=f"{sums['dice_loss'] / n:.4f}", refresh=False)
-            if max_steps is not None and steps_done >= max_steps:
-                step_limit_hit = True
-                break
-            if deadline is not None and time.monotonic() - started > deadline:
-                step_limit_hit = True
-                break
-        bar.close()
-        elapsed = elapsed_before + time.monotonic() - started
+
+    def stop() -> bool:
+        nonlocal steps_done
+        steps_done += 1
+        if max_steps is not None and steps_done >= max_steps:
+            return True
+        return deadline is not None and time.monotonic() - started > deadline
+
+    step_limit_hit = False
+    epoch = run.first_epoch - 1
+    for epoch in range(run.first_epoch, config.epochs):
+        sums, n, step_limit_hit = train_one_epoch(trainer, data, config, epoch, stop)
+        elapsed = run.elapsed_before + time.monotonic() - started
         record = {k: round(v / max(1, n), 5) for k, v in sums.items()}
-        record.update(epoch=epoch + 1, steps=n, elapsed_s=round(elapsed, 1), lr=schedule.get_last_lr()[-1])
-        history.append(record)
+        record.update(epoch=epoch + 1, steps=n, elapsed_s=round(elapsed, 1), lr=trainer.schedule.get_last_lr()[-1])
+        run.history.append(record)
         log(f"epoch {epoch + 1}/{config.epochs}: {json.dumps(record)}")
         if progress is not None:
             progress("training", epoch + 1, config.epochs)
-        save_inference_checkpoint(model, folder, version, config)
-        _atomic_save(
-            {
-                "version": version,
-                "epoch": epoch,
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
-                "elapsed_s": elapsed,
-                "history": history,
-                "config": config.to_json(),
-            },
-            folder / STATE_NAME,
-        )
-        _write_card(folder, {**card, "epochs_done": epoch + 1, "history": history, "train_seconds": round(elapsed, 1)})
+        _save_epoch(trainer, run, config, epoch, elapsed, card)
         if step_limit_hit:
             log("stopping early: time or step limit reached")
             break
 
-    train_seconds = elapsed_before + time.monotonic() - started
+    train_seconds = run.elapsed_before + time.monotonic() - started
     card.update(
         epochs_done=epoch + 1,
         stopped_early=step_limit_hit,
-        history=history,
+        history=run.history,
         train_seconds=round(train_seconds, 1),
         train_minutes=round(train_seconds / 60, 1),
     )
     if dev_eval is not None:
         log("scoring on the dev splits …")
-        model.eval()
-        parser = GarmentParser(model, version=version, working_size=config.working_size)
+        trainer.model.eval()
+        parser = GarmentParser(trainer.model, version=run.version, working_size=config.working_size)
         t0 = time.monotonic()
         card["dev_metrics"] = dev_eval(parser)
         card["dev_eval_seconds"] = round(time.monotonic() - t0, 1)
@@ -657,8 +721,8 @@ def _train(
     # A run cut short by --max-minutes is usable but can still be resumed (at the next epoch).
     card["status"] = "stopped_early" if step_limit_hit and epoch + 1 < config.epochs else "complete"
     card["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    _write_card(folder, card)
-    return folder
+    _write_card(run.folder, card)
+    return run.folder
 
 
 # ------------------------------------------------------------------------------------------ dev data
@@ -711,9 +775,9 @@ def score_dev(parser: GarmentParser, data_dir: Path, limit: int | None = None) -
 
 def load_train_data(
     data_dir: Path, cache_long_side: int = 480, use_viton: bool = True, use_persons: bool = False
-) -> TrainData:
+) -> ParserTrainData:
     data_dir = Path(data_dir)
-    data = TrainData()
+    data = ParserTrainData()
     ccp = data_dir / "ccp"
     if not (ccp / "manifest.csv").is_file():
         raise FileNotFoundError(f"{ccp}/manifest.csv not found: pass --data pointing at the shared data folder")

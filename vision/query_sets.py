@@ -5,7 +5,7 @@ never from anything else. Relevance comes from the articles' own labels: product
 Kinds (the ``family`` of each query):
 
 - ``attribute`` — "<colour> <pattern> <type>" and "<colour> <type>" (built by
-  :func:`vision.evalsets.attribute_queries`, passed in);
+  :func:`evaluation.evalsets.attribute_queries`, passed in);
 - ``natural`` — requests in the shopper's words ("something to wear to the beach"), written here: each
   *intent* names the product types (and departments) that answer it and has several phrasings, half of
   them used for the train split and half for dev, so tuning never sees a dev phrasing;

@@ -502,7 +502,7 @@ def tune(scores: PairScores, pairs: Pairs) -> tuple[dup.DuplicateThresholds, dic
 
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from vision.evaluation.report import bar_plot, write_report
+    from evaluation.report import bar_plot, write_report
 
     started = time.time()
     manifest: Path = options.get("manifest") or DEFAULT_MANIFEST

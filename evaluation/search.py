@@ -262,8 +262,8 @@ def _query_row(query: dict[str, Any], ranked: list[str], relevant: set[str]) -> 
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from catalog.selectors import product_prices, product_skus_by_id
+    from evaluation.report import bar_plot, write_report
     from search.services import merge_garment_results, search_photo, search_products, search_text
-    from vision.evaluation.report import bar_plot, write_report
     from vision.metrics import summarise_ranking
 
     catalog: Path = options["catalog"]

@@ -165,8 +165,8 @@ def accuracy(pred: list[str], truth: list[str], vocab: set[str] | None = None) -
 
 
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    from evaluation.report import bar_plot, write_report
     from vision.clip import embedder
-    from vision.evaluation.report import bar_plot, write_report
     from workers.services import predict_attributes
 
     rows = read_rows(options["manifest"], options.get("limit"))

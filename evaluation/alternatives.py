@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-root", type=Path, default=None, help="folder the image paths are relative to")
     parser.add_argument("--k", type=int, default=5, help="alternatives asked for (default 5)")
     parser.add_argument("--limit-items", type=int, default=None, help="evaluate only the first N products")
-    from vision.evaluation.search import add_database_arguments
+    from evaluation.search import add_database_arguments
 
     add_database_arguments(parser)
 
@@ -62,9 +62,9 @@ def _baseline_category_price(product_id: int, k: int, briefs: dict[int, Any]) ->
 def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     from catalog import selectors
     from catalog.services import product_set_stock
+    from evaluation.report import bar_plot, write_report
+    from evaluation.search import catalog_database
     from search.alternatives import alternatives_for
-    from vision.evaluation.report import bar_plot, write_report
-    from vision.evaluation.search import catalog_database
 
     catalog: Path = options["catalog"]
     k = int(options.get("k") or 5)

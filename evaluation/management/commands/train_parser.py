@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vision.assets import models_dir
-from vision.parser_train import TrainConfig, find_resumable, load_train_data, score_dev, train_parser
+from vision.parser_train import ParserTrainConfig, find_resumable, load_train_data, score_dev, train_parser
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        default = TrainConfig()
+        default = ParserTrainConfig()
         parser.add_argument(
             "--data",
             type=Path,
@@ -85,12 +85,10 @@ class Command(BaseCommand):
             if resume_from is None:
                 raise CommandError(f"nothing to resume under {out_root / 'parser'}")
             saved = json.loads((resume_from / "model_card.json").read_text())["settings"]
-            saved["crop"] = tuple(saved["crop"])
-            saved["decoder_channels"] = tuple(saved["decoder_channels"])
-            config = TrainConfig(**saved)
+            config = ParserTrainConfig.from_json(saved)
             config.max_minutes = options["max_minutes"]
         else:
-            config = TrainConfig(
+            config = ParserTrainConfig(
                 epochs=options["epochs"],
                 batch_size=options["batch_size"],
                 lr=options["lr"],

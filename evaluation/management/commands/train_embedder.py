@@ -8,9 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from lifecycle.builds import catalog_db_items
 from vision.assets import models_dir
 from vision.clip import latest_checkpoint
-from vision.embedder_train import TrainData, TrainSettings, catalog_db_items, hm_items, train_embedder, viton_pairs
+from vision.embedder_train import EmbedderTrainConfig, EmbedderTrainData, hm_items, train_embedder, viton_pairs
 
 
 class Command(BaseCommand):
@@ -31,12 +32,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--attribute-weight",
             type=float,
-            default=TrainSettings.attribute_weight,
+            default=EmbedderTrainConfig.attribute_weight,
             help="weight of the auxiliary category/colour/pattern loss while the trunk top is fine-tuned",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
-            "--views", type=int, choices=[1, 2], default=TrainSettings.views, help="1: no mirrored training views"
+            "--views", type=int, choices=[1, 2], default=EmbedderTrainConfig.views, help="1: no mirrored training views"
         )
         parser.add_argument(
             "--whole-photos",
@@ -54,7 +55,7 @@ class Command(BaseCommand):
         if options["if_missing"] and latest_checkpoint(out_root) is not None:
             self.stdout.write(f"embedder checkpoint present: {latest_checkpoint(out_root)}")
             return
-        train, heldout = TrainData(), TrainData()
+        train, heldout = EmbedderTrainData(), EmbedderTrainData()
         if options["hm"]:
             if not (options["hm"] / "manifest.csv").is_file():
                 raise CommandError(f"{options['hm']} has no manifest.csv")
@@ -77,7 +78,7 @@ class Command(BaseCommand):
                 "nothing to train on: the catalog has no products with ready images. Import a catalog and let the "
                 "worker process it, or pass --hm/--viton folders."
             )
-        run_settings = TrainSettings(
+        run_settings = EmbedderTrainConfig(
             epochs=options["epochs"],
             batch_size=options["batch_size"],
             lr=options["lr"],

@@ -1,6 +1,6 @@
 """python manage.py evaluate MODE [options] [--out DIR]
 
-Modes: search, segmentation, duplicates, attributes, alternatives. Each lives in ``vision/evaluation/<mode>.py``
+Modes: search, segmentation, duplicates, attributes, alternatives. Each lives in ``evaluation/<mode>.py``
 with ``add_arguments(parser)`` and ``run(options, out_dir, log) -> dict``; modules are imported
 lazily, so a mode whose module is missing or broken fails alone with a clear message.
 """
@@ -21,14 +21,14 @@ MODES = ("search", "segmentation", "duplicates", "attributes", "alternatives")
 
 
 def load_mode(mode: str) -> ModuleType:
-    """``vision.evaluation.<mode>``, or CommandError "mode X is not available yet"."""
+    """``evaluation.<mode>``, or CommandError "mode X is not available yet"."""
     if mode not in MODES:
         raise CommandError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    name = f"vision.evaluation.{mode}"
+    name = f"evaluation.{mode}"
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name in (name, "vision.evaluation"):
+        if exc.name in (name, "evaluation"):
             raise CommandError(f"mode {mode} is not available yet ({name} does not exist)") from exc
         raise CommandError(f"mode {mode} cannot be loaded: {exc}") from exc
     except Exception as exc:  # another mode's broken module must not take this command down

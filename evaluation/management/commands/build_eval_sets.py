@@ -1,4 +1,4 @@
-"""python manage.py build_eval_sets [--data ../shared/data] [--out var/eval/sets] — see vision.evalsets."""
+"""python manage.py build_eval_sets [--data ../shared/data] [--out var/eval/sets] — see evaluation.evalsets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from evaluation.evalsets import DataMissing, build_eval_sets
 from vision.assets import REPO
-from vision.evalsets import DataMissing, build_eval_sets
 
 
 class Command(BaseCommand):

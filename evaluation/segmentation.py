@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from evaluation.report import bar_plot, write_report
 from vision.assets import AssetMissing
-from vision.evaluation.report import bar_plot, write_report
 from vision.metrics import dice, iou
 
 NAME = "segmentation"
@@ -230,6 +230,6 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
 
 
 def _table_lines(rows: list[dict[str, Any]]) -> list[str]:
-    from vision.evaluation.report import markdown_table
+    from evaluation.report import markdown_table
 
     return markdown_table(rows).rstrip("\n").splitlines()
