@@ -33,8 +33,8 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypedDict
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
