@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api import views
 from api.errors import api_not_found
-from api.serializers import SKU_PATTERN
+from catalog.csv_format import SKU_PATTERN
 
 
 class SkuConverter:

@@ -23,6 +23,7 @@ from api.errors import Conflict, ImageRefused
 from api.permissions import IsCatalogStaff, PublicReadOnly
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
+from catalog.csv_format import SKU_PATTERN
 from catalog.image_checks import ImageRejected, image_check_and_decode
 from catalog.models import Product, ProductImage
 from search import alternatives as search_alternatives
@@ -132,7 +133,7 @@ IF_NONE_MATCH = OpenApiParameter(
     required=False,
     description="the `ETag` of an earlier answer: `304` without a body when nothing changed",
 )
-SKU = OpenApiParameter("sku", str, OpenApiParameter.PATH, pattern=f"^{s.SKU_PATTERN}$", description="product SKU")
+SKU = OpenApiParameter("sku", str, OpenApiParameter.PATH, pattern=f"^{SKU_PATTERN}$", description="product SKU")
 IMAGE_ID = OpenApiParameter("image_id", int, OpenApiParameter.PATH, description="image id")
 SUMMARY_EXAMPLE = {
     "sku": "0706016001",
@@ -622,7 +623,8 @@ class ImageStatusView(APIView):
 def _image_status(request: Request, image: ProductImage) -> dict[str, Any]:
     row = catalog_selectors.image_status_rows(image_ids=[image.pk])[0]
     for key in ("file_url", "cutout_url", "mask_url"):
-        row[key] = request.build_absolute_uri(row[key]) if row[key] else None
+        url = row[key]  # a str (catalog.selectors.images._file_url)
+        row[key] = request.build_absolute_uri(str(url)) if url else None
     return s.ImageStatusSerializer(row).data
 
 
