@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,7 @@ MAX_CATEGORY_LEVELS = 4
 MAX_INT32 = 2_147_483_647
 
 
-def absolute_url(context: dict[str, Any], url: str) -> str | None:
+def absolute_url(context: Mapping[str, Any], url: str) -> str | None:
     if not url:
         return None
     request = context.get("request")
@@ -184,7 +185,10 @@ class ModelsServedSerializer(serializers.Serializer):
 
 class UnderstoodPartSerializer(serializers.Serializer):
     key = serializers.ChoiceField(choices=list(PART_KEYS), help_text="pass it in `ignore` to undo this part")
-    label = serializers.CharField(help_text="what to show on the chip, e.g. `up to 30.00 EUR`, `men`")
+    # a response field named "label"; the stubs see Field.label (its display label) overridden
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="what to show on the chip, e.g. `up to 30.00 EUR`, `men`"
+    )
     phrase = serializers.CharField(help_text="the words of the query it was read from")
 
 
@@ -214,7 +218,10 @@ class PhotoHitSerializer(serializers.Serializer):
 
 class GarmentSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="pass it back as `garment` to search this garment alone")
-    label = serializers.CharField(help_text="top, outerwear, dress, bottom, footwear, bag or accessory")
+    # a response field named "label"; the stubs see Field.label (its display label) overridden
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="top, outerwear, dress, bottom, footwear, bag or accessory"
+    )
     box = serializers.ListField(
         child=serializers.IntegerField(), min_length=4, max_length=4, help_text="x0, y0, x1, y1 in photo pixels"
     )
@@ -297,7 +304,8 @@ class TokenResponseSerializer(serializers.Serializer):
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="machine-readable, e.g. validation_error, not_found, throttled")
     message = serializers.CharField(help_text="for a person")
-    fields = serializers.DictField(
+    # a response field named "fields"; the stubs see Serializer.fields (the bound fields) overridden
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="request field (dotted path) → its problems; empty when not about fields",
     )

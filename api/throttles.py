@@ -17,4 +17,7 @@ class ApiScopedRateThrottle(ScopedRateThrottle):
         return caches[settings.SHOP_API_THROTTLE_CACHE]
 
     def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        if self.scope is None:
+            return None
+        # the stubs type the rates as numbers; they are "N/period" strings (shop/settings.py)
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)  # type: ignore[return-value]

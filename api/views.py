@@ -623,7 +623,8 @@ class ImageStatusView(APIView):
 def _image_status(request: Request, image: ProductImage) -> dict[str, Any]:
     row = catalog_selectors.image_status_rows(image_ids=[image.pk])[0]
     for key in ("file_url", "cutout_url", "mask_url"):
-        row[key] = request.build_absolute_uri(row[key]) if row[key] else None
+        url = row[key]  # a str (catalog.selectors.images._file_url)
+        row[key] = request.build_absolute_uri(str(url)) if url else None
     return s.ImageStatusSerializer(row).data
 
 

@@ -448,8 +448,8 @@ def open_loop_run(
     echo("\n" + _header(p95_target_ms))
     for r in results:
         echo(_row(r))
-    for r in skipped:
-        echo(f"{r:>9g} {'(skipped)':>10s}")
+    for rate in skipped:
+        echo(f"{rate:>9g} {'(skipped)':>10s}")
     if sustainable is None:
         echo(f"\nsustainable rate: none of the rates ran with p95 ≤ {p95_target_ms:g} ms and under 1 % errors")
     else:

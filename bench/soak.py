@@ -267,11 +267,18 @@ END_STATE_SQL = {
 }
 
 
+def _count(row: tuple[Any, ...] | None) -> Any:
+    """The count a ``SELECT count(*)`` returned (such a query always returns one row)."""
+    if row is None:
+        raise RuntimeError("a count(*) query returned no row")
+    return row[0]
+
+
 def end_state(stack: Stack, ids: list[int]) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-        uploads = dict(conn.execute(END_STATE_SQL["uploads"], [ids]).fetchall())
+        uploads: dict[str, int] = dict(conn.execute(END_STATE_SQL["uploads"], [ids]).fetchall())
         rows = sum(uploads.values())
         out: dict[str, Any] = {
             "accepted uploads": len(ids),
@@ -280,8 +287,8 @@ def end_state(stack: Stack, ids: list[int]) -> dict[str, Any]:
             "by status": uploads,
         }
         for name in ("failed without a reason", "ready without a cutout"):
-            out[name] = conn.execute(END_STATE_SQL[name], [ids]).fetchone()[0]
-        out["stale search documents"] = conn.execute(END_STATE_SQL["stale search documents"]).fetchone()[0]
+            out[name] = _count(conn.execute(END_STATE_SQL[name], [ids]).fetchone())
+        out["stale search documents"] = _count(conn.execute(END_STATE_SQL["stale search documents"]).fetchone())
     return out
 
 
@@ -312,7 +319,8 @@ def main() -> int:
         skus = [p["sku"] for p in skus]
         if not skus:
             raise SystemExit("the shop has no products: bin/run loads the demo from ../shared/data; is it there?")
-        rec, events, stop = Recorder(), [], threading.Event()
+        events: list[dict[str, Any]] = []
+        rec, stop = Recorder(), threading.Event()
         threads = [
             threading.Thread(target=shopper, args=(stack, rec, skus, stop, args.seed * 100 + i), daemon=True)
             for i in range(args.shoppers)
@@ -353,7 +361,7 @@ def main() -> int:
         from shop.localstack import stack_data_remove
 
         stack_data_remove(stack.env)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for counts in report["requests"].values():
         totals.update(counts)
     print(json.dumps(report, indent=1))

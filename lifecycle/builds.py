@@ -182,13 +182,17 @@ def build_parser(context: BuildContext) -> ModelVersion:
             data_dir, config.cache_long_side, use_viton=True, use_persons=config.person_per_epoch > 0
         )
         context.log(f"{label}: {len(data.train)} samples; " + "; ".join(data.sources))
+
+        def stage_progress(stage: str, done: int, total: int, label: str = label) -> None:
+            context.progress(label, done, total)  # reported under this build stage's label
+
         train_parser(
             data,
             out_root,
             config,
             resume_from=folder if (folder / STATE_NAME).is_file() else None,  # an interrupted run goes on
             log=context.log,
-            progress=lambda s, d, t, label=label: context.progress(label, d, t),
+            progress=stage_progress,
             version=name,
         )
         context.stage_done(key, str(folder))

@@ -217,7 +217,7 @@ def _embedder_headline(card: dict[str, Any]) -> dict[str, Any]:
 
 # --- promotion -------------------------------------------------------------------------------------
 
-HEADLINE = {
+HEADLINE: dict[str, tuple[str, ...]] = {
     ModelKind.PARSER: ("ccp_dev_dice", "viton_dev_products_ok_dice"),
     ModelKind.EMBEDDER: ("person_r@1", "attr3_p@10", "category_top1", "colour_top1", "pattern_top1"),
 }

@@ -74,7 +74,7 @@ def main() -> None:
         head.bias.data = blob["heads"][f"{a}.bias"]
     _, config = create_shop_model(image_size=args.image_size)
     preprocess = shop_preprocess(config)
-    probs = {a: [] for a in ATTRS}
+    probs: dict[str, list[torch.Tensor]] = {a: [] for a in ATTRS}
     with torch.inference_mode():
         for b in tqdm(range(0, len(held), 64), desc="held-out photos", unit="batch"):
             batch = []
@@ -84,7 +84,8 @@ def main() -> None:
             x = torch.stack(batch)
             feats = [trunk(x), trunk(x.flip(-1))]
             for a in ATTRS:
-                probs[a].append(sum(F.softmax(heads[a](f), 1) for f in feats))
+                plain, flipped = (F.softmax(heads[a](f), 1) for f in feats)
+                probs[a].append(plain + flipped)
     result: dict[str, dict] = {"image_finetuned": {}, "text_minilm": {}}
     for a in ATTRS:
         predicted = [vocab[a][k] for k in torch.cat(probs[a]).argmax(1).tolist()]

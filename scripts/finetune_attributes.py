@@ -116,7 +116,8 @@ def main() -> None:
         with Image.open(path) as im:
             image = ImageOps.exif_transpose(im).convert("RGB")
         scale = side / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+        scaled = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(scaled, Image.Resampling.BICUBIC)
         canvas = Image.new("RGB", (side, side), (255, 255, 255))
         canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
         return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1)
@@ -214,6 +215,8 @@ def main() -> None:
                 F.cross_entropy(heads[a](feats), y_train[idx, k], ignore_index=-100, label_smoothing=0.1)
                 for k, a in enumerate(ATTRS)
             )
+            if not isinstance(loss, torch.Tensor):  # sum() of no terms: ATTRS is never empty
+                raise RuntimeError("no attribute heads to train")
             opt.zero_grad()
             loss.backward()
             opt.step()

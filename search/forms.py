@@ -61,7 +61,12 @@ class SearchForm(forms.Form):
 
     @property
     def page_number(self) -> int:
-        return int(self.value("page") or 1)
+        page = self.value("page")  # an int from the IntegerField, or None
+        return page if isinstance(page, int) and page else 1
+
+    def _price(self, name: str) -> Decimal | None:
+        price = self.value(name)  # a Decimal from the DecimalField, or None
+        return price if isinstance(price, Decimal) else None
 
     def filters(self) -> ProductFilters:
         return ProductFilters(
@@ -69,8 +74,8 @@ class SearchForm(forms.Form):
             colour=str(self.value("colour") or ""),
             pattern=str(self.value("pattern") or ""),
             size=str(self.value("size") or ""),
-            price_min=self.value("price_min"),  # type: ignore[arg-type]
-            price_max=self.value("price_max"),  # type: ignore[arg-type]
+            price_min=self._price("price_min"),
+            price_max=self._price("price_max"),
             in_stock=bool(self.value("in_stock")),
         )
 
@@ -79,7 +84,8 @@ class SearchForm(forms.Form):
         if self.is_valid():
             return []
         labels = {"price_min": "lowest price", "price_max": "highest price", "page": "page"}
-        return [f"{labels.get(name, name)}: {' '.join(errors)}" for name, errors in self.errors.items()]
+        # an ErrorList yields its messages as str (django-stubs types them more widely)
+        return [f"{labels.get(name, name)}: {' '.join(str(e) for e in errors)}" for name, errors in self.errors.items()]
 
 
 class PhotoForm(forms.Form):

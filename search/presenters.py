@@ -47,7 +47,8 @@ def product_picture(product: Product, *, cutout: bool = True) -> str:
     """URL of the product's first image: its cutout (an RGBA PNG) when ready, else the original.
     Reads a summary's first-photo file names (``catalog.selectors.products_by_ids``) when it has them."""
     if hasattr(product, "summary_file"):
-        name = (cutout and product.summary_cutout) or product.summary_file
+        # products_by_ids annotates summary_cutout together with summary_file (hasattr narrows only that one)
+        name = (cutout and product.summary_cutout) or product.summary_file  # type: ignore[attr-defined]
         return default_storage.url(name) if name else ""
     images = list(product.images.all())
     for image in images:

@@ -168,7 +168,7 @@ def _semantic_kinds(kinds: list[str], space: EmbeddingSpace | None) -> list[str]
 
 
 def vector_signal(
-    vector: Sequence[float],
+    vector: Sequence[float] | np.ndarray,
     kind: str,
     limit: int,
     filters: ProductFilters | None = None,
@@ -201,7 +201,7 @@ def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -
 
 
 def vector_signals_exact(
-    vector: Sequence[float],
+    vector: Sequence[float] | np.ndarray,
     kinds: Sequence[str],
     limit: int,
     product_ids: Sequence[int],
@@ -614,7 +614,7 @@ def categories_signal(
         return []
     if briefs is None:
         briefs = catalog_selectors.product_rank_facts([h.product_id for h in near])
-    category_of = {pid: brief.category_id for pid, brief in briefs.items()}
+    category_of = {pid: brief.category_id for pid, brief in briefs.items() if brief.category_id is not None}
     scored = sorted(
         (
             (nearest[category_of[h.product_id]] + 0.5 * h.score, h.product_id)
@@ -777,7 +777,7 @@ def _ranked(
     asked = list(vector_kinds)
     vector_kinds = _semantic_kinds(vector_kinds, space)
     vector = encode_query_text(text, space) if vector_kinds else None
-    matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)  # type: ignore[arg-type]
+    matching, facts = _filter_match(filters, space) if filtered and vector_kinds else (None, None)
     nearest: dict[int, float] = {}
     rest: Future[Any] | None = None
     if "categories" in signals:

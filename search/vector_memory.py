@@ -177,7 +177,7 @@ class MemoryVectors:
         return out
 
     def nearest(
-        self, query: Sequence[float], kinds: Sequence[str], product_ids: Sequence[int], k: int
+        self, query: Sequence[float] | np.ndarray, kinds: Sequence[str], product_ids: Sequence[int], k: int
     ) -> dict[str, list[catalog_selectors.Neighbour]]:
         q = np.asarray(query, dtype=np.float32)
         q = q / max(float(np.linalg.norm(q)), 1e-12)

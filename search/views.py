@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog import selectors as catalog_selectors
 from catalog.image_checks import ImageRejected
+from catalog.models import Product
 from search import alternatives, presenters, services
 from search.forms import FILTER_FIELDS, PhotoForm, SearchForm
 from search.query_photos import (
@@ -46,7 +48,7 @@ def _not_found(request: HttpRequest, message: str) -> HttpResponse:
     return _render(request, "search/not_found.html", {"message": message}, status=404)
 
 
-def _grid(request: HttpRequest, products: object, base: str) -> dict[str, object]:
+def _grid(request: HttpRequest, products: QuerySet[Product], base: str) -> dict[str, object]:
     page = Paginator(products, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     current = {"page": page.number}
     return {
@@ -118,7 +120,7 @@ def photo_upload(request: HttpRequest) -> HttpResponse:
         return _render(request, "search/photo.html", {"upload_only": True})
     form = PhotoForm(request.POST, request.FILES)
     if not form.is_valid():
-        error = " ".join(e for errors in form.errors.values() for e in errors)
+        error = " ".join(str(e) for errors in form.errors.values() for e in errors)  # an ErrorList yields str
         return _render(request, "search/photo.html", {"error": error, "upload_only": True}, status=400)
     upload = form.cleaned_data["photo"]
     limit = settings.SHOP_MAX_IMAGE_BYTES
@@ -153,7 +155,7 @@ def photo_results(request: HttpRequest, token: str) -> HttpResponse:
     if chosen is not None and not 0 <= chosen < len(garments):
         error = f"This photo shows {len(garments)} garment(s); showing all of them."
         chosen = None
-    context = {
+    context: dict[str, object] = {
         "token": token,
         "photo_url": query_photo_url(token),
         "photo_size": photo.size,
@@ -184,7 +186,7 @@ def product(request: HttpRequest, sku: str) -> HttpResponse:
     size_sold_out = chosen is not None and not chosen["in_stock"]
     similar = alternatives.similar_products(found.pk, limit=8)
     instead = []
-    if not found.in_stock or size_sold_out:
+    if not found.in_stock or size_sold_out:  # type: ignore[attr-defined]  # product_get annotates in_stock
         alts = alternatives.alternatives_for(found.pk, size=size if size_sold_out else "", limit=5)
         instead = presenters.cards_for_ids([a.product_id for a in alts], {a.product_id: a.reason for a in alts})
     context = {

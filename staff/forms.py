@@ -30,7 +30,9 @@ class MultipleFileField(forms.FileField):
 
 
 class ImageUploadForm(forms.Form):
-    files = MultipleFileField(label="photos", help_text="JPEG, PNG, WebP, AVIF or GIF; as many as you like")
+    # a form field named "files": the form metaclass takes it off the class, so BaseForm.files (the
+    # uploaded files) is untouched at run time; the stubs see that attribute overridden
+    files = MultipleFileField(label="photos", help_text="JPEG, PNG, WebP, AVIF or GIF; as many as you like")  # type: ignore[assignment]
     product = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 

@@ -6,7 +6,7 @@ write is a POST with CSRF."""
 from __future__ import annotations
 
 import csv
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -39,7 +39,7 @@ def _product_url(product_id: int) -> str:
 def _image_rows(**criteria: Any) -> list[dict[str, object]]:
     rows = selectors.image_status_rows(**criteria)
     for row in rows:
-        row["product_url"] = _product_url(int(row["product_id"]))  # type: ignore[arg-type]
+        row["product_url"] = _product_url(cast(int, row["product_id"]))  # an int: image_status_rows puts the id
         row["rerun_url"] = reverse("staff:image_rerun", args=[row["id"]])
         duplicate = row["duplicate_of"]
         if isinstance(duplicate, dict):
@@ -78,7 +78,8 @@ def image_upload(request: HttpRequest) -> HttpResponse:
                     return response
                 form.add_error(None, message)
         elif _wants_json(request):
-            return JsonResponse({"error": "; ".join(form.errors.get("files", ["bad request"]))}, status=400)
+            problems = form.errors.get("files", ["bad request"])  # an ErrorList yields str
+            return JsonResponse({"error": "; ".join(str(e) for e in problems)}, status=400)
         if _wants_json(request):
             return JsonResponse(
                 {

@@ -17,6 +17,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from catalog.models import (
@@ -120,8 +121,8 @@ def products_with_ready_images_count() -> int:
     return Product.objects.filter(images__status=ProductImage.Status.READY).distinct().count()
 
 
-def _file_url(field: object) -> str:
-    return field.url if field else ""  # type: ignore[attr-defined]
+def _file_url(field: FieldFile) -> str:
+    return field.url if field else ""
 
 
 def image_status_rows(*, image_ids: Sequence[int] = (), product_id: int | None = None) -> list[dict[str, object]]:

@@ -141,7 +141,9 @@ def product_briefs(product_ids: Sequence[int], using: str | None = None) -> dict
     """
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, [list(product_ids)])
-        return {row[0]: ProductBrief(*row[:10], tuple(row[10])) for row in cursor.fetchall()}
+        # a row is ProductBrief's fields in order, the sizes as an array (one starred tuple for mypy,
+        # which cannot tell how many fields row[:10] fills)
+        return {row[0]: ProductBrief(*(*row[:10], tuple(row[10]))) for row in cursor.fetchall()}
 
 
 def product_ids_in_design(design_group: str, using: str | None = None) -> list[int]:

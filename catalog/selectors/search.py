@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, TypeAlias
+from uuid import UUID
 
 import numpy as np
 from django.conf import settings
@@ -13,6 +15,11 @@ from django.db import connections
 
 from catalog.selectors.categories import category_ids_under
 
+# A value that a database cursor adapts to SQL: what ``cursor.execute`` takes in its parameter list
+# (as django-stubs types it).
+SqlParam: TypeAlias = (
+    bool | int | float | Decimal | str | bytes | date | datetime | UUID | tuple[Any, ...] | list[Any] | None
+)
 
 @dataclass(frozen=True)
 class ProductFilters:
@@ -43,10 +50,10 @@ class ProductFilters:
         )
 
 
-def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tuple[str, list[object]]:
+def product_filter_sql(filters: ProductFilters | None, alias: str = "p") -> tuple[str, list[SqlParam]]:
     """A SQL condition on ``catalog_product`` (as ``alias``) for these filters, and its parameters."""
     clauses = [f"{alias}.is_active"]
-    params: list[object] = []
+    params: list[SqlParam] = []
     if filters is None:
         return clauses[0], params
     if filters.category:
@@ -154,7 +161,7 @@ class ProductFactRows:
 def product_facts_changed_since(since: datetime | None, using: str | None = None) -> ProductFactRows:
     """The filterable facts of every product written after ``since`` (all when None)."""
     sql = "SELECT id, category_id, colour, pattern, price, has_stock, is_active, updated_at, title FROM catalog_product"
-    params: list[object] = []
+    params: list[SqlParam] = []
     if since is not None:
         sql += " WHERE updated_at > %s"
         params.append(since)

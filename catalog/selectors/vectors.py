@@ -26,6 +26,7 @@ from catalog.models import (
 from catalog.selectors.search import (
     FilterMatch,
     ProductFilters,
+    SqlParam,
     product_filter_match,
     product_filter_sql,
 )
@@ -103,7 +104,7 @@ def vector_nearest(
     table: str,
     space: EmbeddingSpace,
     kind: str,
-    query: Sequence[float],
+    query: Sequence[float] | np.ndarray,
     k: int = 10,
     ef_search: int = 100,
     using: str | None = None,
@@ -130,7 +131,8 @@ def vector_nearest(
     literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
     distance = f"(t.vector::vector({dim})) <=> %s::vector({dim})"  # full precision, for what is returned
     indexed = f"(t.vector::halfvec({dim})) <=> %s::halfvec({dim})"  # the HNSW index's order
-    join, condition, condition_params = "", "", []
+    join, condition = "", ""
+    condition_params: list[SqlParam] = []
     statements = [f"SET LOCAL hnsw.ef_search = {int(ef_search)}"]
     exact = False
     if filters is not None and filters.active():
@@ -216,7 +218,7 @@ def product_vectors_changed_since(
         f"SELECT product_id, kind, vector_send(vector::vector({int(space.dim)})), updated_at "
         "FROM catalog_productvector WHERE space_id = %s"
     )
-    params: list[object] = [space.pk]
+    params: list[SqlParam] = [space.pk]
     if since is not None:
         sql += " AND updated_at > %s"
         params.append(since)

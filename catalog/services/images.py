@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def image_claim(image_id: int, *, token: str, lease_seconds: int) -> Claim:
     by the same task (a redelivered or retried message) or when its holder's lease ran out (a
     worker that died). Ready and failed images are left alone, so a duplicate message does nothing."""
     now = timezone.now()
-    stale = now - timezone.timedelta(seconds=lease_seconds)
+    stale = now - timedelta(seconds=lease_seconds)
     taken = (
         ProductImage.objects.filter(pk=image_id)
         .filter(

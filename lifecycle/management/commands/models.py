@@ -84,7 +84,7 @@ class Command(BaseCommand):
             self.stdout.write(f"queued {build.kind} build {build.pk} (the models worker runs it in the background)")
         for kind in ModelKind.values:
             data = selectors.training_data(kind)
-            if not data.available and (row := selectors.version_active(kind)) and row.fallback:
+            if not data.available and (active := selectors.version_active(kind)) and active.fallback:
                 self.stdout.write(f"{kind}: no build — {data.missing}")
 
     def do_train(self, options: dict[str, Any]) -> None:
