@@ -65,15 +65,16 @@ def main() -> None:
     rng = random.Random(args.split_seed)
     held_designs = a_fifth({it.group for it in items}, rng)
     held_groups = a_fifth({p.key for p in pairs}, rng)
+    # by keyword: TrainData's ``sources`` is the first field, so positional arguments would land in the wrong ones
     train = et.EmbedderTrainData(
-        [it for it in items if it.group not in held_designs],
-        [p for p in pairs if p.key not in held_groups],
-        ["four fifths of the H&M and VITON train splits"],
+        items=[it for it in items if it.group not in held_designs],
+        pairs=[p for p in pairs if p.key not in held_groups],
+        sources=["four fifths of the H&M and VITON train splits"],
     )
     held = et.EmbedderTrainData(
-        [it for it in items if it.group in held_designs],
-        [p for p in pairs if p.key in held_groups],
-        ["the other fifth"],
+        items=[it for it in items if it.group in held_designs],
+        pairs=[p for p in pairs if p.key in held_groups],
+        sources=["the other fifth"],
     )
     settings = et.EmbedderTrainConfig(epochs=args.epochs, parser_views=args.parser_views, image_size=args.image_size)
     folder = et.train_embedder(train, held, args.out / f"models-{args.image_size}", args.out / "cache", settings)
