@@ -44,7 +44,9 @@ def _baseline_nearest_look(product_id: int, k: int) -> list[int]:
     from catalog.models import EmbeddingSpace
 
     space = selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
-    vec = selectors.product_vectors([product_id], space, "image").get(product_id) if space else None
+    if space is None:
+        return []
+    vec = selectors.product_vectors([product_id], space, "image").get(product_id)
     if vec is None:
         return []
     filters = selectors.ProductFilters(in_stock=True, exclude_ids=(product_id,))

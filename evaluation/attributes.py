@@ -181,7 +181,8 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
     predictions: dict[str, dict[str, list[str]]] = {"shop": {}}
     for attr in ATTRS:
         truth = [r[attr] for r in rows]
-        predictions["shop"][attr] = [p.get(attr, {}).get("value", "") for p in shop_preds]
+        # the "value" is the head's label, a str (predict_attributes types its fields as object)
+        predictions["shop"][attr] = [str(p.get(attr, {}).get("value", "")) for p in shop_preds]
         methods["shop"][attr] = accuracy(predictions["shop"][attr], truth)
     if options.get("train"):
         train_rows = read_rows(options["train"], options.get("train_limit"))

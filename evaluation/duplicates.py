@@ -372,7 +372,7 @@ def score(pred: np.ndarray, pairs: Pairs) -> dict[str, Any]:
         if not own.any():
             continue
         if kind == INFO_KIND:
-            row = {"pairs": int(own.sum()), "flagged": int((pred & own).sum())}
+            row: dict[str, Any] = {"pairs": int(own.sum()), "flagged": int((pred & own).sum())}
         else:
             other_class = scored & (label != label[own][0])
             row = counts(own | other_class)

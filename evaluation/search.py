@@ -74,7 +74,7 @@ def fresh_database(keep: bool = False) -> Iterator[str]:
 
     db = settings.DATABASES["default"]
     name = f"shop_eval_{os.getpid()}_{int(time.time())}"
-    dsn = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
+    dsn: dict[str, Any] = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
     with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
