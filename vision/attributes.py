@@ -209,6 +209,7 @@ def train_attribute_heads(
         index = {v: i for i, v in enumerate(values)}
         keep = [i for i, label in enumerate(labels) if label in index]
         y = torch.tensor([index[labels[i]] for i in keep])
+        head: torch.nn.Module
         if hidden.get(attr):
             head = _mlp_head(x.shape[1], hidden[attr], len(values), input_dropout)
             opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-2)

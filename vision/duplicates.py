@@ -109,7 +109,8 @@ def keypoints_of(image: Image.Image) -> Keypoints:
     scale = KEYPOINT_SIZE / max(grey.shape)
     grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))))
     grey = cv2.equalizeHist(grey)
-    found, descriptors = cv2.ORB_create(nfeatures=KEYPOINT_COUNT).detectAndCompute(grey, None)
+    # opencv's stubs declare only cv2.ORB.create, not the module-level ORB_create (the same ORB::create factory)
+    found, descriptors = cv2.ORB_create(nfeatures=KEYPOINT_COUNT).detectAndCompute(grey, None)  # type: ignore[attr-defined]
     points = np.array([k.pt for k in found], dtype=np.float32).reshape(-1, 2)
     return Keypoints(points, descriptors)
 
@@ -187,17 +188,16 @@ class ImageSignature:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> ImageSignature:
-        if isinstance(data, str):
-            data = json.loads(data)
+        fields: dict[str, Any] = json.loads(data) if isinstance(data, str) else data
         thumbnail = None
-        if data.get("thumbnail"):
+        if fields.get("thumbnail"):
             w, h = THUMBNAIL_SIZE
-            thumbnail = np.frombuffer(base64.b64decode(data["thumbnail"]), dtype=np.uint8).reshape(h, w).copy()
+            thumbnail = np.frombuffer(base64.b64decode(fields["thumbnail"]), dtype=np.uint8).reshape(h, w).copy()
         return cls(
-            phash=int(data["phash"], 16),
-            embedding=np.asarray(data["embedding"], dtype=np.float32),
-            colour=np.asarray(data["colour"], dtype=np.float32),
-            version=data.get("version", SIGNATURE_VERSION),
+            phash=int(fields["phash"], 16),
+            embedding=np.asarray(fields["embedding"], dtype=np.float32),
+            colour=np.asarray(fields["colour"], dtype=np.float32),
+            version=fields.get("version", SIGNATURE_VERSION),
             thumbnail=thumbnail,
         )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,10 +89,15 @@ class ParserNet(nn.Module):
         pretrained: bool = True,
     ) -> None:
         super().__init__()
+        from timm.models import FeatureInfo
+
         from vision.backbone import efficientnet_lite0
 
         self.encoder = efficientnet_lite0(pretrained=pretrained, features_only=True)
-        skips: list[int] = list(self.encoder.feature_info.channels())  # [16, 24, 40, 112, 320]
+        info = self.encoder.feature_info
+        if not isinstance(info, FeatureInfo):
+            raise TypeError("the parser's encoder must be a timm features_only model (it describes its levels)")
+        skips: list[int] = list(info.channels())  # [16, 24, 40, 112, 320]
         if len(skips) != 5 or len(decoder_channels) != 4:
             raise ValueError("the parser expects 5 encoder levels and 4 decoder widths")
         deep = skips[-1]
@@ -215,6 +220,7 @@ def upsample_labels(
     labels = np.empty((height, width), dtype=np.uint8)
     prob_sum = torch.zeros(c, dtype=torch.float64)
     counts = torch.zeros(c, dtype=torch.float64)
+    strips: Iterable[tuple[int, int, torch.Tensor]]
     if c * height * width <= max_elements:
         strips = [(0, height, F.interpolate(src, size=(height, width), mode="bilinear", align_corners=False)[0])]
     else:
