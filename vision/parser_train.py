@@ -19,6 +19,7 @@ epoch, RNG: resumable) and ``model_card.json`` into ``<out>/parser/<version>/``.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -691,7 +692,7 @@ def _train(
     for epoch in range(run.first_epoch, config.epochs):
         sums, n, step_limit_hit = train_one_epoch(trainer, data, config, epoch, stop)
         elapsed = run.elapsed_before + time.monotonic() - started
-        record = {k: round(v / max(1, n), 5) for k, v in sums.items()}
+        record: dict[str, Any] = {k: round(v / max(1, n), 5) for k, v in sums.items()}
         record.update(epoch=epoch + 1, steps=n, elapsed_s=round(elapsed, 1), lr=trainer.schedule.get_last_lr()[-1])
         run.history.append(record)
         log(f"epoch {epoch + 1}/{config.epochs}: {json.dumps(record)}")
@@ -728,6 +729,10 @@ def _train(
 # ------------------------------------------------------------------------------------------ dev data
 
 
+def _ccp_garment_mask(ccp_dir: Path, row: dict[str, str], table: np.ndarray) -> np.ndarray:
+    return np.isin(ccp_gt(ccp_dir, row, table), GARMENT_INDICES)
+
+
 def dev_pairs(data_dir: Path) -> dict[str, list[tuple[Path, Callable[[], np.ndarray]]]]:
     """Dev sets for garment-vs-rest scoring: (image path, ground-truth bool mask loader) per image."""
     data_dir = Path(data_dir)
@@ -736,13 +741,12 @@ def dev_pairs(data_dir: Path) -> dict[str, list[tuple[Path, Callable[[], np.ndar
     if (ccp / "manifest.csv").is_file():
         table = ccp_label_table(ccp / "labels.csv")
         sets["ccp_dev"] = [
-            (ccp / r["file"], (lambda r=r: np.isin(ccp_gt(ccp, r, table), GARMENT_INDICES)))
-            for r in ccp_rows(ccp, "dev")
+            (ccp / r["file"], functools.partial(_ccp_garment_mask, ccp, r, table)) for r in ccp_rows(ccp, "dev")
         ]
     viton = data_dir / "viton"
     if (viton / "manifest.csv").is_file():
         sets["viton_dev_products_ok"] = [
-            (viton / r["file"], (lambda r=r: viton_gt(viton, r))) for r in viton_product_rows(viton, "dev")
+            (viton / r["file"], functools.partial(viton_gt, viton, r)) for r in viton_product_rows(viton, "dev")
         ]
     return sets
 
