@@ -26,7 +26,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -102,6 +102,21 @@ def latest_checkpoint(root: Path | None = None) -> Path | None:
     return found[-1] if found else None
 
 
+class ClipEncoders(Protocol):
+    """The two encoders of an open_clip model (``CLIP``, ``CustomTextCLIP``), which ships no type hints."""
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor: ...
+
+
+def encoders(model: torch.nn.Module) -> ClipEncoders:
+    """``model``'s encoders, typed (``nn.Module.__getattr__`` types them ``Tensor | Module``)."""
+    # every embedder model is an open_clip model (create_model_and_transforms, create_shop_model),
+    # and every open_clip model defines both encoders
+    return cast(ClipEncoders, model)
+
+
 @dataclass
 class Embedder:
     """An open_clip model ready for inference: normalised image and text vectors."""
@@ -118,7 +133,7 @@ class Embedder:
         out = []
         for start in range(0, len(images), batch_size):
             batch = torch.stack([self.preprocess(to_rgb_on_white(im)) for im in images[start : start + batch_size]])
-            out.append(torch.nn.functional.normalize(self.model.encode_image(batch), dim=-1).numpy())
+            out.append(torch.nn.functional.normalize(encoders(self.model).encode_image(batch), dim=-1).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     @torch.inference_mode()
@@ -155,7 +170,7 @@ class Embedder:
         out = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenizer(texts[start : start + batch_size])
-            out.append(torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1).numpy())
+            out.append(torch.nn.functional.normalize(encoders(self.model).encode_text(tokens), dim=-1).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
@@ -167,12 +182,13 @@ def encode_with_trunk(
     A model without a separate trunk and head (a hub model) gives empty trunk features."""
     batch = torch.stack([preprocess(to_rgb_on_white(im)) for im in images])
     visual = model.visual
-    if hasattr(visual, "trunk") and hasattr(visual, "head"):
-        trunk = visual.trunk(batch)
-        vectors = visual.head(trunk)
+    trunk_module, head = getattr(visual, "trunk", None), getattr(visual, "head", None)
+    if isinstance(trunk_module, torch.nn.Module) and isinstance(head, torch.nn.Module):
+        trunk = trunk_module(batch)
+        vectors = head(trunk)
     else:
         trunk = torch.zeros((len(images), 0))
-        vectors = model.encode_image(batch)
+        vectors = encoders(model).encode_image(batch)
     return trunk.numpy(), torch.nn.functional.normalize(vectors, dim=-1).numpy()
 
 
@@ -218,7 +234,7 @@ def load_embedder(spec: str | None = None, pretrained: str | None = None) -> Emb
 
 def _probe_dim(model: torch.nn.Module, tokenizer: Any) -> int:
     with torch.inference_mode():
-        return int(model.encode_text(tokenizer(["a"])).shape[-1])
+        return int(encoders(model).encode_text(tokenizer(["a"])).shape[-1])
 
 
 _cached: Embedder | None = None
