@@ -20,6 +20,7 @@ pattern) are trained on the same cached image features and saved beside it (see 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import math
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from tqdm import tqdm
 
 from vision.clip import EMBEDDER_SUBDIR, create_shop_model, save_checkpoint, shop_preprocess, to_rgb_on_white
 from vision.training import TrainConfig, TrainData, new_version
+
+if TYPE_CHECKING:
+    from timm.models.efficientnet import EfficientNet
 
 logger = logging.getLogger(__name__)
 
@@ -220,20 +224,56 @@ def _cache_path(cache_dir: Path, kind: str, keys: Iterable[str]) -> Path:
 SPLIT_STAGE, SPLIT_BLOCK = 5, 0
 
 
-def trunk_stem(trunk: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+class ImageTower(Protocol):
+    """The shop model's image tower (open_clip's ``TimmModel``): timm's EfficientNet-Lite0 trunk and the
+    projection head."""
+
+    trunk: EfficientNet
+    head: torch.nn.Module
+
+
+class TextTower(Protocol):
+    """The shop model's text tower (open_clip's ``HFTextEncoder``): the MiniLM transformer, its mean
+    pooler and the projection."""
+
+    config: Any  # the transformers model config
+    transformer: torch.nn.Module
+    pooler: torch.nn.Module
+    proj: torch.nn.Module
+
+    def eval(self) -> torch.nn.Module: ...
+
+
+# open_clip ships no type hints and ``nn.Module.__getattr__`` types every submodule ``Tensor | Module``; the
+# models trained and measured here are shop models (create_shop_model: a CustomTextCLIP with a timm
+# EfficientNet-Lite0 image tower and a MiniLM text tower), so their towers have these parts.
+def image_tower(model: torch.nn.Module) -> ImageTower:
+    return cast(ImageTower, model.visual)
+
+
+def text_tower(model: torch.nn.Module) -> TextTower:
+    return cast(TextTower, model.text)
+
+
+def _stage(trunk: EfficientNet, index: int) -> torch.nn.Sequential:
+    # timm's EfficientNet builds each stage of ``blocks`` as an nn.Sequential of blocks
+    return cast(torch.nn.Sequential, trunk.blocks[index])
+
+
+def trunk_stem(trunk: EfficientNet, x: torch.Tensor) -> torch.Tensor:
     x = trunk.bn1(trunk.conv_stem(x))
     for stage in trunk.blocks[:SPLIT_STAGE]:
         x = stage(x)
-    for block in trunk.blocks[SPLIT_STAGE][:SPLIT_BLOCK]:
+    for block in _stage(trunk, SPLIT_STAGE)[:SPLIT_BLOCK]:
         x = block(x)
     return x
 
 
-def trunk_top_modules(trunk: torch.nn.Module) -> list[torch.nn.Module]:
-    return [*trunk.blocks[SPLIT_STAGE][SPLIT_BLOCK:], *trunk.blocks[SPLIT_STAGE + 1 :], trunk.conv_head, trunk.bn2]
+def trunk_top_modules(trunk: EfficientNet) -> list[torch.nn.Module]:
+    return [*_stage(trunk, SPLIT_STAGE)[SPLIT_BLOCK:], *trunk.blocks[SPLIT_STAGE + 1 :], trunk.conv_head, trunk.bn2]
 
 
-def trunk_top(trunk: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+def trunk_top(trunk: EfficientNet, z: torch.Tensor) -> torch.Tensor:
     for module in trunk_top_modules(trunk):
         z = module(z)
     return trunk.global_pool(z)
@@ -254,7 +294,7 @@ def trunk_features(
     images keyed by content, by the preprocessing (resize mode, size, normalisation) and by where
     the trunk is split, so an interrupted run resumes where it stopped and a changed preprocessing
     or split never reads stale maps."""
-    model.visual.trunk.eval()
+    image_tower(model).trunk.eval()
     tag = hashlib.sha1(f"{preprocess!r}|split {SPLIT_STAGE}.{SPLIT_BLOCK}".encode()).hexdigest()[:8]
     cache_dir.mkdir(parents=True, exist_ok=True)
     blocks = []
@@ -269,7 +309,7 @@ def trunk_features(
         part = loaders[start : start + block]
         for b in range(0, len(part), batch_size):
             batch = torch.stack([preprocess(to_rgb_on_white(load())) for load in part[b : b + batch_size]])
-            chunks.append(trunk_stem(model.visual.trunk, batch).half().numpy())
+            chunks.append(trunk_stem(image_tower(model).trunk, batch).half().numpy())
             bar.update(len(batch))
         blocks.append(np.concatenate(chunks))
         np.save(path, blocks[-1])
@@ -277,13 +317,13 @@ def trunk_features(
     if blocks:
         return np.concatenate(blocks)
     blank = preprocess(Image.new("RGB", (8, 8), "white")).unsqueeze(0)
-    return np.zeros((0, *trunk_stem(model.visual.trunk, blank).shape[1:]), np.float16)
+    return np.zeros((0, *trunk_stem(image_tower(model).trunk, blank).shape[1:]), np.float16)
 
 
 @torch.inference_mode()
 def pooled_features(model: torch.nn.Module, maps: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Full trunk outputs (N×1280) from cached lower-trunk maps, with the current top weights."""
-    trunk = model.visual.trunk
+    trunk = image_tower(model).trunk
     trunk.eval()
     out = [
         trunk_top(trunk, torch.from_numpy(maps[i : i + batch_size]).float()).numpy()
@@ -304,7 +344,7 @@ def text_features(
     path = _cache_path(cache_dir, "text", texts)
     if path.is_file():
         return np.load(path)
-    text = model.text
+    text = text_tower(model)
     text.eval()
     chunks = []
     for start in tqdm(range(0, len(texts), batch_size), desc="text features", unit="batch"):
@@ -363,7 +403,7 @@ def build_features(
         return np.stack(out)
 
     items = data.items
-    loaders = [lambda it=it: product_view(it) for it in items]
+    loaders: list[Callable[[], Image.Image]] = [functools.partial(product_view, it) for it in items]
     keys = [f"{it.image}|{it.mask}" for it in items]
     image = maps(loaders, keys, "product")
     colour = colour_features(loaders, keys, cache_dir)
@@ -372,7 +412,7 @@ def build_features(
         whole = trunk_features(
             model,
             preprocess,
-            [lambda it=it: product_view(it) for it in whole_items],
+            [functools.partial(product_view, it) for it in whole_items],
             [f"{it.image}|{it.mask}" for it in whole_items],
             cache_dir,
             "product",
@@ -383,8 +423,10 @@ def build_features(
     unique = sorted({s for values in texts.values() for s in values})
     text_feats = text_features(model, tokenizer, unique, cache_dir)
     pairs = data.pairs
-    person = maps([lambda p=p: person_view(p) for p in pairs], [str(p.person) for p in pairs], "person")
-    product = maps([lambda p=p: viton_product_view(p) for p in pairs], [str(p.product) for p in pairs], "vitonproduct")
+    person = maps([functools.partial(person_view, p) for p in pairs], [str(p.person) for p in pairs], "person")
+    product = maps(
+        [functools.partial(viton_product_view, p) for p in pairs], [str(p.product) for p in pairs], "vitonproduct"
+    )
     return FeatureSet(
         items=items,
         image=image,
@@ -476,7 +518,10 @@ def train_heads(
     category readable from the pooled features."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    trunk, head, proj = model.visual.trunk, model.visual.head, model.text.proj
+    trunk, head, proj = image_tower(model).trunk, image_tower(model).head, text_tower(model).proj
+    logit_scale = model.logit_scale
+    if not isinstance(logit_scale, torch.Tensor):
+        raise TypeError("the model has no learnt temperature (a logit_scale parameter)")
     top = trunk_top_modules(trunk)
     for p in trunk.parameters():
         p.requires_grad = False
@@ -485,7 +530,7 @@ def train_heads(
         p.requires_grad = True
     labels = _labels_for(feats.items)
     aux = torch.nn.ModuleDict({a: torch.nn.Linear(1280, max(1, len(v))) for a, (v, _) in labels.items()})
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"params": [*head.parameters(), *proj.parameters(), model.logit_scale, *aux.parameters()], "lr": config.lr},
     ]
     if top_params:
@@ -532,7 +577,7 @@ def train_heads(
         epoch_loss = 0.0
         for step in range(steps_per_epoch):
             loss = torch.zeros(())
-            scale = model.logit_scale.exp().clamp(max=100)
+            scale = logit_scale.exp().clamp(max=100)
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             if idx:
                 chosen = [rng.choice(TEMPLATES) for _ in idx]
@@ -583,12 +628,12 @@ def project_images(model: torch.nn.Module, maps: np.ndarray) -> np.ndarray:
     if len(maps) == 0 or maps.shape[1] == 0:
         return np.zeros((0, 1), np.float32)
     pooled = pooled_features(model, maps[0])
-    return F.normalize(model.visual.head(torch.from_numpy(pooled).float()), dim=-1).numpy()
+    return F.normalize(image_tower(model).head(torch.from_numpy(pooled).float()), dim=-1).numpy()
 
 
 @torch.inference_mode()
 def project_texts(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
-    return F.normalize(model.text.proj(torch.from_numpy(feats).float()), dim=-1).numpy()
+    return F.normalize(text_tower(model).proj(torch.from_numpy(feats).float()), dim=-1).numpy()
 
 
 def heldout_metrics(model: torch.nn.Module, feats: FeatureSet, min_relevant: int = 10) -> dict[str, float]:
@@ -694,16 +739,16 @@ def train_embedder(
     from vision.attributes import train_attribute_heads
 
     report("attribute heads", 0, 1)
-    has_held = bool(held and heldout and heldout.items)
+    scored = held if held is not None and heldout and heldout.items else None  # held-out features with items
     attributes = train_attribute_heads(
         pooled_features(model, feats.image[0]),
         feats.colour,
         train.items,
-        pooled_features(model, held.image[0]) if has_held else None,
-        held.colour if has_held else None,
+        pooled_features(model, scored.image[0]) if scored is not None else None,
+        scored.colour if scored is not None else None,
         heldout.items if heldout else None,
         train_whole=pooled_features(model, feats.whole),
-        held_whole=pooled_features(model, held.whole) if has_held else None,
+        held_whole=pooled_features(model, scored.whole) if scored is not None else None,
         seed=config.seed,
     )
     version = version or new_version(VERSION_PREFIX)
