@@ -16,6 +16,7 @@ from catalog.models import ImageVector, Product, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests.support import bad_images as bad
 from tests.support.bad_images import ACCEPTED, FAILING
+from tests.support.factories import ProductFactory
 from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +28,7 @@ def media_files(root: Path) -> list[Path]:
 
 @pytest.fixture
 def product() -> Product:
-    return Product.objects.create(sku="BAD-1", title="Test product", price=10)
+    return ProductFactory(sku="BAD-1", title="Test product", price=10)
 
 
 def upload(product: Product, content: bytes, name: str, content_type: str = "") -> tuple[ProductImage, bool]:

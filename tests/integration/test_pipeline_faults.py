@@ -22,6 +22,7 @@ from catalog.models import ImageVector, Product, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests.integration.test_localstack import stack
 from tests.support import bad_images as bad
+from tests.support.factories import ProductFactory
 from workers.services import image_processing_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,7 +101,7 @@ def producer_broker(url: str) -> Iterator[None]:
 
 @pytest.fixture
 def product() -> Product:
-    return Product.objects.create(sku="FAULT-1", title="Red top", price=10)
+    return ProductFactory(sku="FAULT-1", title="Red top", price=10)
 
 
 def upload_many(product: Product, n: int, size: tuple[int, int] = (240, 360)) -> list[int]:
@@ -216,7 +217,7 @@ def test_a_poison_image_fails_alone_with_its_reason(product, worker_factory, med
         raise_image, _ = product_image_add(product, raising, source_name="raises.jpg")
         kill_image, _ = product_image_add(product, killing, source_name="kills.jpg")
         image_processing_enqueue([raise_image.pk, kill_image.pk])
-    good += upload_many(Product.objects.create(sku="FAULT-2", title="Blue top", price=10), 2)
+    good += upload_many(ProductFactory(sku="FAULT-2", title="Blue top", price=10), 2)
     every = [*good, raise_image.pk, kill_image.pk]
     wait_for(lambda: all_settled(every), 240, "all images, poison included, to settle")
 

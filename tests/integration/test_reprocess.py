@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.models import ImageVector, Product, ProductImage
+from catalog.models import ImageVector, ProductImage
 from catalog.services import atomic_with_files, product_image_add
 from tests.support import bad_images as bad
+from tests.support.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +23,7 @@ def pending_images(settings, test_models) -> list[int]:
     settings.SHOP_PIPELINE = "off"
     ids = []
     for sku, colours in (("RP-1", [(200, 20, 20), (20, 200, 20)]), ("RP-2", [(20, 20, 200)])):
-        product = Product.objects.create(sku=sku, title=f"Top {sku}", price=10)
+        product = ProductFactory(sku=sku, title=f"Top {sku}", price=10)
         for colour in colours:
             with atomic_with_files():
                 image, _ = product_image_add(product, bad.jpeg((120, 180), colour), source_name=f"{sku}.jpg")

@@ -8,12 +8,8 @@ from django.db import connection
 
 from catalog.models import EmbeddingSpace, Product, ProductVector, hnsw_index_name
 from catalog.selectors import vector_nearest
-from catalog.services import (
-    ProductInput,
-    embedding_space_ensure,
-    product_upsert,
-    product_vector_upsert,
-)
+from catalog.services import embedding_space_ensure, product_vector_upsert
+from tests.support.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +20,7 @@ def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
 
 
 def make_products(n: int) -> list[Product]:
-    Product.objects.bulk_create([Product(sku=f"P{i:05d}", title=f"Product {i}", price=1) for i in range(n)])
+    Product.objects.bulk_create(ProductFactory.build_batch(n, price=1))
     return list(Product.objects.order_by("sku"))
 
 
@@ -107,8 +103,8 @@ def test_a_full_precision_index_of_an_earlier_version_is_rebuilt_in_half_precisi
 def test_spaces_of_different_dimensions_live_side_by_side():
     small = embedding_space_ensure(name="old@1", model_name="old", dim=8, modality="text", activate=True)
     large = embedding_space_ensure(name="new@2", model_name="new", dim=24, modality="text")
-    product, _ = product_upsert(ProductInput(sku="SIDE", title="Side by side", price=1))
-    other, _ = product_upsert(ProductInput(sku="OTHER", title="Other", price=1))
+    product = ProductFactory(sku="SIDE", title="Side by side", price=1)
+    other = ProductFactory(sku="OTHER", title="Other", price=1)
     product_vector_upsert(product.pk, small, "text", unit_rows(1, 8, 2)[0].tolist())
     product_vector_upsert(other.pk, small, "text", unit_rows(1, 8, 3)[0].tolist())
     q24 = unit_rows(1, 24, 4)[0].tolist()

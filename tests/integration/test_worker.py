@@ -12,6 +12,7 @@ from PIL import Image
 
 from catalog.models import ImageVector, ProductImage, ProductVector
 from catalog.services import catalog_import_csv
+from tests.support.factories import ProductFactory
 from tests.support.images import jpeg_bytes
 from workers.services import image_processing_enqueue
 
@@ -119,7 +120,6 @@ def test_product_text_is_embedded_again_when_it_changes(make_catalog, worker_fac
 
 
 def test_the_duplicate_stage_links_an_edited_copy_to_the_original_and_not_a_recolour(test_models, settings):
-    from catalog.models import Product
     from catalog.services import atomic_with_files, product_image_add
     from tests.unit.test_duplicates import hue_rotated, product_photo
     from workers.services import image_pipeline_run
@@ -134,7 +134,7 @@ def test_the_duplicate_stage_links_an_edited_copy_to_the_original_and_not_a_reco
     }
     ids = {}
     for sku, photo in photos.items():
-        product = Product.objects.create(sku=sku, title=sku, price=10)
+        product = ProductFactory(sku=sku, title=sku, price=10)
         buf = io.BytesIO()
         photo.save(buf, "JPEG", quality=85)
         with atomic_with_files():
