@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from catalog import services as catalog_services
 from catalog.models import Category, Product, ProductVector
+from tests.support.factories import CategoryFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,12 +51,9 @@ def admin_form_data(client: Client, url: str) -> dict[str, Any]:
 
 def make_product(sku: str = "Z1", title: str = "Plain party dress") -> Product:
     with transaction.atomic():
-        category = catalog_services.category_ensure_path(["Knitwear"])
-        product, _ = catalog_services.product_upsert(
-            catalog_services.ProductInput(sku=sku, title=title, price=Decimal("30"), category=category)
+        return ProductFactory(
+            sku=sku, title=title, price=Decimal("30"), category=CategoryFactory(name="Knitwear"), stock={"M": 2}
         )
-        catalog_services.product_set_stock(product, {"M": 2})
-    return product
 
 
 def test_an_admin_edit_is_findable_by_its_new_words(client, django_user_model, test_models):

@@ -19,6 +19,7 @@ from catalog.models import EmbeddingSpace, ImportJob, Product, ProductImage, Pro
 from search.styles import catalog_style_clusters
 from tests.support import bad_images as bad
 from tests.support.archives import zip_bytes
+from tests.support.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,11 +42,9 @@ def staff_client(client, django_user_model):
 
 def make_product(sku: str, *, stock: int = 3, title: str = "", colour: str = "") -> Product:
     with transaction.atomic():
-        product, _ = services.product_upsert(
-            services.ProductInput(sku=sku, title=title or f"Product {sku}", price=Decimal("10"), colour=colour)
+        return ProductFactory(
+            sku=sku, title=title or f"Product {sku}", price=Decimal("10"), colour=colour, stock={"M": stock}
         )
-        services.product_set_stock(product, {"M": stock})
-    return product
 
 
 def add_image(product: Product, content: bytes, name: str = "p.jpg") -> ProductImage:
