@@ -325,16 +325,12 @@ SHOP_MAX_ATTEMPTS = env_int("SHOP_MAX_ATTEMPTS", 3)
 SHOP_SWEEP_INTERVAL = env_int("SHOP_SWEEP_INTERVAL", 60)
 SHOP_FAULT_INJECTION = env_str("SHOP_FAULT_INJECTION", "")  # tests and drills only; see workers.services
 # Products whose text changed (the database marks them, whoever wrote the row) get their text
-# vectors again within this many seconds; keyword search sees the change at once.
+# vectors again by a task sent this often; keyword search sees the change at once. The task waits its
+# turn behind photos already queued (never dropped: a run with nothing to do costs one index lookup).
 SHOP_TEXT_REFRESH_INTERVAL = env_int("SHOP_TEXT_REFRESH_INTERVAL", 5)
 CELERY_BEAT_SCHEDULE = {
     "images-sweep": {"task": "workers.tasks.images_sweep", "schedule": SHOP_SWEEP_INTERVAL},
-    "products-text-refresh": {
-        "task": "workers.tasks.products_text_refresh",
-        "schedule": SHOP_TEXT_REFRESH_INTERVAL,
-        # behind a queue of photos the next run does the same work: a late one is dropped
-        "options": {"expires": SHOP_TEXT_REFRESH_INTERVAL},
-    },
+    "products-text-refresh": {"task": "workers.tasks.products_text_refresh", "schedule": SHOP_TEXT_REFRESH_INTERVAL},
 }
 # --- the model lifecycle (lifecycle/) -------------------------------------------------------------
 # Model builds run on their own queue, one at a time, in a worker of their own (bin/run starts it

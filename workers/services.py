@@ -478,6 +478,8 @@ def products_text_refresh(batch: int = 64) -> int:
     by one run are skipped by another). Returns how many products were looked at."""
     from lifecycle.serving import embedders_writing
 
+    if not catalog_selectors.products_search_dirty_exist():
+        return 0  # the usual case: one index lookup, no model touched
     writers = embedders_writing()
     if not writers:
         return 0  # nothing can embed yet: the products stay dirty until an embedder serves

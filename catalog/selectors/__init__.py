@@ -55,6 +55,7 @@ from catalog.selectors.products import (
     product_skus_existing,
     product_variants,
     products_by_ids,
+    products_search_dirty_exist,
     variant_sizes,
 )
 from catalog.selectors.search import (
@@ -63,6 +64,7 @@ from catalog.selectors.search import (
     FilterMatch,
     ProductFactRows,
     ProductFilters,
+    SqlParam,
     attribute_vocabulary,
     keyword_lexicon,
     keyword_surface_words,
@@ -107,6 +109,7 @@ __all__ = [
     "ProductFilters",
     "RankFacts",
     "SpaceCoverage",
+    "SqlParam",
     "attribute_values",
     "attribute_vocabulary",
     "catalog_health",
@@ -170,6 +173,7 @@ __all__ = [
     "product_vectors_newest_change",
     "products_by_ids",
     "products_by_predicted",
+    "products_search_dirty_exist",
     "products_with_pictures",
     "products_with_ready_images_count",
     "products_without_vector",

@@ -245,3 +245,9 @@ def product_list_in_category(category: Category) -> QuerySet[Product]:
 
 def product_variants(product_id: int) -> list[Variant]:
     return list(Variant.objects.filter(product_id=product_id).order_by("position", "id"))
+
+
+def products_search_dirty_exist() -> bool:
+    """Whether any product's text changed since its text vector was computed (the partial index
+    ``product_search_dirty`` answers it)."""
+    return Product.objects.filter(search_dirty=True).exists()

@@ -21,6 +21,7 @@ SqlParam: TypeAlias = (
     bool | int | float | Decimal | str | bytes | date | datetime | UUID | tuple[Any, ...] | list[Any] | None
 )
 
+
 @dataclass(frozen=True)
 class ProductFilters:
     """What a shopper narrows a search to. Empty fields do not filter."""
