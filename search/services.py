@@ -879,7 +879,7 @@ def _filter_match(
     categories = catalog_selectors.category_ids_under(filters.category) if filters.category else None
     ids = memory.facts.ids[memory.facts.passing(filters, categories)]
     few = len(ids) <= catalog_selectors.EXACT_SCAN_MAX
-    return catalog_selectors.FilterMatch(count=len(ids), ids=tuple(ids.tolist()) if few else None), memory.facts
+    return catalog_selectors.FilterMatch(ids=tuple(ids.tolist()) if few else None), memory.facts
 
 
 # --- the query threads -------------------------------------------------------------------------

@@ -99,16 +99,15 @@ EXACT_SCAN_MAX = 20_000
 
 @dataclass(frozen=True)
 class FilterMatch:
-    """How many products pass a filter, and which, when they are few enough for an exact scan."""
+    """Which products pass a filter, when they are few enough for an exact scan."""
 
-    count: int  # exact when ``ids`` is given; else EXACT_SCAN_MAX + 1, "more than EXACT_SCAN_MAX"
     ids: tuple[int, ...] | None  # None: more than EXACT_SCAN_MAX match (the index path serves them)
 
 
 def product_filter_match(filters: ProductFilters, using: str | None = None) -> FilterMatch:
     """The products passing ``filters``, read once per search: their ids when at most EXACT_SCAN_MAX
     match (every vector signal then scans just those rows, without filtering the product table
-    again), else only their count."""
+    again), else None."""
     using = using or settings.SEARCH_DB_ALIAS
     where, params = product_filter_sql(filters)
     with connections[using].cursor() as cursor:
@@ -116,7 +115,7 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
         ids = tuple(row[0] for row in cursor.fetchall())
     # Counting every match of a broad filter took 90 ms at 1,000,000 products (bench.search) and
     # nothing needs the number: the index path serves any count above EXACT_SCAN_MAX the same way.
-    return FilterMatch(count=len(ids), ids=ids if len(ids) <= EXACT_SCAN_MAX else None)
+    return FilterMatch(ids=ids if len(ids) <= EXACT_SCAN_MAX else None)
 
 
 def product_ids_in_categories(
