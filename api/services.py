@@ -9,7 +9,7 @@ from typing import Any
 
 from catalog import services as catalog_services
 from catalog.models import Product
-from workers.services import image_processing_enqueue, images_reprocess_enqueue
+from workers import services as workers_services
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,13 @@ class UploadedFile:
 def product_images_add(product: Product, files: Sequence[UploadedFile]) -> list[catalog_services.UploadResult]:
     """Store each file on the product (each alone: a refused file stops nothing else); processing is
     queued as each commits. Refusals carry the upload checks' reasons."""
-    results = catalog_services.product_images_upload(
-        [(f.name, f.content, f.content_type) for f in files], product=product
-    )
-    image_processing_enqueue([r.image_id for r in results if r.created and r.image_id])
-    return results
+    return workers_services.product_images_upload([(f.name, f.content, f.content_type) for f in files], product=product)
 
 
 def image_reprocess(image_id: int) -> bool:
     """Run the whole pipeline again for one image. Returns whether the broker took the task (if not,
     the image stays pending and the sweep sends it)."""
-    return bool(images_reprocess_enqueue([image_id]))
+    return bool(workers_services.images_reprocess_enqueue([image_id]))
 
 
 def token_for(user: Any) -> str:

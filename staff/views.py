@@ -21,7 +21,7 @@ from catalog.models import ImportJob, Product, ProductImage
 from search.alternatives import alternatives_for
 from search.styles import catalog_style_clusters
 from staff.forms import ImageUploadForm, ImportForm
-from workers.services import image_processing_enqueue, images_reprocess_enqueue, import_job_enqueue
+from workers.services import images_reprocess_enqueue, import_job_enqueue, product_images_upload
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -68,8 +68,7 @@ def image_upload(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             files = [(f.name or "photo", f.read(), f.content_type or "") for f in form.cleaned_data["files"]]
             try:
-                results = services.product_images_upload(files, product=product)
-                image_processing_enqueue([r.image_id for r in results if r.created and r.image_id])
+                results = product_images_upload(files, product=product)
             except services.StorageUnavailable as exc:
                 message = f"The photos could not be stored: {exc}. Try again in a moment; nothing half-stored is left."
                 if _wants_json(request):

@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -43,7 +43,10 @@ from PIL import Image
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.image_checks import ImageRejected, image_decode
-from catalog.models import EmbeddingSpace
+from catalog.models import EmbeddingSpace, Product
+
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,16 @@ def image_processing_enqueue(image_ids: Sequence[int]) -> None:
         return
     ids = list(image_ids)
     transaction.on_commit(lambda: _send(ids))
+
+
+def product_images_upload(
+    files: Sequence[tuple[str, bytes, str]], *, product: Product | None = None
+) -> list[catalog_services.UploadResult]:
+    """Store uploaded photos (:func:`catalog.services.product_images_upload`: each file alone, onto
+    ``product`` or as new products) and queue the new ones for processing."""
+    results = catalog_services.product_images_upload(files, product=product)
+    image_processing_enqueue([r.image_id for r in results if r.created and r.image_id])
+    return results
 
 
 def images_reprocess_enqueue(image_ids: Sequence[int]) -> int:
@@ -444,6 +457,30 @@ def png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def products_text_embed(
+    products: Sequence[Product], targets: Sequence[tuple[EmbeddingSpace, Any]], *, mark: bool
+) -> bool:
+    """Embed the texts of ``products`` into each (space, embedder) of ``targets`` where a product's
+    text changed since it was last embedded or the space has no text vector of it yet, one model call
+    per space; ``mark`` records the texts as embedded. Returns whether any vector was written."""
+    digests = {p.pk: catalog_services.product_text_hash(p) for p in products}
+    changed = {p.pk for p in products if p.text_hash != digests[p.pk]}
+    wrote = False
+    for space, embedder in targets:
+        have = catalog_selectors.product_ids_with_vector([p.pk for p in products], space, "text")
+        todo = [p for p in products if p.pk in changed or p.pk not in have]
+        if not todo:
+            continue
+        vectors = embedder.encode_texts([catalog_services.product_text_for_embedding(p) for p in todo])
+        for product, vector in zip(todo, vectors, strict=True):
+            catalog_services.product_vector_upsert(product.pk, space, "text", vector.tolist())
+        wrote = True
+    if mark:
+        for pk in changed:
+            catalog_services.product_mark_text_embedded(pk, digests[pk])
+    return wrote
+
+
 def product_text_refresh(product_id: int, spaces: Sequence[EmbeddingSpace] | None = None, *, mark: bool = True) -> bool:
     """Embed the product's text where it changed since the last time or has no vector yet, in
     ``spaces`` (default: every space the pipeline writes); ``mark`` records the text as embedded (not
@@ -453,20 +490,11 @@ def product_text_refresh(product_id: int, spaces: Sequence[EmbeddingSpace] | Non
     product = catalog_selectors.product_get_by_id(product_id)
     if product is None:
         return False
-    digest = catalog_services.product_text_hash(product)
-    changed = product.text_hash != digest
-    targets = list(spaces) if spaces is not None else [w.space for w in embedders_writing()]
-    text = catalog_services.product_text_for_embedding(product)
-    wrote = False
-    for target in targets:
-        if not changed and catalog_selectors.product_has_vector(product_id, target, "text"):
-            continue
-        vector = embedder_for_space(target).encode_texts([text])[0]
-        catalog_services.product_vector_upsert(product_id, target, "text", vector.tolist())
-        wrote = True
-    if changed and mark:
-        catalog_services.product_mark_text_embedded(product_id, digest)
-    return wrote
+    if spaces is None:
+        targets = [(w.space, w.embedder) for w in embedders_writing()]
+    else:
+        targets = [(space, embedder_for_space(space)) for space in spaces]
+    return products_text_embed([product], targets, mark=mark)
 
 
 def products_text_refresh(batch: int = 64) -> int:
@@ -492,23 +520,7 @@ def products_text_refresh(batch: int = 64) -> int:
             if not products:
                 break
             seen += len(products)
-            texts = {p.pk: catalog_services.product_text_for_embedding(p) for p in products}
-            digests = {p.pk: catalog_services.product_text_hash(p) for p in products}
-            for writer in writers:
-                todo = [
-                    p.pk
-                    for p in products
-                    if p.text_hash != digests[p.pk]
-                    or not catalog_selectors.product_has_vector(p.pk, writer.space, "text")
-                ]
-                if not todo:
-                    continue
-                vectors = writer.embedder.encode_texts([texts[pk] for pk in todo])
-                for pk, vector in zip(todo, vectors, strict=True):
-                    catalog_services.product_vector_upsert(pk, writer.space, "text", vector.tolist())
-            for p in products:
-                if p.text_hash != digests[p.pk]:
-                    catalog_services.product_mark_text_embedded(p.pk, digests[p.pk])
+            products_text_embed(products, [(w.space, w.embedder) for w in writers], mark=True)
     if seen:
         logger.info("text refresh: %d product(s) whose text changed looked at", seen)
     return seen

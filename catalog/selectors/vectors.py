@@ -32,8 +32,10 @@ from catalog.selectors.search import (
 )
 
 
-def product_has_vector(product_id: int, space: EmbeddingSpace, kind: str) -> bool:
-    return ProductVector.objects.filter(product_id=product_id, space=space, kind=kind).exists()
+def product_ids_with_vector(product_ids: Sequence[int], space: EmbeddingSpace, kind: str) -> set[int]:
+    """Which of these products have a ``kind`` vector in ``space`` (one query)."""
+    rows = ProductVector.objects.filter(product_id__in=list(product_ids), space=space, kind=kind)
+    return set(rows.values_list("product_id", flat=True))
 
 
 def products_without_vector(space: EmbeddingSpace, kind: str, limit: int = 1000) -> list[int]:

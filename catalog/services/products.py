@@ -122,16 +122,15 @@ def products_search_claim(limit: int) -> list[Product]:
     trigger of migration 0012) and clear their flag. Must run inside the caller's transaction: the
     rows stay locked until it commits, so an edit made meanwhile waits and marks the product again,
     and a caller that dies rolls the flags back. Rows another worker holds are skipped."""
-    ids = list(
-        Product.objects.select_for_update(skip_locked=True)
+    products = list(
+        Product.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("category")
         .filter(search_dirty=True)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
+        .order_by("id")[:limit]
     )
-    if not ids:
-        return []
-    Product.objects.filter(pk__in=ids).update(search_dirty=False)
-    return list(Product.objects.select_related("category").filter(pk__in=ids).order_by("id"))
+    if products:
+        Product.objects.filter(pk__in=[p.pk for p in products]).update(search_dirty=False)
+    return products
 
 
 class ProductExists(ValueError):
