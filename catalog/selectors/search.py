@@ -270,6 +270,20 @@ def attribute_vocabulary(using: str | None = None) -> dict[str, dict[str, list[o
     return vocabulary
 
 
+def leaf_categories_in_tree(using: str | None = None) -> list[tuple[int, str, str]]:
+    """Every leaf category as (id, name, name with its parent's: "t-shirt (garment upper body)"),
+    lower-cased, by id: what a category means includes where the catalog files it."""
+    sql = """
+        SELECT c.id, lower(c.name), lower(c.name || coalesce(' (' || parent.name || ')', ''))
+        FROM catalog_category c LEFT JOIN catalog_category parent ON parent.id = c.parent_id
+        WHERE NOT EXISTS (SELECT 1 FROM catalog_category k WHERE k.parent_id = c.id)
+        ORDER BY c.id
+    """
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql)
+        return [(int(pk), name, in_tree) for pk, name, in_tree in cursor.fetchall()]
+
+
 PREDICTED_ATTRIBUTES = ("category", "colour", "pattern")
 
 

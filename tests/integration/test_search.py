@@ -301,6 +301,37 @@ def test_a_category_named_exactly_comes_before_its_plural(catalog):
         services.search_caches_reset()  # the vocabulary cache must not keep this test's categories
 
 
+def test_a_category_is_read_with_its_place_in_the_tree(catalog):
+    """The categories signal reads each leaf category by its name and by its name with its parent's:
+    two leaves called "Socks", one under Men and one under Baby, are told apart by a query that names
+    the department, and are both close to one that does not."""
+    from catalog.services import category_ensure_path
+
+    services.search_caches_reset()
+    men = category_ensure_path(["Men", "Socks"])
+    baby = category_ensure_path(["Baby", "Socks"])
+    try:
+        leaves = {pk: (name, in_tree) for pk, name, in_tree in selectors.leaf_categories_in_tree()}
+        assert leaves[men.pk] == ("socks", "socks (men)")
+        assert leaves[baby.pk] == ("socks", "socks (baby)")
+        assert leaves[catalog_category_id(catalog, "R1")] == ("tops", "tops (women)")
+
+        for_men = services.nearest_categories("socks for men")
+        for_baby = services.nearest_categories("socks for a baby")
+        assert for_men[men.pk] > for_men[baby.pk]
+        assert for_baby[baby.pk] > for_baby[men.pk]
+        plain = services.nearest_categories("socks")
+        assert {men.pk, baby.pk} <= set(plain)  # the name alone is read too
+    finally:
+        services.search_caches_reset()
+
+
+def catalog_category_id(ids: dict[str, int], sku: str) -> int:
+    product = selectors.product_get_by_id(ids[sku])
+    assert product is not None and product.category_id is not None
+    return product.category_id
+
+
 def test_pagination_is_stable_and_complete(catalog):
     first = services.search_products("cotton", page=1, page_size=3)
     second = services.search_products("cotton", page=2, page_size=3)
