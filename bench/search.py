@@ -2,6 +2,11 @@
 through the shop's search service, measured at 100,000 products and at the size asked for.
 
     .venv/bin/python -m bench.search [--products 100000|1000000] [--queries 200] [--out var/bench/search.json]
+        [--keep-db | --reuse-db NAME]
+
+``--keep-db`` keeps the bench database (its name is printed); ``--reuse-db NAME`` measures again on
+it, at the size it holds, without loading or indexing anything (a million products take about 15
+minutes to load and index).
 
 The catalog lives in a fresh database of its own (dropped afterwards): products with titles,
 descriptions, categories (40 leaves), colours, patterns, prices and sizes in stock drawn from a fixed
@@ -24,7 +29,8 @@ Printed for each size, all measured in the same run:
   that size and, as the baseline of the same run, the database path alone; the p50 of each stage of
   a filtered search;
 * HNSW recall@10 of the service's search against exact search (ef_search 200 for a pool of 200, and
-  the pgvector default 40);
+  the pgvector default 40), and recall@10 with the time of one lookup of the service's pool of 100 at
+  ef_search 100, 200, 400 and 800;
 * photo search (``search_photo``: parse + embed + per-garment vector search) on VITON person photos;
 * this process's resident memory at the start and after the searches (a web process holds the same).
 """
@@ -56,6 +62,7 @@ TYPES = ["t-shirt", "dress", "trousers", "jacket", "sweater", "skirt", "shirt", 
 GROUPS = ["Women", "Men", "Kids", "Sport"]
 MATERIALS = ["cotton", "linen", "wool", "jersey", "denim", "viscose", "leather", "silk"]
 SIZES = ["XS", "S", "M", "L", "XL"]
+BENCH_SPACE = "bench-random-256"
 
 
 def setup_django() -> None:
@@ -313,16 +320,29 @@ def top10(space: Any, q: np.ndarray, cast: str | None, ef: int = 40) -> list[int
         return [r[0] for r in cursor.fetchall()]
 
 
-def hnsw_recall(space: Any, queries: list[np.ndarray], ef: int) -> float:
+def hnsw_recall(space: Any, queries: list[np.ndarray], ef: int, exact: list[list[int]] | None = None) -> float:
     """Recall@10 of the service's vector search (``vector_nearest``: the half-precision index) against
-    exact full-precision search."""
+    exact full-precision search (``exact``: the queries' exact top 10, when computed already)."""
     from catalog.selectors import vector_nearest
 
+    exact = exact if exact is not None else [top10(space, q, None) for q in queries]
     hits = 0
-    for q in queries:
+    for q, truth in zip(queries, exact, strict=True):
         found = vector_nearest(table="product", space=space, kind="image", query=q, k=10, ef_search=ef)
-        hits += len({h.owner_id for h in found} & set(top10(space, q, None)))
+        hits += len({h.owner_id for h in found} & set(truth))
     return round(hits / (10 * len(queries)), 4)
+
+
+def hnsw_lookup_ms(space: Any, queries: list[np.ndarray], ef: int, k: int = 100) -> dict[str, float]:
+    """Latency of one unfiltered lookup of the service's pool (``k``) through the index at ``ef``."""
+    from catalog.selectors import vector_nearest
+
+    timings = []
+    for q in queries:
+        t0 = time.perf_counter()
+        vector_nearest(table="product", space=space, kind="image", query=q, k=k, ef_search=max(ef, k))
+        timings.append(time.perf_counter() - t0)
+    return latency_summary(timings)
 
 
 def precision_compare(space: Any, queries: list[np.ndarray]) -> dict[str, Any]:
@@ -431,9 +451,16 @@ def measure(space: Any, queries: list[str], rng: np.random.Generator, photos: in
             for name, filters in filtered.items():
                 out["text_search_database_path"][name] = time_queries(queries, filters)
     vectors = cluster_queries(rng, 100)
+    exact = [top10(space, q, None) for q in vectors]  # once for every ef_search below
     out["hnsw_recall@10"] = {
-        "ef_search 200 (service pool)": hnsw_recall(space, vectors, 200),
-        "ef_search 40 (pgvector default)": hnsw_recall(space, vectors, 40),
+        "ef_search 200 (service pool)": hnsw_recall(space, vectors, 200, exact),
+        "ef_search 40 (pgvector default)": hnsw_recall(space, vectors, 40, exact),
+    }
+    # how recall and a lookup's time grow with ef_search at this size (the service's is
+    # settings.SEARCH_HNSW_EF_SEARCH)
+    out["hnsw_ef_search_sweep"] = {
+        f"ef_search {ef}": {"recall@10": hnsw_recall(space, vectors, ef, exact), **hnsw_lookup_ms(space, vectors, ef)}
+        for ef in (100, 200, 400, 800)
     }
     out["photo_search"] = photo_latency(photos)
     out["rss_mb_after_searches"] = process_rss_mb()
@@ -447,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "search.json")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database (its name is printed)")
+    parser.add_argument(
+        "--reuse-db",
+        default="",
+        help="measure again on a database kept by --keep-db (no load, no index build: the size it holds)",
+    )
     args = parser.parse_args(argv)
     subprocess.run([sys.executable, "-m", "shop.localstack", "start", "postgres", "redis"], cwd=REPO, check=True)
     setup_django()
@@ -460,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     result: dict[str, Any] = {"products": args.products, "rss_mb_at_start": process_rss_mb()}
+    if args.reuse_db:
+        return measure_again(args, result, rng)
     with fresh_database(keep=args.keep_db) as db_name:
         print(f"bench database {db_name}", flush=True)
         for group in GROUPS:
@@ -473,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         serving = models_ensure()["embedder"]
         encoder = embedder_of(serving)
         space = embedding_space_ensure(
-            name="bench-random-256",
+            name=BENCH_SPACE,
             model_name=encoder.version[:120],
             dim=DIM,
             modality=EmbeddingSpace.Modality.IMAGE_TEXT,
@@ -484,10 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # measured at 100,000 products and at the size asked for (25,000 and it, for smaller sizes)
         checkpoints = sorted({min(args.products, 100_000 if args.products > 100_000 else 25_000), args.products})
-        queries = [
-            f"{COLOURS[i % len(COLOURS)].lower()} {PATTERNS[i % len(PATTERNS)].lower()} {TYPES[i % len(TYPES)]}"
-            for i in range(args.queries)
-        ]
+        queries = bench_queries(args.queries)
         t0 = time.perf_counter()
         encode_query_text("warm up the encoder")
         cold = []
@@ -514,6 +545,42 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {target:,}: text search {json.dumps(at['text_search'])}", flush=True)
             result["at"][f"{target:,}"] = at
         result["seconds"] = round(time.perf_counter() - t0, 1)
+    return report(args, result)
+
+
+def bench_queries(n: int) -> list[str]:
+    return [
+        f"{COLOURS[i % len(COLOURS)].lower()} {PATTERNS[i % len(PATTERNS)].lower()} {TYPES[i % len(TYPES)]}"
+        for i in range(n)
+    ]
+
+
+def measure_again(args: argparse.Namespace, result: dict[str, Any], rng: np.random.Generator) -> int:
+    """``--reuse-db``: the measurements of :func:`measure` on a kept bench database, at its size."""
+    from catalog.models import EmbeddingSpace, Product
+    from evaluation.search import use_database
+    from search.services import encode_query_text
+
+    with use_database(args.reuse_db):
+        space = EmbeddingSpace.objects.filter(name=BENCH_SPACE).first()
+        if space is None:
+            print(f"{args.reuse_db} holds no bench space {BENCH_SPACE!r}: keep one with --keep-db", file=sys.stderr)
+            return 2
+        products = Product.objects.count()
+        args.products = result["products"] = products
+        print(f"reusing bench database {args.reuse_db}: {products:,} products", flush=True)
+        queries = bench_queries(args.queries)
+        t0 = time.perf_counter()
+        encode_query_text("warm up the encoder")
+        at: dict[str, Any] = {"sizes_mb": sizes()}
+        at.update(measure(space, queries, rng, args.photos))
+        print(f"  {products:,}: text search {json.dumps(at['text_search'])}", flush=True)
+        result["at"] = {f"{products:,}": at}
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+    return report(args, result)
+
+
+def report(args: argparse.Namespace, result: dict[str, Any]) -> int:
     print(json.dumps(result, indent=2))
     final = result["at"][f"{args.products:,}"]
     targets = {"text p95 ≤ 30 ms (no filter)": final["text_search"]["no filter"]["p95_ms"] <= 30}

@@ -120,6 +120,34 @@ def test_a_selective_filter_never_starves_the_vector_index(catalog, monkeypatch)
     assert skus(services.vector_signal(vector, "image", 5, ProductFilters(colour="green")), catalog) == ["G1"]
 
 
+def test_a_broad_filter_goes_to_the_index_on_the_planners_estimate_without_reading_its_matches(
+    catalog, monkeypatch
+):
+    """The planner's estimate decides first: a filter it expects to match more than EXACT_SCAN_MAX
+    products is not read at all (the index path serves it, and finds what it should); one expected
+    to match fewer has its ids read, as before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.selectors import search as sel_search
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_product")  # statistics, as autovacuum keeps them
+    monkeypatch.setattr(sel_search, "EXACT_SCAN_MAX", 2)
+    black = ProductFilters(colour="black")  # 3 of the 8 products, and the statistics know it
+
+    with CaptureQueriesContext(connection) as queries:
+        matching = selectors.product_filter_match(black)
+    assert matching.ids is None
+    assert [q["sql"].startswith("EXPLAIN") for q in queries.captured_queries] == [True]  # the ids were never read
+
+    vector = services.encode_query_text("black t-shirt")
+    assert set(skus(services.vector_signal(vector, "image", 5, black, matching), catalog)) == {"K1", "K2", "K3"}
+
+    green = selectors.product_filter_match(ProductFilters(colour="green"))  # 1 product: read
+    assert green.ids == (catalog["G1"],)
+
+
 def test_one_exact_pass_for_both_kinds_equals_one_scan_per_kind(catalog):
     """The filtered path that scores image and text vectors in one pass ranks exactly as scanning
     each kind on its own does."""
