@@ -376,7 +376,6 @@ def pg_init(layout: Layout, pgdata: Path, checksums: bool = True) -> None:
         "listen_addresses = '127.0.0.1'\n"
         f"port = {layout.pg_port}\n"
         f"unix_socket_directories = '{pgdata}'\n"
-        "shared_buffers = '256MB'\n"
         "maintenance_work_mem = '512MB'\n"
         "max_connections = 200\n"
         "fsync = on\n"
@@ -410,11 +409,31 @@ def pg_stale_locks_remove(pgdata: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def pg_shared_buffers(environ: Mapping[str, str] | None = None) -> str:
+    """PostgreSQL's buffer cache: ``SHOP_PG_SHARED_BUFFERS`` (e.g. ``2GB``), else a quarter of this
+    machine's memory (PostgreSQL's own rule of thumb), at least 256MB and at most 8GB. The HNSW indexes
+    should fit in it: about 0.8 GB per kind per million products at 256 dimensions in half precision.
+    A read that misses it goes through the kernel's cache, which at a million products made a filtered
+    vector search several times slower (docs/search.md, section 8). Linux hands the memory out only as
+    pages are used, so a large setting costs nothing on a small catalog."""
+    env = os.environ if environ is None else environ
+    configured = env.get("SHOP_PG_SHARED_BUFFERS", "").strip()
+    if configured:
+        return configured
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "256MB"
+    return f"{max(256, min(8192, total // 4 // 2**20))}MB"
+
+
 def pg_server_start(layout: Layout, name: str, pgdata: Path, port: int) -> int:
     pg_stale_locks_remove(pgdata)
     out = open(layout.log_file(name), "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        [str(pg_bin_dir() / "postgres"), "-D", str(pgdata)],
+        # settings given here apply to clusters made by any earlier version too (they override the
+        # configuration files)
+        [str(pg_bin_dir() / "postgres"), "-D", str(pgdata), "-c", f"shared_buffers={pg_shared_buffers()}"],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -240,6 +240,14 @@ def product_vector_count(space: EmbeddingSpace, using: str | None = None) -> int
         return int(cursor.fetchone()[0])
 
 
+def product_vector_rows_estimate(using: str | None = None) -> int:
+    """The planner's estimate of the product vector table's rows (every space; no scan)."""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'catalog_productvector'::regclass")
+        row = cursor.fetchone()
+    return max(0, int(row[0])) if row else 0
+
+
 def product_vectors_newest_change(space: EmbeddingSpace, using: str | None = None) -> datetime | None:
     """When the newest product vector of ``space`` was written (an index lookup)."""
     with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:

@@ -120,9 +120,7 @@ def test_a_selective_filter_never_starves_the_vector_index(catalog, monkeypatch)
     assert skus(services.vector_signal(vector, "image", 5, ProductFilters(colour="green")), catalog) == ["G1"]
 
 
-def test_a_broad_filter_goes_to_the_index_on_the_planners_estimate_without_reading_its_matches(
-    catalog, monkeypatch
-):
+def test_a_broad_filter_goes_to_the_index_on_the_planners_estimate_without_reading_its_matches(catalog, monkeypatch):
     """The planner's estimate decides first: a filter it expects to match more than EXACT_SCAN_MAX
     products is not read at all (the index path serves it, and finds what it should); one expected
     to match fewer has its ids read, as before."""
@@ -146,6 +144,22 @@ def test_a_broad_filter_goes_to_the_index_on_the_planners_estimate_without_readi
 
     green = selectors.product_filter_match(ProductFilters(colour="green"))  # 1 product: read
     assert green.ids == (catalog["G1"],)
+
+
+def test_ef_search_grows_with_the_vector_index_unless_set(catalog, monkeypatch, settings):
+    """Unfiltered lookups walk 200 candidates on a small index, 800 on a large one (recall at a million
+    products), or what SHOP_SEARCH_HNSW_EF_SEARCH says."""
+    from search.caching import catalog_facts_reset
+
+    settings.SEARCH_HNSW_EF_SEARCH = 0
+    catalog_facts_reset()
+    assert services.hnsw_ef_search() == 200  # 16 vector rows
+    monkeypatch.setattr(services, "LARGE_INDEX_ROWS", -1)
+    catalog_facts_reset()
+    assert services.hnsw_ef_search() == 800
+    settings.SEARCH_HNSW_EF_SEARCH = 300
+    assert services.hnsw_ef_search() == 300
+    catalog_facts_reset()
 
 
 def test_one_exact_pass_for_both_kinds_equals_one_scan_per_kind(catalog):
