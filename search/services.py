@@ -175,7 +175,10 @@ def vector_signal(
     matching: catalog_selectors.FilterMatch | None = None,
     *,
     space: EmbeddingSpace | None = None,
+    ef_search: int | None = None,
 ) -> list[Hit]:
+    """The ``limit`` products whose ``kind`` vectors are nearest ``vector``, within ``filters``.
+    ``ef_search``: the candidate list of an unfiltered index lookup (default :func:`hnsw_ef_search`)."""
     space = space or _space()
     if space is None:
         return []
@@ -192,7 +195,7 @@ def vector_signal(
         k=limit,
         # unfiltered: the candidate list recall needs at the catalog's size; filtered, the iterative scan
         # goes on past it by itself, and a longer first list only costs time
-        ef_search=max(100 if filtered else hnsw_ef_search(), limit),
+        ef_search=max(100 if filtered else ef_search or hnsw_ef_search(), limit),
         filters=filters,
         matching=matching,
     )
@@ -203,6 +206,13 @@ def vector_signal(
 # ef_search 200 keeps recall@10 at 0.999 (100,000 products); above it 800 is needed (0.973 at a
 # million products, where 200 gives 0.907), at about 6 ms more per lookup there (bench.search).
 LARGE_INDEX_ROWS = 1_000_000
+
+
+# A photo's garments are looked up with a short candidate list at any size: at a million products the
+# text search's 800 (recall@10 0.973 against 0.874 at 100) added 12–16 ms at p50 and about 20 at p95
+# to a photo search of two or three garments, which has its own latency target (bench.search, 60 VITON
+# photos; docs/search.md section 8).
+PHOTO_EF_SEARCH = 100
 
 
 def hnsw_ef_search() -> int:
@@ -1113,7 +1123,7 @@ def search_photo(
     vectors = embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
     results = []
     for found, vector in zip(garments, vectors, strict=True):
-        hits = vector_signal(vector, "image", limit * 4, filters, space=space)
+        hits = vector_signal(vector, "image", limit * 4, filters, space=space, ef_search=PHOTO_EF_SEARCH)
         kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
         allowed = COMPATIBLE_GARMENTS.get(found.label)
         if allowed is not None:
