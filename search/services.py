@@ -182,20 +182,21 @@ def vector_signal(
     space = space or _space()
     if space is None:
         return []
-    filtered = filters is not None and filters.active()
-    if filters is not None and filtered:
+    if filters is not None and filters.active():
         matching = matching or catalog_selectors.product_filter_match(filters)
         if matching.ids is not None:  # few enough to score exactly (in memory when kept there)
             return vector_signals_exact(vector, [kind], limit, matching.ids, space=space)[kind]
+        # the iterative scan goes on past its first candidate list by itself: a longer one only costs time
+        ef_search = 100
+    else:  # the candidate list recall needs at the catalog's size
+        ef_search = ef_search or hnsw_ef_search()
     hits = catalog_selectors.vector_nearest(
         table="product",
         space=space,
         kind=kind,
         query=list(vector),
         k=limit,
-        # unfiltered: the candidate list recall needs at the catalog's size; filtered, the iterative scan
-        # goes on past it by itself, and a longer first list only costs time
-        ef_search=max(100 if filtered else ef_search or hnsw_ef_search(), limit),
+        ef_search=max(ef_search, limit),
         filters=filters,
         matching=matching,
     )
@@ -209,7 +210,7 @@ LARGE_INDEX_ROWS = 1_000_000
 
 
 # A photo's garments are looked up with a short candidate list at any size: at a million products the
-# text search's 800 (recall@10 0.973 against 0.874 at 100) added 12–16 ms at p50 and about 20 at p95
+# text search's 800 (recall@10 0.973 against 0.874 at 100) added 10–18 ms at p50 and about 20 at p95
 # to a photo search of two or three garments, which has its own latency target (bench.search, 60 VITON
 # photos; docs/search.md section 8).
 PHOTO_EF_SEARCH = 100

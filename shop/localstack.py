@@ -414,8 +414,8 @@ def pg_shared_buffers(environ: Mapping[str, str] | None = None) -> str:
     machine's memory (PostgreSQL's own rule of thumb), at least 256MB and at most 8GB. The HNSW indexes
     should fit in it: about 0.8 GB per kind per million products at 256 dimensions in half precision.
     A read that misses it goes through the kernel's cache, which at a million products made vector
-    lookups about twice as slow (256MB against 4GB; docs/search.md, section 8). Linux hands the memory out only as
-    pages are used, so a large setting costs nothing on a small catalog."""
+    lookups about twice as slow (256MB against 4GB; docs/search.md, section 8). Linux hands the memory
+    out only as pages are used, so a large setting costs nothing on a small catalog."""
     env = os.environ if environ is None else environ
     configured = env.get("SHOP_PG_SHARED_BUFFERS", "").strip()
     if configured:

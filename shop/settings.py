@@ -206,13 +206,13 @@ SEARCH_DB_ALIAS = "replica" if DATABASE_REPLICA_URL else "default"
 # while the active space holds at most this many product vector rows (0: always in the database);
 # changes are looked for at most every REFRESH seconds, everything is reloaded every RELOAD seconds.
 SEARCH_MEMORY_VECTORS_MAX = env_int("SHOP_SEARCH_MEMORY_VECTORS_MAX", 500_000)
+SEARCH_MEMORY_REFRESH_S = env_float("SHOP_SEARCH_MEMORY_REFRESH_S", 1.0)
+SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 # HNSW ef_search of unfiltered vector lookups (the candidate list the index walks); 0: by the index's
 # size (search.services.hnsw_ef_search): 200 up to a million vector rows, 800 above. Recall@10 against
 # exact search (bench.search): 0.999 at 200 on 100,000 products; on a million, 0.907 at 200, 0.953 at
 # 400 and 0.973 at 800.
 SEARCH_HNSW_EF_SEARCH = env_int("SHOP_SEARCH_HNSW_EF_SEARCH", 0)
-SEARCH_MEMORY_REFRESH_S = env_float("SHOP_SEARCH_MEMORY_REFRESH_S", 1.0)
-SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 # A text search runs its signals' database queries on this many threads of its process (each with a
 # database connection of its own) beside the vector scoring; 0 runs everything in the request's thread.
 SEARCH_QUERY_THREADS = env_int("SHOP_SEARCH_QUERY_THREADS", 2)

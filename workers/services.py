@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -44,9 +44,6 @@ from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.image_checks import ImageRejected, image_decode
 from catalog.models import EmbeddingSpace, Product
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 

@@ -115,7 +115,7 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
         # The planner's estimate first (a fraction of a millisecond): reading 20,001 ids of a broad
         # filter only to learn that there are more took 43–83 ms at 1,000,000 products (bench.search).
         cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT p.id FROM catalog_product p WHERE {where}", params)
-        if _plan_rows(cursor.fetchone()) > EXACT_SCAN_MAX * ESTIMATE_MARGIN:
+        if _plan_rows(cursor.fetchone()) > EXACT_SCAN_MAX:
             return FilterMatch(ids=None)
         cursor.execute(f"SELECT p.id FROM catalog_product p WHERE {where} LIMIT %s", [*params, EXACT_SCAN_MAX + 1])
         ids = tuple(row[0] for row in cursor.fetchall())
@@ -124,15 +124,12 @@ def product_filter_match(filters: ProductFilters, using: str | None = None) -> F
     return FilterMatch(ids=ids if len(ids) <= EXACT_SCAN_MAX else None)
 
 
-# A filter the planner expects to match more than this many times EXACT_SCAN_MAX products goes to the
-# index path without reading its matches. Estimates come from the table's statistics (the expression
-# index of 0006 gives lower(colour) and lower(pattern) theirs); one that is too high sends a filter of,
-# say, 15,000 products to the iterative index scan, which serves it too (it stops after
-# hnsw.max_scan_tuples, 20,000 index tuples: enough while the filter keeps more than 1 % of a catalog
-# of a million). One that is too low reads the ids, as without an estimate.
-ESTIMATE_MARGIN = 1.0
-
-
+# A filter the planner expects to match more than EXACT_SCAN_MAX products goes to the index path
+# without reading its matches. Estimates come from the table's statistics (the expression index of 0006
+# gives lower(colour) and lower(pattern) theirs); one that is too high sends a filter of, say, 15,000
+# products to the iterative index scan, which serves it too (it stops after hnsw.max_scan_tuples,
+# 20,000 index tuples: enough while the filter keeps more than 1 % of a catalog of a million). One that
+# is too low reads the ids, as without an estimate.
 def _plan_rows(row: tuple[Any, ...] | None) -> float:
     """The estimated rows of an ``EXPLAIN (FORMAT JSON)`` result; 0 when it cannot be read (the ids
     are then read, as without an estimate)."""
