@@ -15,6 +15,7 @@ first. Each result says why in a short reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,12 +43,26 @@ class Alternative:
     same_category: bool = False  # the same leaf category as the source
 
 
-def _cosine(a: list[float] | None, b: list[float] | None) -> float:
-    if a is None or b is None:
-        return 0.0
-    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
-    return float(va @ vb / denom) if denom else 0.0
+def _unit_rows(ids: Sequence[int], vectors: dict[int, np.ndarray], dim: int) -> np.ndarray:
+    """The vectors of ``ids`` as unit rows of one matrix; a product without a vector is a zero row
+    (its cosine with anything is 0)."""
+    rows = np.zeros((len(ids), dim), dtype=np.float32)
+    for i, pid in enumerate(ids):
+        vec = vectors.get(pid)
+        if vec is not None:
+            rows[i] = vec
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+
+
+def _cosines(source: np.ndarray | None, ids: Sequence[int], vectors: dict[int, np.ndarray]) -> np.ndarray:
+    """The cosine of ``source`` with each of these products' vectors (0 where either is missing)."""
+    if source is None or not len(ids):
+        return np.zeros(len(ids), dtype=np.float32)
+    norm = float(np.linalg.norm(source))
+    if not norm:
+        return np.zeros(len(ids), dtype=np.float32)
+    return _unit_rows(ids, vectors, source.shape[0]) @ (np.asarray(source, dtype=np.float32) / norm)
 
 
 def _price_closeness(a: float, b: float) -> float:
@@ -102,8 +117,8 @@ def similar_products(
     candidate_ids: set[int] = set(catalog_selectors.product_ids_in_design(source.design_group))
     image_vec = text_vec = None
     if space is not None:
-        image_vec = catalog_selectors.product_vectors([product_id], space, "image").get(product_id)
-        text_vec = catalog_selectors.product_vectors([product_id], space, "text").get(product_id)
+        image_vec = _vectors([product_id], space, "image").get(product_id)
+        text_vec = _vectors([product_id], space, "text").get(product_id)
         for kind, vec in (("image", image_vec), ("text", text_vec)):
             if vec is not None:
                 hits = catalog_selectors.vector_nearest(
@@ -119,18 +134,20 @@ def similar_products(
         briefs = compatible or briefs
     if not briefs:
         return []
-    image_vecs = catalog_selectors.product_vectors(list(briefs), space, "image") if space else {}
-    text_vecs = catalog_selectors.product_vectors(list(briefs), space, "text") if space else {}
+    image_vecs = _vectors(list(briefs), space, "image") if space else {}
+    text_vecs = _vectors(list(briefs), space, "text") if space else {}
 
+    ids = list(briefs)
+    looks = _cosines(image_vec, ids, image_vecs)
+    texts = _cosines(text_vec, ids, text_vecs)
     scored: list[tuple[float, Alternative]] = []
-    for pid, brief in briefs.items():
-        look = _cosine(image_vec, image_vecs.get(pid))
-        text = _cosine(text_vec, text_vecs.get(pid))
+    for pid, look_, text_ in zip(ids, looks.tolist(), texts.tolist(), strict=True):
+        brief = briefs[pid]
         in_size = not size or size.lower() in (s.lower() for s in brief.sizes_in_stock)
         same_design = _same_design(source, brief)
         score = (
-            W_LOOK * look
-            + W_TEXT * text
+            W_LOOK * look_
+            + W_TEXT * text_
             + W_PRICE * _price_closeness(float(source.price), float(brief.price))
             + W_CATEGORY * _category_match(source, brief)
             + W_DESIGN * same_design
@@ -139,8 +156,8 @@ def similar_products(
         alt = Alternative(
             pid,
             round(score, 4),
-            _reason(source, brief, look),
-            round(look, 4),
+            _reason(source, brief, look_),
+            round(look_, 4),
             in_size,
             same_category=_category_match(source, brief) == 1.0,
         )
@@ -150,27 +167,47 @@ def similar_products(
     return _mmr(scored, image_vecs, limit)
 
 
+def _vectors(product_ids: list[int], space: EmbeddingSpace, kind: str) -> dict[int, np.ndarray]:
+    """These products' vectors of ``kind``: from the copy this process keeps (unit length, float16,
+    search.vector_memory) when it keeps one, else from the database."""
+    from search.vector_memory import memory_vectors  # loads torch: only where vectors are asked for
+
+    store = memory_vectors(space)
+    if store is not None:
+        return store.vectors(kind, product_ids)
+    return catalog_selectors.product_vectors(product_ids, space, kind)
+
+
 def _same_design(source: ProductBrief, other: ProductBrief) -> bool:
     return bool(source.design_group) and other.design_group == source.design_group
 
 
-def _mmr(scored: list[tuple[float, Alternative]], vectors: dict[int, list[float]], limit: int) -> list[Alternative]:
+def _mmr(scored: list[tuple[float, Alternative]], vectors: dict[int, np.ndarray], limit: int) -> list[Alternative]:
     """Maximal marginal relevance over the image vectors; priority items (same design, other colour)
-    are taken first, by score."""
+    are taken first, by score. A candidate's redundancy is its highest cosine with a product already
+    chosen (0 while none is); ties go to the lower product id."""
     pool = sorted(scored, key=lambda pa: (-pa[0], -pa[1].score, pa[1].product_id))
     chosen: list[Alternative] = [alt for priority, alt in pool if priority > 0][:limit]
     rest = [alt for priority, alt in pool if priority <= 0]
-    while rest and len(chosen) < limit:
-
-        def value(alt: Alternative) -> float:
-            redundancy = max(
-                (_cosine(vectors.get(alt.product_id), vectors.get(c.product_id)) for c in chosen), default=0
-            )
-            return MMR_LAMBDA * alt.score - (1 - MMR_LAMBDA) * redundancy
-
-        best = max(rest, key=lambda alt: (value(alt), -alt.product_id))
-        chosen.append(best)
-        rest.remove(best)
+    if not rest or len(chosen) >= limit:
+        return chosen
+    dim = next((len(v) for v in vectors.values()), 1)
+    units = _unit_rows([alt.product_id for alt in rest], vectors, dim)
+    scores = np.array([alt.score for alt in rest], dtype=np.float64)
+    ids = np.array([alt.product_id for alt in rest], dtype=np.int64)
+    redundancy = np.full(len(rest), -np.inf)
+    for alt in chosen:
+        source = vectors.get(alt.product_id)
+        redundancy = np.maximum(redundancy, _cosines(source, [a.product_id for a in rest], vectors))
+    taken = np.zeros(len(rest), dtype=bool)
+    while len(chosen) < limit and not taken.all():
+        seen = redundancy if chosen else np.zeros(len(rest))
+        value = MMR_LAMBDA * scores - (1 - MMR_LAMBDA) * seen
+        value[taken] = -np.inf
+        best = int(np.lexsort((ids, -value))[0])  # highest value, then the lowest id
+        taken[best] = True
+        chosen.append(rest[best])
+        redundancy = np.maximum(redundancy, units @ units[best])
     return chosen
 
 

@@ -176,6 +176,18 @@ class MemoryVectors:
             )
         return out
 
+    def vectors(self, kind: str, product_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The kept unit vectors of ``kind`` of these products (float32), by id; a product without
+        one is left out."""
+        matrix = self.kinds.get(kind)
+        wanted = np.asarray(product_ids, dtype=np.int64)
+        if matrix is None or not len(matrix.ids) or not len(wanted):
+            return {}
+        pos = np.minimum(np.searchsorted(matrix.ids, wanted), len(matrix.ids) - 1)
+        present = matrix.ids[pos] == wanted
+        rows = matrix.rows[pos[present]].astype(np.float32)
+        return {int(pid): row for pid, row in zip(wanted[present].tolist(), rows, strict=True)}
+
     def nearest(
         self, query: Sequence[float] | np.ndarray, kinds: Sequence[str], product_ids: Sequence[int], k: int
     ) -> dict[str, list[catalog_selectors.Neighbour]]:

@@ -255,8 +255,9 @@ def product_vectors_newest_change(space: EmbeddingSpace, using: str | None = Non
         return cursor.fetchone()[0]
 
 
-def product_vectors(product_ids: Sequence[int], space: EmbeddingSpace, kind: str) -> dict[int, list[float]]:
+def product_vectors(product_ids: Sequence[int], space: EmbeddingSpace, kind: str) -> dict[int, np.ndarray]:
+    """These products' vectors of ``kind`` in ``space`` (float32 arrays), by product id."""
     rows = ProductVector.objects.using(settings.SEARCH_DB_ALIAS).filter(
         product_id__in=list(product_ids), space=space, kind=kind
     )
-    return {pid: [float(x) for x in vec] for pid, vec in rows.values_list("product_id", "vector")}
+    return {pid: np.asarray(vec, dtype=np.float32) for pid, vec in rows.values_list("product_id", "vector")}
