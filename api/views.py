@@ -21,6 +21,7 @@ from api import serializers as s
 from api import services
 from api.errors import Conflict, ImageRefused
 from api.permissions import IsCatalogStaff, PublicReadOnly
+from api.responses import cached_body
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.csv_format import SKU_PATTERN
@@ -173,7 +174,10 @@ class CategoryListView(APIView):
         responses={200: s.CategorySerializer(many=True), **NOT_MODIFIED, **errors()},
     )
     def get(self, request: Request) -> Response:
-        return conditional(request, s.CategorySerializer(catalog_selectors.category_list(), many=True).data)
+        def body() -> Any:
+            return s.CategorySerializer(catalog_selectors.category_list(), many=True).data
+
+        return conditional(request, cached_body(request, body))
 
 
 class ProductListView(APIView):
@@ -193,16 +197,19 @@ class ProductListView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = validated(s.ProductListQuerySerializer, request.query_params)
+        return conditional(request, cached_body(request, lambda: self.body(request, query)))
+
+    @staticmethod
+    def body(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         ids = catalog_selectors.product_ids_matching(s.FilterQuerySerializer.filters(query), ordering=query["ordering"])
         offset, limit = query["offset"], query["limit"]
         page_ids = ids[offset : offset + limit]
         rows = summaries(request, page_ids)
-        data = {
+        return {
             **page_links(request, offset=offset, limit=limit, count=len(ids)),
             "results": [rows[pid] for pid in page_ids if pid in rows],
             "facets": facet_lists(search_services.facets_of(ids)),
         }
-        return conditional(request, data)
 
     @extend_schema(
         tags=["staff"],
@@ -258,8 +265,10 @@ class ProductDetailView(APIView):
         responses={200: s.ProductDetailSerializer, **NOT_MODIFIED, **errors(404)},
     )
     def get(self, request: Request, sku: str) -> Response:
-        product = product_or_404(request, self, sku)
-        return conditional(request, product_body(request, product))
+        def body() -> dict[str, Any]:
+            return product_body(request, product_or_404(request, self, sku))
+
+        return conditional(request, cached_body(request, body))
 
     @extend_schema(
         tags=["staff"],
@@ -386,12 +395,16 @@ class SimilarView(APIView):
     )
     def get(self, request: Request, sku: str) -> Response:
         query = validated(s.SimilarQuerySerializer, request.query_params)
-        product = product_or_404(request, self, sku)
-        try:
-            found = search_alternatives.similar_products(product.pk, limit=query["limit"])
-        except LookupError:
-            raise exceptions.NotFound(f"Product {sku} is not active.") from None
-        return Response(_alternatives_body(request, product, found))
+
+        def body() -> dict[str, Any]:
+            product = product_or_404(request, self, sku)
+            try:
+                found = search_alternatives.similar_products(product.pk, limit=query["limit"])
+            except LookupError:
+                raise exceptions.NotFound(f"Product {sku} is not active.") from None
+            return _alternatives_body(request, product, found)
+
+        return Response(cached_body(request, body))
 
 
 class AlternativesView(APIView):
@@ -411,12 +424,18 @@ class AlternativesView(APIView):
     )
     def get(self, request: Request, sku: str) -> Response:
         query = validated(s.AlternativesQuerySerializer, request.query_params)
-        product = product_or_404(request, self, sku)
-        try:
-            found = search_alternatives.alternatives_for(product.pk, size=query.get("size", ""), limit=query["limit"])
-        except LookupError:
-            raise exceptions.NotFound(f"Product {sku} is not active.") from None
-        return Response(_alternatives_body(request, product, found))
+
+        def body() -> dict[str, Any]:
+            product = product_or_404(request, self, sku)
+            try:
+                found = search_alternatives.alternatives_for(
+                    product.pk, size=query.get("size", ""), limit=query["limit"]
+                )
+            except LookupError:
+                raise exceptions.NotFound(f"Product {sku} is not active.") from None
+            return _alternatives_body(request, product, found)
+
+        return Response(cached_body(request, body))
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -470,6 +489,10 @@ class SearchView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = validated(s.SearchQuerySerializer, request.query_params)
+        return Response(cached_body(request, lambda: self.body(request, query)))
+
+    @staticmethod
+    def body(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         signals = query.get("signals") or search_services.DEFAULT_SIGNALS
         ignore = query.get("ignore") or frozenset()
         ranking, facets = search_services.ranked_with_facets(
@@ -479,7 +502,7 @@ class SearchView(APIView):
         offset, limit = query["offset"], query["limit"]
         page = ranked[offset : offset + limit]
         rows = summaries(request, [h.product_id for h in page])
-        data = {
+        return {
             **page_links(request, offset=offset, limit=limit, count=len(ranked)),
             "query": " ".join(query["q"].split()),
             "corrected_query": ranking.corrected,
@@ -499,7 +522,6 @@ class SearchView(APIView):
             ],
             "facets": facet_lists(facets),
         }
-        return Response(data)
 
 
 class PhotoSearchView(APIView):

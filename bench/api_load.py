@@ -1,4 +1,5 @@
-"""Load runs against the REST API, in two modes: closed loop (locust users) and open loop (a fixed arrival rate).
+"""Load runs against the shop (REST API and storefront pages): closed loop (locust users) or open loop (a fixed
+arrival rate).
 
 Closed loop (the default): 50 concurrent clients searching for 60 s (locust, headless).
 
@@ -6,11 +7,13 @@ Closed loop (the default): 50 concurrent clients searching for 60 s (locust, hea
         [--spawn-rate 10] [--out var/bench/api-load]
 
 Each simulated shopper (a locust ``HttpUser``, 0.5–1.5 s between actions, like a person tapping)
-mostly runs text searches (a mix of queries, some with filters and a second page), and now and then
-lists products with filters, opens a product, and asks for its similar items or in-stock
-alternatives. Every response other than 2xx/304 counts as a failure (429 included: throttling must
-be raised for a load run, e.g. start the shop with ``SHOP_API_RATE_SEARCH=1000000/minute
-SHOP_API_RATE_CATALOG=1000000/minute``; a single load generator looks like one client).
+mostly runs text searches (a mix of queries, some with filters and a second page) through the API
+and the storefront's result page, and now and then lists products with filters, opens a product (API
+and page), and asks for its similar items or in-stock alternatives. Every response other than 2xx/304
+counts as a failure (429 included: throttling must be raised for a load run, e.g. start the shop with
+``SHOP_API_RATE_SEARCH=1000000/minute SHOP_API_RATE_CATALOG=1000000/minute``; a single load generator
+looks like one client). Answers asked for again come from the shared answer cache (search/answers.py);
+start the shop with ``SHOP_ANSWER_CACHE_S=0`` to measure every request computed.
 
 Prints locust's own figures per request kind and aggregated: requests, failures, requests/s, p50 and
 p95 (ms); writes locust's CSV files under ``--out``; exits 1 when any request failed, 2 when the shop
@@ -107,6 +110,19 @@ if __name__ != "__main__" and "locust" in sys.modules:
                 params["offset"] = "24"
             self._get("/api/v1/search", "/api/v1/search", params)
 
+        @task(4)
+        def page_search(self) -> None:
+            params = {"q": random.choice(QUERIES), **random.choice(FILTERS)}
+            if random.random() < 0.2:
+                params["page"] = "2"
+            self._get("/search", "/search", params)
+
+        @task(1)
+        def page_product(self) -> None:
+            if self.skus:
+                sku = urllib.parse.quote(random.choice(self.skus), safe="")
+                self._get(f"/p/{sku}/", "/p/{sku}/")
+
         @task(2)
         def browse(self) -> None:
             self._get("/api/v1/products", "/api/v1/products", {"limit": "24", **random.choice(FILTERS)})
@@ -130,7 +146,7 @@ if __name__ != "__main__" and "locust" in sys.modules:
 
 # The shopper's actions and their weights (the @task weights above); "alternatives" is split half and
 # half between in-stock alternatives and similar items, as the shopper does.
-KIND_WEIGHTS = {"search": 8, "browse": 2, "product": 1, "alternatives": 1}
+KIND_WEIGHTS = {"search": 8, "page search": 4, "browse": 2, "product": 1, "page product": 1, "alternatives": 1}
 STOP_P95_FACTOR = 4.0  # skip the higher rates once p95 exceeds this many times the target …
 STOP_ERROR_RATE = 0.20  # … or more than this share of the requests fail
 SUSTAINABLE_ERROR_RATE = 0.01
@@ -157,18 +173,26 @@ def _with_query(path: str, params: dict[str, str]) -> str:
 
 def request_draw(rng: random.Random, skus: Sequence[str]) -> tuple[str, str]:
     """One request like the locust Shopper's next action: (kind name, path with query)."""
-    kinds = list(KIND_WEIGHTS) if skus else ["search", "browse"]  # without SKUs the shopper only searches
+    # without SKUs the shopper only searches and lists
+    kinds = list(KIND_WEIGHTS) if skus else ["search", "page search", "browse"]
     kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
     if kind == "search":
         params = {"q": rng.choice(QUERIES), **rng.choice(FILTERS)}
         if rng.random() < 0.2:
             params["offset"] = "24"
         return "/api/v1/search", _with_query("/api/v1/search", params)
+    if kind == "page search":
+        params = {"q": rng.choice(QUERIES), **rng.choice(FILTERS)}
+        if rng.random() < 0.2:
+            params["page"] = "2"
+        return "/search", _with_query("/search", params)
     if kind == "browse":
         return "/api/v1/products", _with_query("/api/v1/products", {"limit": "24", **rng.choice(FILTERS)})
     sku = urllib.parse.quote(rng.choice(skus), safe="")
     if kind == "product":
         return "/api/v1/products/{sku}", f"/api/v1/products/{sku}"
+    if kind == "page product":
+        return "/p/{sku}/", f"/p/{sku}/"
     which = "alternatives" if rng.random() < 0.5 else "similar"
     return f"/api/v1/products/{{sku}}/{which}", f"/api/v1/products/{sku}/{which}"
 

@@ -263,6 +263,19 @@ class ImportJob(models.Model):
         return f"import {self.pk} ({self.csv_name or 'catalog'}, {self.status})"
 
 
+class CatalogChange(models.Model):
+    """One row whose ``version`` changes with every committed transaction that writes what a shopper
+    sees (products, stock, photos, vectors, categories, embedding spaces): a fresh random UUID, set by
+    deferred triggers at commit (migration 0013). Readers key answers they share on it; a transaction
+    that rolls back leaves the earlier version, and no version is ever used twice."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.UUIDField()
+
+    class Meta:
+        db_table = "catalog_change"
+
+
 # The vector tables and the kinds of vector each holds; each (space, kind) has its own HNSW index.
 VECTOR_TABLES: dict[str, tuple[type[ImageVector] | type[ProductVector], tuple[str, ...]]] = {
     "image": (ImageVector, tuple(ImageVector.Kind.values)),

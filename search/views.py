@@ -17,13 +17,15 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog import selectors as catalog_selectors
 from catalog.image_checks import ImageRejected
 from catalog.models import Product
-from search import alternatives, presenters, services
+from search import alternatives, answers, presenters, services
 from search.forms import FILTER_FIELDS, PhotoForm, SearchForm
 from search.query_photos import (
     PhotoNotFound,
@@ -85,20 +87,40 @@ def _current(form: SearchForm, *names: str) -> dict[str, object]:
     return {name: form.value(name) for name in names}
 
 
+class _PastTheEnd(Exception):
+    """A result page past the last one: go to the last page instead (never cached)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
-    base = reverse("search:search")
-    current = _current(form, "q", *FILTER_FIELDS, "ignore")
     context: dict[str, object] = {"form": form, "problems": form.problems(), "q": form.query}
     if not form.query:
         return _render(request, "search/search.html", context)
+    # the results are the same for every visitor of this URL: rendered once per catalog version
+    key = answers.answer_key("page", request.build_absolute_uri())
+    try:
+        context["body"] = mark_safe(answers.answer_cached(key, lambda: _search_body(form)))  # our template's output
+    except _PastTheEnd as past:
+        return redirect(past.url)
+    return _render(request, "search/search.html", context)
+
+
+def _search_body(form: SearchForm) -> str:
+    """The rendered results of a valid search form (search/_search_body.html)."""
+    base = reverse("search:search")
+    current = _current(form, "q", *FILTER_FIELDS, "ignore")
     result = services.search_products(
         form.query, filters=form.filters(), page=form.page_number, page_size=GRID_PAGE_SIZE, ignore=form.ignored
     )
     if result.hits == [] and result.total and form.page_number > 1:  # a page past the end: the last one
-        return redirect(presenters.link(base, current, page=result.pages if result.pages > 1 else None))
-    context |= {
+        raise _PastTheEnd(presenters.link(base, current, page=result.pages if result.pages > 1 else None))
+    context = {
+        "form": form,
         "result": result,
         "cards": presenters.cards_for_ids([h.product_id for h in result.hits]),
         "facets": presenters.facets(result.facets, base, current),
@@ -110,7 +132,7 @@ def search(request: HttpRequest) -> HttpResponse:
         "pager": presenters.page_links(base, current, result.page, result.pages),
         "in_stock_url": presenters.link(base, current, in_stock=not form.value("in_stock")),
     }
-    return _render(request, "search/search.html", context)
+    return str(render_to_string("search/_search_body.html", context))
 
 
 @require_http_methods(["GET", "POST"])
@@ -174,9 +196,19 @@ def photo_results(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 def product(request: HttpRequest, sku: str) -> HttpResponse:
+    # the page is the same for every visitor of this URL: built once per catalog version
+    key = answers.answer_key("page", request.build_absolute_uri())
+    context = answers.answer_cached(key, lambda: _product_context(request, sku))
+    if context is None:
+        return _not_found(request, f"We could not find a product with the code “{sku}”.")
+    return _render(request, "search/product.html", dict(context))
+
+
+def _product_context(request: HttpRequest, sku: str) -> dict[str, object] | None:
+    """What the product page shows (None when there is no such active product; not cached)."""
     found = catalog_selectors.product_get(sku)
     if found is None or not found.is_active:
-        return _not_found(request, f"We could not find a product with the code “{sku}”.")
+        return None
     url = reverse("search:product", args=[found.sku])
     size = request.GET.get("size", "").strip()[:30]
     variants = catalog_selectors.product_variants(found.pk)
@@ -189,7 +221,7 @@ def product(request: HttpRequest, sku: str) -> HttpResponse:
     if not found.in_stock or size_sold_out:  # type: ignore[attr-defined]  # product_get annotates in_stock
         alts = alternatives.alternatives_for(found.pk, size=size if size_sold_out else "", limit=5)
         instead = presenters.cards_for_ids([a.product_id for a in alts], {a.product_id: a.reason for a in alts})
-    context = {
+    return {
         "product": found,
         "card": presenters.product_card(found),
         "gallery": presenters.gallery(found),
@@ -202,7 +234,6 @@ def product(request: HttpRequest, sku: str) -> HttpResponse:
         "crumbs": presenters.breadcrumbs(found.category) if found.category else [],
         "active_path": found.category.path.split("/")[0] if found.category else "",
     }
-    return _render(request, "search/product.html", context)
 
 
 # --- the embeddable alternatives widget -----------------------------------------------------------

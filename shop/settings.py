@@ -420,6 +420,10 @@ SHOP_PRELOAD_MODELS = env_bool("SHOP_PRELOAD_MODELS", True)
 SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)
 # Throttle counts must be shared by every web worker process: a Redis cache on the app's Redis.
 SHOP_API_THROTTLE_CACHE = "api"
+# Answers shoppers ask for again (API bodies, result pages) are kept in the shared "api" cache, keyed
+# on the catalog's version, for this many seconds; 0 switches it off (search/answers.py).
+SHOP_ANSWER_CACHE = "api"
+SHOP_ANSWER_CACHE_S = env_int("SHOP_ANSWER_CACHE_S", 600)
 CACHES: dict[str, dict[str, object]] = globals().get(
     "CACHES", {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.db import connections
 from django.db.models import (
     Count,
     Exists,
@@ -102,3 +104,14 @@ def products_with_pictures(product_ids: list[int]) -> tuple[dict[int, Product], 
         if image.product_id not in pictures and (image.cutout or image.file):
             pictures[image.product_id] = (image.cutout or image.file).url
     return products, pictures
+
+
+def catalog_version(using: str | None = None) -> str:
+    """A name for the catalog as it is now, new with each committed transaction that changed what
+    shoppers see (products, stock, photos, vectors, categories, spaces; the row ``catalog_change``,
+    kept by triggers, a random UUID). Read from ``using`` (the search database by default, so a
+    replica's answers go with the replica's version); one primary-key lookup."""
+    with connections[using or settings.SEARCH_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT version FROM catalog_change WHERE id = 1")
+        row = cursor.fetchone()
+    return str(row[0]) if row else "none"

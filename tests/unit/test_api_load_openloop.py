@@ -61,6 +61,10 @@ class Handler(BaseHTTPRequestHandler):
             body = {"sku": segments[4]}
         elif len(segments) == 6 and segments[4] in SKUS and segments[5] in ("similar", "alternatives"):
             body = {"results": [{"sku": SKUS[1]}]}
+        elif path == "/search" and query.get("q"):
+            body = {"page": "results"}
+        elif len(segments) == 4 and segments[1] == "p" and segments[2] in SKUS and segments[3] == "":
+            body = {"page": segments[2]}
         else:
             self._answer(404, {"detail": f"no such path {self.path}"})
             return
@@ -103,9 +107,12 @@ def test_schedule_is_poisson_at_the_rate_and_fixed_by_the_seed():
     mean = sum(gaps) / len(gaps)
     sd = (sum((g - mean) ** 2 for g in gaps) / len(gaps)) ** 0.5
     assert 0.85 * mean < sd < 1.15 * mean
-    # the shopper's mix: about 8 searches : 2 lists : 1 product : 1 similar-or-alternatives
+    # the shopper's mix: about 8 API searches : 4 result pages : 2 lists : 1 product : 1 product page :
+    # 1 similar-or-alternatives
     names = Counter(a.name for a in schedule)
-    assert 0.6 < names["/api/v1/search"] / len(schedule) < 0.74
+    assert 0.4 < names["/api/v1/search"] / len(schedule) < 0.54
+    assert 0.17 < names["/search"] / len(schedule) < 0.30
+    assert names["/p/{sku}/"] > 0
     assert names["/api/v1/products/{sku}/similar"] > 0 and names["/api/v1/products/{sku}/alternatives"] > 0
     assert {a.path for a in schedule if a.name == "/api/v1/products/{sku}"} <= {
         "/api/v1/products/A1",
@@ -115,6 +122,7 @@ def test_schedule_is_poisson_at_the_rate_and_fixed_by_the_seed():
     # without SKUs only searches and product lists, like the shopper's tasks that need none
     assert {a.name for a in api_load.arrivals_schedule(50, 5, seed=7, skus=[])} == {
         "/api/v1/search",
+        "/search",
         "/api/v1/products",
     }
 
@@ -192,7 +200,7 @@ def test_errors_are_counted_by_status(tmp_path: Path):
     assert only["errors_by_status"] == {"HTTP 503": only["requests"]}
     assert only["sustainable"] is False and report["skipped_rates"] == [40]
     assert report["skus"] == 0  # the SKU fetch failed too: only searches and lists were sent
-    assert set(only["kinds"]) <= {"/api/v1/search", "/api/v1/products"}
+    assert set(only["kinds"]) <= {"/api/v1/search", "/search", "/api/v1/products"}
 
 
 def test_exit_code_2_when_the_shop_does_not_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
