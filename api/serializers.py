@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from search.understanding import PART_KEYS
 
 MAX_CATEGORY_LEVELS = 4
 MAX_INT32 = 2_147_483_647
+CENT = Decimal("0.01")
 
 
 def absolute_url(context: Mapping[str, Any], url: str) -> str | None:
@@ -122,6 +123,38 @@ class ProductSummarySerializer(serializers.Serializer):
     @extend_schema_field(serializers.URLField())
     def get_url(self, obj: Product) -> str | None:
         return absolute_url(self.context, reverse("api:product-detail", args=[obj.sku]))
+
+    @classmethod
+    def rows(cls, products: Sequence[Product], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``cls(products, many=True, context=context).data`` for summaries read by
+        ``catalog.selectors.products_by_ids``, built without DRF's per-field machinery (a third of an
+        API search's CPU); tests/unit/test_api_summaries.py holds the two equal."""
+        out = []
+        for p in products:
+            category = p.category
+            file, cutout = str(p.summary_file), str(p.summary_cutout)  # type: ignore[attr-defined]
+            out.append(
+                {
+                    "sku": str(p.sku),
+                    "title": str(p.title),
+                    "price": f"{Decimal(p.price).quantize(CENT):f}",
+                    "currency": str(p.currency),
+                    "colour": str(p.colour),
+                    "pattern": str(p.pattern),
+                    "brand": str(p.brand),
+                    "category": None if category is None else cls._category_ref(category),
+                    "in_stock": bool(p.in_stock),  # type: ignore[attr-defined]
+                    "sizes_in_stock": list(p.summary_sizes_in_stock or []),  # type: ignore[attr-defined]
+                    "image_url": absolute_url(context, default_storage.url(file) if file else ""),
+                    "cutout_url": absolute_url(context, default_storage.url(cutout) if cutout else ""),
+                    "url": absolute_url(context, reverse("api:product-detail", args=[p.sku])),
+                }
+            )
+        return out
+
+    @staticmethod
+    def _category_ref(category: Any) -> dict[str, str]:
+        return {"path": str(category.path), "name": str(category.name), "full_name": str(category.full_name)}
 
 
 class ProductDetailSerializer(ProductSummarySerializer):

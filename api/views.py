@@ -78,7 +78,7 @@ def facet_lists(facets: dict[str, list[tuple[str, int]]]) -> dict[str, list[dict
 def summaries(request: Request, product_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Product summaries of these (active) products, by id."""
     products = catalog_selectors.products_by_ids(product_ids)
-    data = s.ProductSummarySerializer(products, many=True, context={"request": request}).data
+    data = s.ProductSummarySerializer.rows(products, {"request": request})
     return {p.pk: row for p, row in zip(products, data, strict=True)}
 
 
