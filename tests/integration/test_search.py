@@ -592,3 +592,23 @@ def test_a_title_typed_in_full_names_its_product_however_many_titles_share_its_w
     hits = [services.Hit(pid, 1.0) for pid in (catalog["B2"], catalog["R1"], catalog["K3"])]
     assert skus(services.in_stock_first(hits, "navy t-shirt"), catalog)[-1] == "B2"  # sunk
     assert skus(services.in_stock_first(hits, "Navy  cotton T-shirt"), catalog)[0] == "B2"  # its very title
+
+
+def test_products_with_every_word_are_ranked_up_to_the_cap(catalog, monkeypatch):
+    """Below ALL_WORDS_CANDIDATES the keyword ranking is exact (every product with every word, by
+    ts_rank_cd); above it only that many of them are ranked, so a broad query on a large catalog stays
+    bounded."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM catalog_product p, websearch_to_tsquery('english', 'dress') q "
+            "WHERE p.is_active AND p.search_document @@ q ORDER BY ts_rank_cd(p.search_document, q) DESC, id"
+        )
+        exact = [row[0] for row in cursor.fetchall()]
+    assert len(exact) >= 2
+    hits, every = services.keyword_signal_counted("dress", 50, None, any_word=False)
+    assert [h.product_id for h in hits] == exact and every == len(exact)
+    monkeypatch.setattr(services, "ALL_WORDS_CANDIDATES", 1)
+    capped, every = services.keyword_signal_counted("dress", 50, None, any_word=False)
+    assert every == 1 and len(capped) == 1 and capped[0].product_id in exact
