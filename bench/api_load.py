@@ -82,6 +82,19 @@ FILTERS = [
     {}, {}, {"in_stock": "true"}, {"price_max": "30"}, {"colour": "Black"}, {"in_stock": "true", "price_min": "10"},
 ]  # fmt: skip
 
+
+def search_params(rng: random.Random, second_page: tuple[str, str]) -> dict[str, str]:
+    """A shopper's search: a query and a filter, and one time in five the second page (``second_page``:
+    the parameter and value that ask for it, ``offset`` in the API, ``page`` on the storefront)."""
+    params = {"q": rng.choice(QUERIES), **rng.choice(FILTERS)}
+    if rng.random() < 0.2:
+        params[second_page[0]] = second_page[1]
+    return params
+
+
+_LOCUST_RNG = random.Random()
+
+
 # Only when locust loads this file as its locustfile (locust is imported by then and has monkey-patched
 # the process with gevent): importing bench.api_load elsewhere, as the open loop and the tests do,
 # must not import locust, whose import patches every socket and thread of the process.
@@ -105,17 +118,11 @@ if __name__ != "__main__" and "locust" in sys.modules:
 
         @task(8)
         def search(self) -> None:
-            params = {"q": random.choice(QUERIES), **random.choice(FILTERS)}
-            if random.random() < 0.2:
-                params["offset"] = "24"
-            self._get("/api/v1/search", "/api/v1/search", params)
+            self._get("/api/v1/search", "/api/v1/search", search_params(_LOCUST_RNG, ("offset", "24")))
 
         @task(4)
         def page_search(self) -> None:
-            params = {"q": random.choice(QUERIES), **random.choice(FILTERS)}
-            if random.random() < 0.2:
-                params["page"] = "2"
-            self._get("/search", "/search", params)
+            self._get("/search", "/search", search_params(_LOCUST_RNG, ("page", "2")))
 
         @task(1)
         def page_product(self) -> None:
@@ -177,15 +184,9 @@ def request_draw(rng: random.Random, skus: Sequence[str]) -> tuple[str, str]:
     kinds = list(KIND_WEIGHTS) if skus else ["search", "page search", "browse"]
     kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
     if kind == "search":
-        params = {"q": rng.choice(QUERIES), **rng.choice(FILTERS)}
-        if rng.random() < 0.2:
-            params["offset"] = "24"
-        return "/api/v1/search", _with_query("/api/v1/search", params)
+        return "/api/v1/search", _with_query("/api/v1/search", search_params(rng, ("offset", "24")))
     if kind == "page search":
-        params = {"q": rng.choice(QUERIES), **rng.choice(FILTERS)}
-        if rng.random() < 0.2:
-            params["page"] = "2"
-        return "/search", _with_query("/search", params)
+        return "/search", _with_query("/search", search_params(rng, ("page", "2")))
     if kind == "browse":
         return "/api/v1/products", _with_query("/api/v1/products", {"limit": "24", **rng.choice(FILTERS)})
     sku = urllib.parse.quote(rng.choice(skus), safe="")
