@@ -1139,17 +1139,34 @@ def search_photo(
     if not garments or space is None:
         return []
     vectors = embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
+    # each garment's products are looked up side by side: all but the last on the query threads
+    parallel = settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
+    lookups = [
+        (_run_on_query_thread if parallel and i < len(garments) - 1 else _run_here)(
+            _garment_hits, vector, found.label, limit * 4, filters, space
+        )
+        for i, (found, vector) in enumerate(zip(garments, vectors, strict=True))
+    ]
     results = []
-    for found, vector in zip(garments, vectors, strict=True):
-        hits = vector_signal(vector, "image", limit * 4, filters, space=space, ef_search=PHOTO_EF_SEARCH)
-        kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
-        allowed = COMPATIBLE_GARMENTS.get(found.label)
-        if allowed is not None:
-            hits = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
+    for found, lookup in zip(garments, lookups, strict=True):
+        hits = lookup.result()
         x0, y0, x1, y1 = (int(v) for v in found.box)
         box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
         results.append(GarmentResult(found.label, box, hits[:limit], round(float(found.score), 4)))
     return results
+
+
+def _garment_hits(
+    vector: np.ndarray, label: str, pool: int, filters: ProductFilters | None, space: EmbeddingSpace
+) -> list[Hit]:
+    """The products whose photos look like one garment of a shopper's photo, of a kind compatible with
+    its ``label`` (by the garment class the parser found in each product's own photos)."""
+    hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=PHOTO_EF_SEARCH)
+    kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
+    allowed = COMPATIBLE_GARMENTS.get(label)
+    if allowed is not None:
+        hits = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
+    return hits
 
 
 def merge_garment_results(results: list[GarmentResult], limit: int) -> list[Hit]:
