@@ -8,13 +8,13 @@ from typing import Any
 
 from rest_framework.request import Request
 
+from api.permissions import is_staff
 from search.answers import answer_cached, answer_key
 
 
 def cached_body(request: Request, compute: Callable[[], Any]) -> Any:
     """The body of this request's answer: the shared one when there is one, else ``compute()``
     (then shared with the next request for the same URL while the catalog is unchanged)."""
-    user = request.user
-    staff = bool(user is not None and user.is_authenticated and (user.is_staff or user.is_superuser))
-    key = None if staff or request.method != "GET" else answer_key("api", request.build_absolute_uri())
+    shared = request.method == "GET" and not is_staff(request)  # staff see inactive products
+    key = answer_key("api", request.build_absolute_uri()) if shared else None
     return answer_cached(key, compute)

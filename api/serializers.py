@@ -30,6 +30,15 @@ def absolute_url(context: Mapping[str, Any], url: str) -> str | None:
     return request.build_absolute_uri(url) if request is not None else url
 
 
+def stored_file_url(context: Mapping[str, Any], name: str) -> str | None:
+    """The absolute URL of a stored file by its storage name (None for "")."""
+    return absolute_url(context, default_storage.url(name) if name else "")
+
+
+def product_api_url(context: Mapping[str, Any], sku: str) -> str | None:
+    return absolute_url(context, reverse("api:product-detail", args=[sku]))
+
+
 # --- responses ---------------------------------------------------------------------------------
 
 
@@ -112,17 +121,15 @@ class ProductSummarySerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_image_url(self, obj: Product) -> str | None:
-        name = self._first_photo(obj, "file")
-        return absolute_url(self.context, default_storage.url(name) if name else "")
+        return stored_file_url(self.context, self._first_photo(obj, "file"))
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_cutout_url(self, obj: Product) -> str | None:
-        name = self._first_photo(obj, "cutout")
-        return absolute_url(self.context, default_storage.url(name) if name else "")
+        return stored_file_url(self.context, self._first_photo(obj, "cutout"))
 
     @extend_schema_field(serializers.URLField())
     def get_url(self, obj: Product) -> str | None:
-        return absolute_url(self.context, reverse("api:product-detail", args=[obj.sku]))
+        return product_api_url(self.context, obj.sku)
 
     @classmethod
     def rows(cls, products: Sequence[Product], context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -132,7 +139,6 @@ class ProductSummarySerializer(serializers.Serializer):
         out = []
         for p in products:
             category = p.category
-            file, cutout = str(p.summary_file), str(p.summary_cutout)  # type: ignore[attr-defined]
             out.append(
                 {
                     "sku": str(p.sku),
@@ -145,9 +151,9 @@ class ProductSummarySerializer(serializers.Serializer):
                     "category": None if category is None else cls._category_ref(category),
                     "in_stock": bool(p.in_stock),  # type: ignore[attr-defined]
                     "sizes_in_stock": list(p.summary_sizes_in_stock or []),  # type: ignore[attr-defined]
-                    "image_url": absolute_url(context, default_storage.url(file) if file else ""),
-                    "cutout_url": absolute_url(context, default_storage.url(cutout) if cutout else ""),
-                    "url": absolute_url(context, reverse("api:product-detail", args=[p.sku])),
+                    "image_url": stored_file_url(context, str(p.summary_file)),  # type: ignore[attr-defined]
+                    "cutout_url": stored_file_url(context, str(p.summary_cutout)),  # type: ignore[attr-defined]
+                    "url": product_api_url(context, p.sku),
                 }
             )
         return out

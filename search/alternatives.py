@@ -196,9 +196,9 @@ def _mmr(scored: list[tuple[float, Alternative]], vectors: dict[int, np.ndarray]
     scores = np.array([alt.score for alt in rest], dtype=np.float64)
     ids = np.array([alt.product_id for alt in rest], dtype=np.int64)
     redundancy = np.full(len(rest), -np.inf)
-    for alt in chosen:
-        source = vectors.get(alt.product_id)
-        redundancy = np.maximum(redundancy, _cosines(source, [a.product_id for a in rest], vectors))
+    if chosen:
+        priority = _unit_rows([alt.product_id for alt in chosen], vectors, dim)
+        redundancy = (units @ priority.T).max(axis=1)
     taken = np.zeros(len(rest), dtype=bool)
     while len(chosen) < limit and not taken.all():
         seen = redundancy if chosen else np.zeros(len(rest))

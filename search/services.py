@@ -814,7 +814,7 @@ def _ranked(
     if unknown or not signals:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; choose from {SIGNALS}")
     if parallel is None:
-        parallel = settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
+        parallel = _query_threads_usable()
     run = _run_on_query_thread if parallel and len(signals) > 1 else _run_here
     # Every signal reads the query with its typos corrected: only words that are no real word change
     # (search.spelling), so a correctly spelt word always reaches every signal as written.
@@ -961,6 +961,12 @@ def _query_threads() -> ThreadPoolExecutor:
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="search-query")
             _threads = (os.getpid(), workers, pool)
         return _threads[2]
+
+
+def _query_threads_usable() -> bool:
+    """Whether a search may run queries on the query threads: they are configured, and this thread's
+    connection is not inside a transaction (the threads' own connections would not see its writes)."""
+    return settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
 
 
 def _on_own_connection(call: Callable[..., Any], *args: Any) -> Any:
@@ -1140,7 +1146,7 @@ def search_photo(
         return []
     vectors = embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
     # each garment's products are looked up side by side: all but the last on the query threads
-    parallel = settings.SEARCH_QUERY_THREADS > 0 and not connections[settings.SEARCH_DB_ALIAS].in_atomic_block
+    parallel = _query_threads_usable()
     lookups = [
         (_run_on_query_thread if parallel and i < len(garments) - 1 else _run_here)(
             _garment_hits, vector, found.label, limit * 4, filters, space
