@@ -32,7 +32,7 @@ from catalog import services as catalog_services
 from catalog.models import EmbeddingSpace
 from lifecycle import selectors
 from lifecycle.models import ModelBuild, ModelKind, ModelVersion
-from vision import parser as parser_module
+from vision import parsing as parser_module
 from vision.assets import models_dir
 
 logger = logging.getLogger(__name__)
@@ -192,6 +192,34 @@ def _set_active(row: ModelVersion) -> None:
     row.state = State.ACTIVE
     row.activated_at = timezone.now()
     row.save(update_fields=["state", "activated_at", "updated_at"])
+    serving_export_enqueue(row.pk)
+
+
+def serving_export_enqueue(version_id: int) -> None:
+    """Once the transaction commits, have a worker export the version for query serving (ONNX, see
+    lifecycle/serving.py), so that no shopper's query waits for the export."""
+    if settings.SHOP_QUERY_RUNTIME != "onnx":
+        return
+
+    def send() -> None:
+        from lifecycle.tasks import serving_export
+
+        try:
+            serving_export.delay(version_id)
+        except Exception as exc:  # broker down: the first query that needs it exports it
+            logger.warning("could not queue the serving export of model version %s (%s)", version_id, exc)
+
+    transaction.on_commit(send)
+
+
+def version_serving_export(version_id: int) -> str:
+    """Export a model version for query serving (idempotent: an export that is current is kept)."""
+    from lifecycle.serving import serving_export_ensure
+
+    row = ModelVersion.objects.filter(pk=version_id).first()
+    if row is None:
+        return "gone"
+    return "exported" if serving_export_ensure(row) else "not exportable"
 
 
 def _space_for(row: ModelVersion) -> EmbeddingSpace:

@@ -4,23 +4,43 @@
 * :func:`embedder_for_space` — the embedder that wrote a given embedding space: a query is always
   encoded by the model of the space it is compared with (checked, not assumed);
 * :func:`embedders_writing` — what the pipeline writes: the active space and, while a new embedder
-  fills its space, that one too.
+  fills its space, that one too;
+* :func:`query_embedder_for_space` and :func:`query_parser` — what answers a shopper's query. With
+  ``SHOP_QUERY_RUNTIME=onnx`` (the default) these are the same models exported to ONNX
+  (:mod:`vision.onnx_export`) and run by onnxruntime, so that a web process never imports torch; the
+  export is made once per model version (by the worker, or by the first web process that needs it, in a
+  child process) under ``<models>/serving/``. A model that cannot be exported (a hub CLIP model without
+  a Hugging Face tokenizer, the untrained fallback parser) is served by torch, and the log says so.
+
+The pipeline (workers) always runs the torch models: they train and write the catalog's vectors.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
 
 from catalog import selectors as catalog_selectors
 from catalog.models import EmbeddingSpace
 from lifecycle import selectors
 from lifecycle.models import ModelKind, ModelVersion
-from vision.clip import Embedder, load_embedder
-from vision.parser import Parser, parser_at
+from vision.assets import models_dir
+from vision.onnx_serving import OnnxEmbedder, OnnxParser, QueryEmbedder, export_current
+from vision.parsing import FALLBACK_PREFIX, Parser
+
+if TYPE_CHECKING:
+    from vision.clip import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +59,15 @@ def _spec(row: ModelVersion) -> tuple[str, str | None]:
 
 @functools.lru_cache(maxsize=3)
 def _embedder_loaded(spec: str, pretrained: str | None) -> Embedder:
+    from vision.clip import load_embedder
+
     return load_embedder(spec, pretrained)
+
+
+def parser_at(location: str) -> Parser:
+    from vision.parser import parser_at as load
+
+    return load(location)
 
 
 def embedder_of(row: ModelVersion) -> Embedder:
@@ -102,14 +130,132 @@ def parser_serving() -> tuple[Parser, ModelVersion]:
         return parser_at(row.location), row
 
 
-def serving_preload() -> float:
+# ------------------------------------------------------------------------------------------ queries
+
+
+def _export_folder(kind: str, location: str) -> Path:
+    """Where a model version's ONNX export lives: one folder per model folder (its name and a digest
+    of its path), beside the trained models."""
+    digest = hashlib.sha1(str(Path(location).resolve()).encode()).hexdigest()[:10]
+    return models_dir() / "serving" / kind / f"{Path(location).name}-{digest}"
+
+
+def _export_ensure(kind: str, location: str) -> Path | None:
+    """The ONNX export of the model in ``location`` (made now when missing or stale), or None when the
+    model cannot be exported (the reason is logged: the query is then answered by torch). One process
+    exports at a time (a file lock); a process without torch exports in a child process."""
+    import fasteners
+
+    model, out = Path(location), _export_folder(kind, location)
+    if export_current(model, out):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(out) + ".lock"):
+        if export_current(model, out):  # another process finished it while this one waited
+            return out
+        started = time.perf_counter()
+        if "torch" in sys.modules:  # a worker: export in this process
+            from vision import onnx_export
+
+            try:
+                (onnx_export.export_embedder if kind == "embedder" else onnx_export.export_parser)(model, out)
+            except (ValueError, OSError) as exc:
+                logger.warning("%s %s not exported to ONNX (%s): torch answers its queries", kind, model.name, exc)
+                return None
+        else:
+            done = subprocess.run(
+                [sys.executable, "-m", "vision.onnx_export", kind, str(model), str(out)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+            )
+            if done.returncode != 0:
+                reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                logger.warning("%s %s not exported to ONNX (%s): torch answers its queries", kind, model.name, reason)
+                return None
+        logger.info("exported %s %s to ONNX in %.1f s (%s)", kind, model.name, time.perf_counter() - started, out)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx_loaded(kind: str, folder: str, stamp: float) -> OnnxEmbedder | OnnxParser:
+    threads = max(1, int(settings.SHOP_TORCH_THREADS))
+    loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
+    return loader(Path(folder), threads=threads)
+
+
+def _onnx(kind: str, location: str) -> Any:
+    if settings.SHOP_QUERY_RUNTIME != "onnx" or location.startswith(FALLBACK_PREFIX) or not Path(location).is_dir():
+        return None
+    with _lock:
+        folder = _export_ensure(kind, location)
+        if folder is None:
+            return None
+        return _onnx_loaded(kind, str(folder), (folder / "serving.json").stat().st_mtime)
+
+
+def query_embedder_for_space(space: EmbeddingSpace) -> QueryEmbedder:
+    """What encodes a shopper's words and photo for ``space``: its embedder exported to ONNX, or the
+    torch model when ``SHOP_QUERY_RUNTIME=torch`` or the model cannot be exported. Checked like
+    :func:`embedder_for_space`: the model that wrote the space, never another."""
+    row = selectors.version_get(ModelKind.EMBEDDER, space.name)
+    if row is None:
+        raise ModelMismatch(f"no registered embedder wrote space {space.name!r}; run `manage.py models status`")
+    if row.card.get("hub_model"):
+        return embedder_for_space(space)
+    emb = _onnx("embedder", row.location)
+    if emb is None:
+        return embedder_for_space(space)
+    if space.model_name not in (emb.version[:120], emb.name) or emb.dim != space.dim:
+        raise ModelMismatch(
+            f"space {space.name!r} was written by {space.model_name} ({space.dim}-d), the exported model is "
+            f"{emb.name} ({emb.dim}-d)"
+        )
+    return emb
+
+
+def query_parser() -> Parser:
+    """What parses a shopper's photo: the active parser exported to ONNX, else as :func:`parser_serving`."""
+    from lifecycle.services import models_ensure
+
+    row = selectors.version_active(ModelKind.PARSER) or models_ensure()[ModelKind.PARSER]
+    parser = _onnx("parser", row.location)
+    if parser is not None:
+        return parser
+    return parser_serving()[0]
+
+
+def serving_export_ensure(row: ModelVersion) -> bool:
+    """The version's export for query serving, made when missing (a worker's task); False when the
+    version is not served by onnxruntime (a hub model, the fallback parser, ``SHOP_QUERY_RUNTIME=torch``)."""
+    if settings.SHOP_QUERY_RUNTIME != "onnx" or row.card.get("hub_model") or row.location.startswith(FALLBACK_PREFIX):
+        return False
+    if not Path(row.location).is_dir():
+        return False
+    kind = "parser" if row.kind == ModelKind.PARSER else "embedder"
+    with _lock:
+        return _export_ensure(kind, row.location) is not None
+
+
+def serving_preload(queries: bool = False) -> float:
     """Load the active parser and embedder (and the filling one) before the process takes traffic;
-    returns the seconds it took. A failure is logged, never raised: the process still starts."""
+    returns the seconds it took. ``queries``: what answers shoppers' queries (a web process), else what
+    the pipeline runs (a worker, which also makes the query models' exports). A failure is logged, never
+    raised: the process still starts."""
     started = time.perf_counter()
     try:
-        parser_serving()
-        for writing in embedders_writing():
-            writing.embedder.encode_texts(["warm up"])  # first call builds the tokenizer's caches
+        if queries:
+            query_parser()
+            space = catalog_selectors.embedding_space_active(EmbeddingSpace.Modality.IMAGE_TEXT)
+            if space is not None:
+                query_embedder_for_space(space).encode_texts(["warm up"])
+        else:
+            _, row = parser_serving()
+            serving_export_ensure(row)  # what the web processes will serve queries with
+            for writing in embedders_writing():
+                writing.embedder.encode_texts(["warm up"])  # first call builds the tokenizer's caches
+                serving_export_ensure(writing.version)
     except Exception:
         logger.exception("models not preloaded; the first request loads them")
     seconds = time.perf_counter() - started
@@ -119,4 +265,6 @@ def serving_preload() -> float:
 
 def serving_caches_clear() -> None:
     _embedder_loaded.cache_clear()
-    parser_at.cache_clear()
+    _onnx_loaded.cache_clear()
+    if "vision.parser" in sys.modules:
+        sys.modules["vision.parser"].parser_at.cache_clear()

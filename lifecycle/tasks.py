@@ -24,3 +24,9 @@ def model_build(build_id: int) -> str:
     # Training yields the cores to image processing: the models worker itself runs under `nice`
     # (shop.localstack, docker-compose's trainer service).
     return services.build_run(build_id)
+
+
+@shared_task(acks_late=True, ignore_result=True, max_retries=3, default_retry_delay=30)
+def serving_export(version_id: int) -> str:
+    """Export an activated model version for query serving; idempotent (a current export is kept)."""
+    return services.version_serving_export(version_id)

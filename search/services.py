@@ -112,9 +112,9 @@ _query_lock = threading.Lock()
 def _encode_cached(space: EmbeddingSpace, text: str) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
     """The query's vector in the space, and the text tower's own sentence vector (None when it has
     none), from one pass of the tower."""
-    from lifecycle.serving import embedder_for_space
+    from lifecycle.serving import query_embedder_for_space
 
-    emb = embedder_for_space(space)  # the model that wrote the space, never another
+    emb = query_embedder_for_space(space)  # the model that wrote the space, never another
     with _query_lock:  # one encoder, many request threads
         shared, sentence = emb.encode_texts_and_sentences([text])
     return tuple(float(x) for x in shared[0]), None if sentence is None else tuple(float(x) for x in sentence[0])
@@ -604,10 +604,10 @@ def _category_sentences(
     "t-shirt (garment upper body)"), the normalised mean of both: chosen on the train split's natural
     requests, where it ranked the right categories' products first more often than the name alone
     (P@10 of the categories' products 0.653 against 0.594)."""
-    from lifecycle.serving import embedder_for_space
+    from lifecycle.serving import query_embedder_for_space
 
     with _query_lock:
-        embedder = embedder_for_space(space)
+        embedder = query_embedder_for_space(space)
         table = embedder.encode_sentences(list(names))
         if table is None or described is None:
             return table
@@ -1118,8 +1118,8 @@ def search_photo(
     garment class the parser found in the products' own photos) that look like it, with the
     garment's box. ``crop`` (x0, y0, x1, y1 in photo pixels) searches only that part; ``garment``
     keeps only that garment (an index into the unpicked result)."""
-    from lifecycle.serving import embedder_for_space, parser_serving
-    from vision.parser import cutout
+    from lifecycle.serving import query_embedder_for_space, query_parser
+    from vision.parsing import cutout
 
     image = image.convert("RGB")
     offset = (0, 0)
@@ -1129,7 +1129,7 @@ def search_photo(
         if x1 - x0 < 16 or y1 - y0 < 16:
             raise PhotoError("the crop is too small: draw a box of at least 16 × 16 pixels around the garment")
         image, offset = image.crop((x0, y0, x1, y1)), (x0, y0)
-    parser, _ = parser_serving()  # the active parser, or the fallback until one is trained
+    parser = query_parser()  # the active parser, or the fallback until one is trained
     parsed = parser.parse(image)
     area = image.width * image.height
     garments = [
@@ -1144,7 +1144,7 @@ def search_photo(
     space = _space()
     if not garments or space is None:
         return []
-    vectors = embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
+    vectors = query_embedder_for_space(space).encode_images([cutout(image, g.mask) for g in garments])
     # each garment's products are looked up side by side: all but the last on the query threads
     parallel = _query_threads_usable()
     lookups = [

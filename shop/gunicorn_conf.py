@@ -14,7 +14,7 @@ def post_worker_init(worker: Any) -> None:
         return
     from lifecycle.serving import serving_preload
 
-    seconds = serving_preload()
+    seconds = serving_preload(queries=True)
     worker.log.info("models loaded in %.1f s before taking requests", seconds)
     from search.services import search_warm
 

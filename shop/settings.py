@@ -417,7 +417,12 @@ SHOP_IMPORT_ZIP_MAX_RATIO = env_int("SHOP_IMPORT_ZIP_MAX_RATIO", 100)  # unpacke
 # Worker and web processes load the models they serve before their first task or request; the torch
 # threads of each worker process (one process per core: more threads only fight over the cores).
 SHOP_PRELOAD_MODELS = env_bool("SHOP_PRELOAD_MODELS", True)
-SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)
+SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)  # also onnxruntime's threads for a web process's queries
+# What answers a shopper's words and photos in a web process: "onnx" (the served models exported to
+# ONNX and run by onnxruntime: no torch in the web process) or "torch" (lifecycle/serving.py).
+SHOP_QUERY_RUNTIME = env_str("SHOP_QUERY_RUNTIME", "onnx").strip().lower()
+if SHOP_QUERY_RUNTIME not in ("onnx", "torch"):
+    raise ValueError(f"environment variable SHOP_QUERY_RUNTIME={SHOP_QUERY_RUNTIME!r} must be onnx or torch")
 # Throttle counts must be shared by every web worker process: a Redis cache on the app's Redis.
 SHOP_API_THROTTLE_CACHE = "api"
 # Answers shoppers ask for again (API bodies, result pages) are kept in the shared "api" cache, keyed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,15 @@ class U2NetPBaseline:
 
     @staticmethod
     def _new_session(threads: int | None) -> Any:
-        import torch
-
         # Importing rembg pulls in pymatting/numba, whose OpenMP start-up resets torch's intra-op thread
-        # count (e.g. 1 → all cores); keep the caller's setting.
-        torch_threads = torch.get_num_threads()
+        # count (e.g. 1 → all cores); keep the caller's setting (a process without torch has none).
+        torch = sys.modules.get("torch")
+        torch_threads = torch.get_num_threads() if torch is not None else 0
         try:
             import rembg
         finally:
-            torch.set_num_threads(torch_threads)
+            if torch is not None:
+                torch.set_num_threads(torch_threads)
         return rembg.new_session("u2netp", sess_opts=_session_options(threads))
 
     def probability(self, image: Image.Image) -> np.ndarray:
@@ -136,7 +137,7 @@ class FallbackParser:
     MIN_SHARE = 0.004  # an item smaller than this share of the photo is noise
 
     def __init__(self, threads: int | None = None) -> None:
-        from vision.parser import FALLBACK_PREFIX
+        from vision.parsing import FALLBACK_PREFIX
 
         self.u2netp = U2NetPBaseline(threads=threads)
         try:
@@ -149,7 +150,7 @@ class FallbackParser:
         self.version = FALLBACK_PREFIX + self.method
 
     def parse(self, image: Image.Image) -> Any:
-        from vision.parser import PARSER_CLASSES, Garment, ParseResult, mask_box
+        from vision.parsing import PARSER_CLASSES, Garment, ParseResult, mask_box
 
         rgb = image.convert("RGB")
         probability = self.u2netp.probability(rgb)

@@ -15,9 +15,8 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,24 +25,18 @@ from PIL import Image
 from torch import nn
 
 from vision.assets import LITE_MEAN, LITE_STD, AssetMissing, models_dir
-
-PARSER_CLASSES: tuple[str, ...] = (
-    "background",
-    "skin",
-    "hair",
-    "top",
-    "outerwear",
-    "dress",
-    "bottom",
-    "footwear",
-    "bag",
-    "accessory",
-)
-GARMENT_CLASSES: tuple[str, ...] = ("top", "outerwear", "dress", "bottom")
-# Classes that become items in ParseResult.garments (footwear, bags and accessories are items too, but
-# not part of the garment mask).
-ITEM_CLASSES: tuple[str, ...] = tuple(c for c in PARSER_CLASSES if c not in ("background", "skin", "hair"))
-GARMENT_INDICES: tuple[int, ...] = tuple(PARSER_CLASSES.index(c) for c in GARMENT_CLASSES)
+from vision.parsing import FALLBACK_PARSER as FALLBACK_PARSER
+from vision.parsing import FALLBACK_PREFIX as FALLBACK_PREFIX
+from vision.parsing import GARMENT_CLASSES as GARMENT_CLASSES
+from vision.parsing import GARMENT_INDICES as GARMENT_INDICES
+from vision.parsing import ITEM_CLASSES as ITEM_CLASSES
+from vision.parsing import PARSER_CLASSES as PARSER_CLASSES
+from vision.parsing import Garment as Garment
+from vision.parsing import Parser as Parser
+from vision.parsing import ParseResult as ParseResult
+from vision.parsing import cutout as cutout
+from vision.parsing import mask_box as mask_box
+from vision.parsing import parse_result
 
 CHECKPOINT_NAME = "parser.pt"
 CARD_NAME = "model_card.json"
@@ -122,71 +115,6 @@ class ParserNet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ results
-
-
-@dataclass
-class Garment:
-    label: str  # one of PARSER_CLASSES except background/skin/hair, or "item" (the fallback parser)
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in original-image pixels (x1, y1 exclusive)
-    mask: np.ndarray  # bool, original image H x W
-    score: float  # mean class probability inside the mask
-
-    @property
-    def area(self) -> int:
-        return int(np.count_nonzero(self.mask))
-
-    @property
-    def is_garment(self) -> bool:
-        return self.label in GARMENT_CLASSES
-
-
-@dataclass
-class ParseResult:
-    labels: np.ndarray  # uint8 H x W, index into PARSER_CLASSES
-    garments: list[Garment] = field(default_factory=list)  # largest first
-    # A baseline that cannot tell garments apart (the fallback parser) gives one class-less item mask
-    # instead of class labels; ``labels`` then only marks skin and hair.
-    items: np.ndarray | None = None
-
-    def garment_mask(self) -> np.ndarray:
-        """Boolean union of the GARMENT_CLASSES pixels (footwear, bags, accessories, skin, hair excluded)."""
-        if self.items is not None:
-            return self.items
-        return np.isin(self.labels, GARMENT_INDICES)
-
-    def item_mask(self) -> np.ndarray:
-        """Boolean union of every item class (garments, footwear, bag, accessory): all but
-        background, skin and hair — what a product photo's cutout keeps."""
-        if self.items is not None:
-            return self.items
-        return np.isin(self.labels, [PARSER_CLASSES.index(c) for c in ITEM_CLASSES])
-
-    def mask_of(self, label: str) -> np.ndarray:
-        return self.labels == PARSER_CLASSES.index(label)
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of a non-empty boolean mask, x1/y1 exclusive; ValueError when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        raise ValueError("the mask is empty")
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
-def cutout(image: Image.Image, mask: np.ndarray, pad: int = 4) -> Image.Image:
-    """RGBA copy of ``image`` with alpha = ``mask``, cropped to the mask's box grown by ``pad`` pixels."""
-    mask = np.asarray(mask).astype(bool)
-    if mask.shape != (image.height, image.width):
-        raise ValueError(f"mask shape {mask.shape} does not match the image ({image.height}, {image.width})")
-    if not mask.any():
-        raise ValueError("cannot cut out an empty mask")
-    x0, y0, x1, y1 = mask_box(mask)
-    x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
-    x1, y1 = min(image.width, x1 + pad), min(image.height, y1 + pad)
-    rgba = image.convert("RGBA")
-    rgba.putalpha(Image.fromarray(mask.astype(np.uint8) * 255, mode="L"))
-    return rgba.crop((x0, y0, x1, y1))
 
 
 # ---------------------------------------------------------------------------------------- inference
@@ -355,31 +283,8 @@ class GarmentParser:
         results = []
         for image, logits in zip(images, self.logits_batch(images), strict=True):
             labels, prob_sum, counts = upsample_labels(logits, image.height, image.width)
-            results.append(self._result(labels, prob_sum, counts))
+            results.append(parse_result(labels, prob_sum, counts, self.min_area_fraction))
         return results
-
-    def _result(self, labels: np.ndarray, prob_sum: np.ndarray, counts: np.ndarray) -> ParseResult:
-        min_area = self.min_area_fraction * labels.size
-        garments = []
-        for label in ITEM_CLASSES:
-            index = PARSER_CLASSES.index(label)
-            if counts[index] < max(1.0, min_area):
-                continue
-            mask = labels == index
-            garments.append(Garment(label, mask_box(mask), mask, float(prob_sum[index] / counts[index])))
-        garments.sort(key=lambda g: g.area, reverse=True)
-        return ParseResult(labels=labels, garments=garments)
-
-
-class Parser(Protocol):
-    """What the pipeline and photo search need of a parser: the trained one or the fallback."""
-
-    version: str
-
-    def parse(self, image: Image.Image) -> ParseResult: ...
-
-
-FALLBACK_PREFIX = "fallback:"
 
 
 @functools.lru_cache(maxsize=4)
@@ -391,9 +296,6 @@ def parser_at(path: str) -> Parser:
 
         return FallbackParser()
     return GarmentParser.load(Path(path))
-
-
-FALLBACK_PARSER = FALLBACK_PREFIX + "u2netp-minus-pan-skin-hair"
 
 
 def parser_newest_or_fallback() -> Parser:
