@@ -37,7 +37,7 @@ from lifecycle import selectors
 from lifecycle.models import ModelKind, ModelVersion
 from vision.assets import models_dir
 from vision.onnx_serving import OnnxEmbedder, OnnxParser, QueryEmbedder, export_current
-from vision.parsing import FALLBACK_PREFIX, Parser
+from vision.parsing import FALLBACK_PREFIX, Parser, fallback_parser
 
 if TYPE_CHECKING:
     from vision.clip import Embedder
@@ -65,6 +65,8 @@ def _embedder_loaded(spec: str, pretrained: str | None) -> Embedder:
 
 
 def parser_at(location: str) -> Parser:
+    if location.startswith(FALLBACK_PREFIX):  # no torch for the fallback (a web process serves it too)
+        return fallback_parser()
     from vision.parser import parser_at as load
 
     return load(location)

@@ -35,8 +35,8 @@ from vision.parsing import Garment as Garment
 from vision.parsing import Parser as Parser
 from vision.parsing import ParseResult as ParseResult
 from vision.parsing import cutout as cutout
+from vision.parsing import fallback_parser, parse_result
 from vision.parsing import mask_box as mask_box
-from vision.parsing import parse_result
 
 CHECKPOINT_NAME = "parser.pt"
 CARD_NAME = "model_card.json"
@@ -292,9 +292,7 @@ def parser_at(path: str) -> Parser:
     """A parser by location, loaded once per process: a checkpoint folder, or ``fallback:`` for the
     untrained baseline (:class:`vision.baselines.FallbackParser`)."""
     if path.startswith(FALLBACK_PREFIX):
-        from vision.baselines import FallbackParser
-
-        return FallbackParser()
+        return fallback_parser()
     return GarmentParser.load(Path(path))
 
 

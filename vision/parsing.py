@@ -4,6 +4,7 @@ process serves with is in :mod:`vision.onnx_serving`."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -122,3 +123,11 @@ FALLBACK_PREFIX = "fallback:"
 
 # the untrained baseline (:class:`vision.baselines.FallbackParser`)
 FALLBACK_PARSER = FALLBACK_PREFIX + "u2netp-minus-pan-skin-hair"
+
+
+@functools.lru_cache(maxsize=1)
+def fallback_parser() -> Parser:
+    """The untrained baseline parser, loaded once per process (u2netp and PAN through onnxruntime)."""
+    from vision.baselines import FallbackParser
+
+    return FallbackParser()
