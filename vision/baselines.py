@@ -14,13 +14,11 @@ u2netp's 0.781), or u2netp alone where the PAN file is not installed.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from vision.assets import IMAGENET_MEAN, IMAGENET_STD, AssetMissing, pan_onnx, u2netp_onnx
 
@@ -38,39 +36,37 @@ def _session_options(threads: int | None) -> Any:
 
 
 class U2NetPBaseline:
-    """rembg ``u2netp`` (always through an explicit session, never a bare ``rembg.remove()``)."""
+    """rembg's ``u2netp`` salient-object net, run by onnxruntime exactly as ``rembg.remove(image,
+    session=new_session("u2netp"), only_mask=True)`` runs it (the same steps, checked against rembg by
+    tests/unit/test_baselines.py) without importing rembg, whose numba and scikit-image cost a web
+    process serving the fallback parser about 220 MB."""
 
     name = "u2netp"
+    SIZE = (320, 320)
+    MEAN = (0.485, 0.456, 0.406)
+    STD = (0.229, 0.224, 0.225)
 
     def __init__(self, model_path: Path | None = None, threads: int | None = None) -> None:
-        path = Path(model_path) if model_path is not None else u2netp_onnx()
-        # rembg looks for <U2NET_HOME>/u2netp.onnx and only downloads when it is missing.
-        os.environ["U2NET_HOME"] = str(path.parent)
-        self.session = self._new_session(threads)
+        import onnxruntime as ort
 
-    @staticmethod
-    def _new_session(threads: int | None) -> Any:
-        # Importing rembg pulls in pymatting/numba, whose OpenMP start-up resets torch's intra-op thread
-        # count (e.g. 1 → all cores); keep the caller's setting (a process without torch has none).
-        torch = sys.modules.get("torch")
-        torch_threads = torch.get_num_threads() if torch is not None else 0
-        try:
-            import rembg
-        finally:
-            if torch is not None:
-                torch.set_num_threads(torch_threads)
-        return rembg.new_session("u2netp", sess_opts=_session_options(threads))
+        path = Path(model_path) if model_path is not None else u2netp_onnx()
+        self.session = ort.InferenceSession(
+            str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
 
     def probability(self, image: Image.Image) -> np.ndarray:
         """Saliency in [0, 1], image H × W."""
-        import rembg
-
-        mask = rembg.remove(image.convert("RGB"), session=self.session, only_mask=True)
-        if not isinstance(mask, Image.Image):  # pragma: no cover - rembg returns the input's type
-            mask = Image.fromarray(np.asarray(mask))
+        rgb = ImageOps.exif_transpose(image.convert("RGB"))  # as rembg.remove does first
+        pixels = np.array(rgb.resize(self.SIZE, Image.Resampling.LANCZOS))
+        pixels = pixels / max(np.max(pixels), 1e-6)
+        x = (pixels - np.asarray(self.MEAN)) / np.asarray(self.STD)
+        pred = self.session.run(None, {self.input_name: x.transpose(2, 0, 1)[None].astype(np.float32)})[0][:, 0]
+        pred = np.squeeze((pred - np.min(pred)) / (np.max(pred) - np.min(pred)))
+        mask = Image.fromarray((pred * 255).astype("uint8"), mode="L").resize(rgb.size, Image.Resampling.LANCZOS)
         if mask.size != image.size:
             mask = mask.resize(image.size, Image.Resampling.BILINEAR)
-        return np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
+        return np.asarray(mask, dtype=np.float32) / 255.0
 
     def garment_mask(self, image: Image.Image) -> np.ndarray:
         return self.probability(image) >= 0.5
