@@ -52,6 +52,7 @@ KNOWN_APP_ENV: frozenset[str] = frozenset(
         "SHOP_TASK_SOFT_TIME_LIMIT",
         "SHOP_VISIBILITY_TIMEOUT",
         "SHOP_ANSWER_CACHE_S",
+        "SHOP_QUERY_RUNTIME",
         "SHOP_HTTPS",
         "SHOP_BEHIND_PROXY",
         "SHOP_HSTS_SECONDS",
