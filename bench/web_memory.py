@@ -49,7 +49,8 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
-def _photo_search(url: str, jpeg: bytes) -> dict[str, Any]:
+def photo_search(url: str, jpeg: bytes) -> dict[str, Any]:
+    """POST a JPEG to the API's photo search (multipart, as the mobile app sends it); the parsed answer."""
     boundary = uuid.uuid4().hex
     body = (
         (
@@ -134,7 +135,7 @@ def measure(url: str, runtime: str, photos: list[bytes]) -> dict[str, Any]:
     photo, garments = [], 0
     for jpeg in photos:
         started = time.perf_counter()
-        answer = _photo_search(url, jpeg)
+        answer = photo_search(url, jpeg)
         photo.append(time.perf_counter() - started)
         garments += len(answer["garments"])
     _get(f"{url}/search?q=red+dress")

@@ -42,6 +42,7 @@ from vision.assets import (
     models_dir,
 )
 from vision.config import current
+from vision.images import to_rgb_on_white as to_rgb_on_white
 
 logger = logging.getLogger(__name__)
 
@@ -191,16 +192,6 @@ def encode_with_trunk(
         trunk = torch.zeros((len(images), 0))
         vectors = encoders(model).encode_image(batch)
     return trunk.numpy(), torch.nn.functional.normalize(vectors, dim=-1).numpy()
-
-
-def to_rgb_on_white(image: Image.Image) -> Image.Image:
-    """RGB with any transparency composited onto white (cutouts are RGBA)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return image.convert("RGB")
 
 
 def load_embedder(spec: str | None = None, pretrained: str | None = None) -> Embedder:

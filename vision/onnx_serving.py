@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from vision.assets import LITE_MEAN, LITE_STD
+from vision.images import to_rgb_on_white
 from vision.parsing import PARSER_CLASSES, ParseResult, parse_result
 
 FORMAT = "shop-onnx/1"
@@ -71,6 +72,13 @@ def export_current(model_folder: Path, export_folder: Path) -> bool:
     )
 
 
+def _serving_read(folder: Path, kind: str) -> dict[str, Any]:
+    serving: dict[str, Any] = json.loads((folder / SERVING_NAME).read_text())
+    if serving.get("format") != FORMAT or serving.get("kind") != kind:
+        raise ValueError(f"{folder} is not an exported {kind} ({FORMAT})")
+    return serving
+
+
 def _session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -83,16 +91,6 @@ def _session(path: Path, threads: int) -> Any:
     opts.add_session_config_entry("session.disable_prepacking", "1")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def to_rgb_on_white(image: Image.Image) -> Image.Image:
-    """RGB with any transparency composited onto white (cutouts are RGBA)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return image.convert("RGB")
 
 
 _RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
@@ -137,11 +135,7 @@ class OnnxEmbedder:
 
     @classmethod
     def load(cls, folder: Path, threads: int = 1) -> OnnxEmbedder:
-        folder = Path(folder)
-        serving = json.loads((folder / SERVING_NAME).read_text())
-        if serving.get("format") != FORMAT or serving.get("kind") != "embedder":
-            raise ValueError(f"{folder} is not an exported embedder ({FORMAT})")
-        return cls(folder, serving, threads)
+        return cls(Path(folder), _serving_read(Path(folder), "embedder"), threads)
 
     # ------------------------------------------------------------------------------------- images
     def preprocess(self, image: Image.Image) -> np.ndarray:
@@ -220,11 +214,7 @@ class OnnxParser:
 
     @classmethod
     def load(cls, folder: Path, threads: int = 1) -> OnnxParser:
-        folder = Path(folder)
-        serving = json.loads((folder / SERVING_NAME).read_text())
-        if serving.get("format") != FORMAT or serving.get("kind") != "parser":
-            raise ValueError(f"{folder} is not an exported garment parser ({FORMAT})")
-        return cls(folder, serving, threads)
+        return cls(Path(folder), _serving_read(Path(folder), "parser"), threads)
 
     def logits(self, image: Image.Image) -> np.ndarray:
         """C × h × w logits at the working resolution (as ``GarmentParser.logits_batch([image])[0]``)."""

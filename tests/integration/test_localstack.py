@@ -39,6 +39,15 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     localstack.stack_data_remove(env)
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` with ``env`` (a stack of a test's own); its output, or the test fails with it."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def stack(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "shop.localstack", *args],

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import psutil
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.web_memory import photo_search
 from shop import localstack
-from tests.integration.test_localstack import REPO, free_port, stack
+from tests.integration.test_localstack import REPO, free_port, manage, stack
 
 pytestmark = pytest.mark.services
 
@@ -41,15 +41,8 @@ def web(tmp_path: Path, test_models: Path) -> Iterator[dict[str, Any]]:
     try:
         stack(env, "start", "postgres", "redis")
 
-        def manage(*args: str) -> str:
-            done = subprocess.run(
-                [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-            )
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-            return done.stdout
-
-        manage("migrate", "--noinput")
-        manage("models", "ensure", "--no-build")
+        manage(env, "migrate", "--noinput")
+        manage(env, "models", "ensure", "--no-build")
         stack(env, "start", "web")
         yield {"env": env, "url": f"http://127.0.0.1:{port}", "layout": localstack.layout_from_env(env)}
     finally:
@@ -62,23 +55,7 @@ def photo_upload(url: str) -> dict[str, Any]:
     ImageDraw.Draw(image).rectangle([80, 60, 220, 380], fill=(180, 30, 40))
     body = io.BytesIO()
     image.save(body, "JPEG")
-    boundary = uuid.uuid4().hex
-    data = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="look.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + body.getvalue()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        url + "/api/v1/search/photo",
-        data=data,
-        method="POST",
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
+    return photo_search(url, body.getvalue())
 
 
 def test_the_web_processes_answer_words_and_photos_without_torch(web, test_models):

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from shop import localstack
-from tests.integration.test_localstack import REPO, free_port, stack
+from tests.integration.test_localstack import REPO, free_port, manage, stack
 
 pytestmark = pytest.mark.services
 
@@ -62,16 +62,9 @@ def replicated(tmp_path: Path) -> Iterator[dict[str, Any]]:
         out = stack(env, "start", "postgres", "replica", "redis")
         assert "replica: up" in out and "streaming" in out
 
-        def manage(*args: str) -> str:
-            done = subprocess.run(
-                [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-            )
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-            return done.stdout
-
-        manage("migrate", "--noinput")
-        manage("models", "ensure", "--no-build")
-        token = manage("shell", "-c", SETUP).split("TOKEN")[-1].strip()
+        manage(env, "migrate", "--noinput")
+        manage(env, "models", "ensure", "--no-build")
+        token = manage(env, "shell", "-c", SETUP).split("TOKEN")[-1].strip()
         stack(env, "start", "web")
         yield {"env": env, "url": f"http://127.0.0.1:{web}", "token": token, "replica_port": replica}
     finally:
