@@ -36,7 +36,7 @@ from catalog.models import EmbeddingSpace
 from lifecycle import selectors
 from lifecycle.models import ModelKind, ModelVersion
 from vision.assets import models_dir
-from vision.onnx_serving import OnnxEmbedder, OnnxParser, QueryEmbedder, export_current
+from vision.onnx_serving import OnnxEmbedder, OnnxParser, QueryEmbedder, export_current, source_fingerprint
 from vision.parsing import FALLBACK_PREFIX, Parser, fallback_parser
 
 if TYPE_CHECKING:
@@ -142,42 +142,52 @@ def _export_folder(kind: str, location: str) -> Path:
     return models_dir() / "serving" / kind / f"{Path(location).name}-{digest}"
 
 
+# models this process found it cannot export (with their weights' fingerprint): not tried again per query
+_unexportable: set[tuple[str, str, str]] = set()
+
+
 def _export_ensure(kind: str, location: str) -> Path | None:
     """The ONNX export of the model in ``location`` (made now when missing or stale), or None when the
-    model cannot be exported (the reason is logged: the query is then answered by torch). One process
-    exports at a time (a file lock); a process without torch exports in a child process."""
-    import fasteners
-
+    model cannot be exported (the reason is logged once: its queries are then answered by torch). One
+    process exports at a time (a file lock); a process without torch exports in a child process."""
     model, out = Path(location), _export_folder(kind, location)
     if export_current(model, out):
         return out
+    key = (kind, str(model), repr(source_fingerprint(model)))
+    if key in _unexportable:
+        return None
+    started = time.perf_counter()
+    try:
+        _export_now(kind, model, out)
+    except (ValueError, OSError, subprocess.SubprocessError) as exc:
+        _unexportable.add(key)
+        logger.warning("%s %s not exported to ONNX (%s): torch answers its queries", kind, model.name, exc)
+        return None
+    logger.info("%s %s served by onnxruntime (%s, %.1f s)", kind, model.name, out, time.perf_counter() - started)
+    return out
+
+
+def _export_now(kind: str, model: Path, out: Path) -> None:
+    import fasteners
+
     out.parent.mkdir(parents=True, exist_ok=True)
     with fasteners.InterProcessLock(str(out) + ".lock"):
         if export_current(model, out):  # another process finished it while this one waited
-            return out
-        started = time.perf_counter()
+            return
         if "torch" in sys.modules:  # a worker: export in this process
             from vision import onnx_export
 
-            try:
-                (onnx_export.export_embedder if kind == "embedder" else onnx_export.export_parser)(model, out)
-            except (ValueError, OSError) as exc:
-                logger.warning("%s %s not exported to ONNX (%s): torch answers its queries", kind, model.name, exc)
-                return None
-        else:
-            done = subprocess.run(
-                [sys.executable, "-m", "vision.onnx_export", kind, str(model), str(out)],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-            )
-            if done.returncode != 0:
-                reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                logger.warning("%s %s not exported to ONNX (%s): torch answers its queries", kind, model.name, reason)
-                return None
-        logger.info("exported %s %s to ONNX in %.1f s (%s)", kind, model.name, time.perf_counter() - started, out)
-    return out
+            (onnx_export.export_embedder if kind == "embedder" else onnx_export.export_parser)(model, out)
+            return
+        done = subprocess.run(
+            [sys.executable, "-m", "vision.onnx_export", kind, str(model), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+        if done.returncode != 0:
+            raise ValueError((done.stderr.strip().splitlines() or ["the export printed nothing"])[-1])
 
 
 @functools.lru_cache(maxsize=4)

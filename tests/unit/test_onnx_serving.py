@@ -146,3 +146,22 @@ def test_the_runtime_modules_import_without_torch():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_model_that_cannot_be_exported_is_tried_once_and_left_to_torch(tmp_path, settings, monkeypatch):
+    from lifecycle import serving
+
+    settings.MODELS_DIR = tmp_path / "models"
+    folder = tmp_path / "hub-like"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").write_bytes(b"weights")
+    tries = []
+    real = serving._export_now
+    monkeypatch.setattr(serving, "_export_now", lambda *args: tries.append(args) or real(*args))
+    monkeypatch.setattr(serving, "_unexportable", set())
+    assert serving._export_ensure("embedder", str(folder)) is None  # no tokenizer.json: refused
+    assert serving._export_ensure("embedder", str(folder)) is None
+    assert len(tries) == 1
+    os.utime(folder / "open_clip_model.safetensors", ns=(5, 5))  # new weights: worth another try
+    assert serving._export_ensure("embedder", str(folder)) is None
+    assert len(tries) == 2
