@@ -190,11 +190,19 @@ def _export_now(kind: str, model: Path, out: Path) -> None:
             raise ValueError((done.stderr.strip().splitlines() or ["the export printed nothing"])[-1])
 
 
-@functools.lru_cache(maxsize=4)
+# per kind, the one exported model this process answers queries with, by (folder, export time): a
+# model switched out is dropped, not kept beside its successor
+_onnx_serving: dict[str, tuple[tuple[str, float], OnnxEmbedder | OnnxParser]] = {}
+
+
 def _onnx_loaded(kind: str, folder: str, stamp: float) -> OnnxEmbedder | OnnxParser:
-    threads = max(1, int(settings.SHOP_TORCH_THREADS))
-    loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
-    return loader(Path(folder), threads=threads)
+    held = _onnx_serving.get(kind)
+    if held is None or held[0] != (folder, stamp):
+        threads = max(1, int(settings.SHOP_TORCH_THREADS))
+        loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
+        _onnx_serving.pop(kind, None)
+        _onnx_serving[kind] = ((folder, stamp), loader(Path(folder), threads=threads))
+    return _onnx_serving[kind][1]
 
 
 def _onnx(kind: str, location: str) -> Any:
@@ -232,8 +240,12 @@ def query_parser() -> Parser:
     from lifecycle.services import models_ensure
 
     row = selectors.version_active(ModelKind.PARSER) or models_ensure()[ModelKind.PARSER]
+    if row.location.startswith(FALLBACK_PREFIX):
+        return fallback_parser(lean=True)
     parser = _onnx("parser", row.location)
     if parser is not None:
+        if fallback_parser.cache_info().currsize:  # served until this parser was trained: let it go
+            fallback_parser.cache_clear()
         return parser
     return parser_serving()[0]
 
@@ -277,6 +289,6 @@ def serving_preload(queries: bool = False) -> float:
 
 def serving_caches_clear() -> None:
     _embedder_loaded.cache_clear()
-    _onnx_loaded.cache_clear()
+    _onnx_serving.clear()
     if "vision.parser" in sys.modules:
         sys.modules["vision.parser"].parser_at.cache_clear()

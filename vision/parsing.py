@@ -125,9 +125,10 @@ FALLBACK_PREFIX = "fallback:"
 FALLBACK_PARSER = FALLBACK_PREFIX + "u2netp-minus-pan-skin-hair"
 
 
-@functools.lru_cache(maxsize=1)
-def fallback_parser() -> Parser:
-    """The untrained baseline parser, loaded once per process (u2netp and PAN through onnxruntime)."""
+@functools.lru_cache(maxsize=2)
+def fallback_parser(lean: bool = False) -> Parser:
+    """The untrained baseline parser, loaded once per process (u2netp and PAN through onnxruntime);
+    ``lean``: without onnxruntime's memory arena (a web process: less memory, a little slower)."""
     from vision.baselines import FallbackParser
 
-    return FallbackParser()
+    return FallbackParser(arena=not lean)
