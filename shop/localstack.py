@@ -432,8 +432,17 @@ def pg_server_start(layout: Layout, name: str, pgdata: Path, port: int) -> int:
     out = open(layout.log_file(name), "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         # settings given here apply to clusters made by any earlier version too (they override the
-        # configuration files)
-        [str(pg_bin_dir() / "postgres"), "-D", str(pgdata), "-c", f"shared_buffers={pg_shared_buffers()}"],
+        # configuration files): the port too, so a DATABASE_URL whose port changed since the cluster was
+        # made is honoured rather than refused with "address already in use" on the old one
+        [
+            str(pg_bin_dir() / "postgres"),
+            "-D",
+            str(pgdata),
+            "-c",
+            f"shared_buffers={pg_shared_buffers()}",
+            "-c",
+            f"port={port}",
+        ],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

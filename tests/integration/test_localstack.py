@@ -128,3 +128,19 @@ def test_postgres_starts_again_after_a_crash(stack_env: dict[str, str]):
     assert "postgres: up" in out
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT n FROM survived").fetchone() == (42,)
+
+
+def test_postgres_follows_a_changed_port_in_database_url(stack_env: dict[str, str]):
+    first = int(stack_env["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+    stack(stack_env, "start", "postgres")
+    stack(stack_env, "stop", "postgres")
+    second = free_port()
+    moved = {**stack_env, "DATABASE_URL": f"postgres://shop@127.0.0.1:{second}/stacktest"}
+    try:
+        out = stack(moved, "start", "postgres")
+        assert f"postgres: up on 127.0.0.1:{second}" in out
+        with psycopg.connect(f"host=127.0.0.1 port={second} user=shop dbname=postgres", autocommit=True) as conn:
+            assert conn.execute("SHOW port").fetchone() == (str(second),)
+        assert not localstack.port_open(first)
+    finally:
+        subprocess.run([sys.executable, "-m", "shop.localstack", "stop", "postgres"], env=moved, cwd=REPO)
