@@ -2,10 +2,10 @@
 registry serves (parser, embedder) and builds the search's spelling lexicon and vocabularies before it
 accepts its first request, so the first search is as fast as the tenth. ``SHOP_PRELOAD_MODELS=0`` skips it.
 
-Memory a request has freed goes back to the operating system: after the warm-up and after each photo
-search (whose arrays are large), glibc's ``malloc_trim`` returns the free pages of the heap, which a
-long-running process with several threads otherwise keeps (measured on the demo: 390 → 328 MB
-resident after five photo searches, 0.1 ms per call)."""
+Memory a request has freed goes back to the operating system: after the warm-up and after every
+request, glibc's ``malloc_trim`` returns the free pages of the heap, which a long-running process with
+several threads otherwise keeps (measured on the demo: 390 → 328 MB resident after five photo searches;
+against a million products, the larger of the two processes 332 → 283 MB proportional; 0.1 ms a call)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,7 @@ def heap_trim() -> None:
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
-    if "/photo" in req.path:
-        heap_trim()
+    heap_trim()
 
 
 def post_worker_init(worker: Any) -> None:
