@@ -37,7 +37,7 @@ from lifecycle import selectors
 from lifecycle.models import ModelKind, ModelVersion
 from vision.assets import models_dir
 from vision.onnx_serving import OnnxEmbedder, OnnxParser, QueryEmbedder, export_current, source_fingerprint
-from vision.parsing import FALLBACK_PREFIX, Parser, fallback_parser
+from vision.parsing import FALLBACK_PREFIX, Parser, fallback_parser, parser_at
 
 if TYPE_CHECKING:
     from vision.clip import Embedder
@@ -62,14 +62,6 @@ def _embedder_loaded(spec: str, pretrained: str | None) -> Embedder:
     from vision.clip import load_embedder
 
     return load_embedder(spec, pretrained)
-
-
-def parser_at(location: str) -> Parser:
-    if location.startswith(FALLBACK_PREFIX):  # no torch for the fallback (a web process serves it too)
-        return fallback_parser()
-    from vision.parser import parser_at as load
-
-    return load(location)
 
 
 def embedder_of(row: ModelVersion) -> Embedder:
@@ -190,29 +182,29 @@ def _export_now(kind: str, model: Path, out: Path) -> None:
             raise ValueError((done.stderr.strip().splitlines() or ["the export printed nothing"])[-1])
 
 
-# per kind, the one exported model this process answers queries with, by (folder, export time): a
-# model switched out is dropped, not kept beside its successor
-_onnx_serving: dict[str, tuple[tuple[str, float], OnnxEmbedder | OnnxParser]] = {}
-
-
-def _onnx_loaded(kind: str, folder: str, stamp: float) -> OnnxEmbedder | OnnxParser:
-    held = _onnx_serving.get(kind)
-    if held is None or held[0] != (folder, stamp):
-        threads = max(1, int(settings.SHOP_TORCH_THREADS))
-        loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
-        _onnx_serving.pop(kind, None)
-        _onnx_serving[kind] = ((folder, stamp), loader(Path(folder), threads=threads))
-    return _onnx_serving[kind][1]
+# per kind, the model folder whose export this process answers queries with, and that export loaded:
+# a model switched out is dropped, not kept beside its successor
+_onnx_serving: dict[str, tuple[str, OnnxEmbedder | OnnxParser]] = {}
 
 
 def _onnx(kind: str, location: str) -> Any:
-    if settings.SHOP_QUERY_RUNTIME != "onnx" or location.startswith(FALLBACK_PREFIX) or not Path(location).is_dir():
+    """The exported model of ``location`` this process serves queries with (made and loaded once; a
+    query after that touches no file), or None when torch answers."""
+    if settings.SHOP_QUERY_RUNTIME != "onnx" or location.startswith(FALLBACK_PREFIX):
         return None
+    held = _onnx_serving.get(kind)
+    if held is not None and held[0] == location:
+        return held[1]
     with _lock:
-        folder = _export_ensure(kind, location)
+        held = _onnx_serving.get(kind)
+        if held is not None and held[0] == location:  # another request thread loaded it meanwhile
+            return held[1]
+        folder = _export_ensure(kind, location) if Path(location).is_dir() else None
         if folder is None:
             return None
-        return _onnx_loaded(kind, str(folder), (folder / "serving.json").stat().st_mtime)
+        loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
+        _onnx_serving[kind] = (location, loader(folder, threads=max(1, int(settings.SHOP_TORCH_THREADS))))
+        return _onnx_serving[kind][1]
 
 
 def query_embedder_for_space(space: EmbeddingSpace) -> QueryEmbedder:
@@ -290,5 +282,4 @@ def serving_preload(queries: bool = False) -> float:
 def serving_caches_clear() -> None:
     _embedder_loaded.cache_clear()
     _onnx_serving.clear()
-    if "vision.parser" in sys.modules:
-        sys.modules["vision.parser"].parser_at.cache_clear()
+    parser_at.cache_clear()

@@ -21,9 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from vision.assets import LITE_MEAN, LITE_STD
 from vision.images import to_rgb_on_white
-from vision.parsing import PARSER_CLASSES, ParseResult, parse_result
+from vision.parsing import PARSER_CLASSES, ParseResult, parse_result, round_up, working_pixels
 
 FORMAT = "shop-onnx/1"
 SERVING_NAME = "serving.json"
@@ -218,14 +217,8 @@ class OnnxParser:
 
     def logits(self, image: Image.Image) -> np.ndarray:
         """C × h × w logits at the working resolution (as ``GarmentParser.logits_batch([image])[0]``)."""
-        rgb = image.convert("RGB")
-        scale = self.working_size / max(rgb.width, rgb.height)
-        w, h = max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))
-        if (w, h) != rgb.size:
-            rgb = rgb.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
-        x = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
-        x = (x - np.asarray(LITE_MEAN, np.float32).reshape(3, 1, 1)) / np.asarray(LITE_STD, np.float32).reshape(3, 1, 1)
-        batch = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)  # 0 = mid-grey
+        x, (h, w) = working_pixels(image, self.working_size)
+        batch = np.zeros((1, 3, round_up(h), round_up(w)), np.float32)  # 0 = mid-grey
         batch[0, :, :h, :w] = x
         return self.net.run(["logits"], {"pixels": batch})[0][0, :, :h, :w]
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from vision.assets import LITE_MEAN, LITE_STD, AssetMissing, models_dir
+from vision.assets import AssetMissing, models_dir
 from vision.parsing import FALLBACK_PARSER as FALLBACK_PARSER
 from vision.parsing import FALLBACK_PREFIX as FALLBACK_PREFIX
 from vision.parsing import GARMENT_CLASSES as GARMENT_CLASSES
@@ -35,8 +35,9 @@ from vision.parsing import Garment as Garment
 from vision.parsing import Parser as Parser
 from vision.parsing import ParseResult as ParseResult
 from vision.parsing import cutout as cutout
-from vision.parsing import fallback_parser, parse_result
 from vision.parsing import mask_box as mask_box
+from vision.parsing import parse_result, round_up, working_pixels
+from vision.parsing import parser_at as parser_at
 
 CHECKPOINT_NAME = "parser.pt"
 CARD_NAME = "model_card.json"
@@ -122,19 +123,8 @@ class ParserNet(nn.Module):
 
 def to_input(image: Image.Image, working_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Normalised 3 × h × w tensor of the image resized to long side ``working_size`` (unpadded), and (h, w)."""
-    rgb = image.convert("RGB")
-    scale = working_size / max(rgb.width, rgb.height)
-    w, h = max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))
-    if (w, h) != rgb.size:
-        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
-    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(LITE_MEAN).view(3, 1, 1)
-    std = torch.tensor(LITE_STD).view(3, 1, 1)
-    return (x - mean) / std, (h, w)
-
-
-def _round_up(value: int, multiple: int = 32) -> int:
-    return -(-value // multiple) * multiple
+    pixels, size = working_pixels(image, working_size)
+    return torch.from_numpy(pixels), size
 
 
 def upsample_labels(
@@ -267,8 +257,8 @@ class GarmentParser:
         if not images:
             return []
         inputs = [to_input(im, self.working_size) for im in images]
-        hmax = _round_up(max(s[0] for _, s in inputs))
-        wmax = _round_up(max(s[1] for _, s in inputs))
+        hmax = round_up(max(s[0] for _, s in inputs))
+        wmax = round_up(max(s[1] for _, s in inputs))
         batch = torch.zeros(len(inputs), 3, hmax, wmax)  # 0 = mid-grey after normalisation
         for i, (x, (h, w)) in enumerate(inputs):
             batch[i, :, :h, :w] = x
@@ -285,15 +275,6 @@ class GarmentParser:
             labels, prob_sum, counts = upsample_labels(logits, image.height, image.width)
             results.append(parse_result(labels, prob_sum, counts, self.min_area_fraction))
         return results
-
-
-@functools.lru_cache(maxsize=4)
-def parser_at(path: str) -> Parser:
-    """A parser by location, loaded once per process: a checkpoint folder, or ``fallback:`` for the
-    untrained baseline (:class:`vision.baselines.FallbackParser`)."""
-    if path.startswith(FALLBACK_PREFIX):
-        return fallback_parser()
-    return GarmentParser.load(Path(path))
 
 
 def parser_newest_or_fallback() -> Parser:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+from vision.assets import LITE_MEAN, LITE_STD
 
 PARSER_CLASSES: tuple[str, ...] = (
     "background",
@@ -132,3 +135,33 @@ def fallback_parser(lean: bool = False) -> Parser:
     from vision.baselines import FallbackParser
 
     return FallbackParser(arena=not lean)
+
+
+@functools.lru_cache(maxsize=4)
+def parser_at(path: str) -> Parser:
+    """A parser by location, loaded once per process: a checkpoint folder (:class:`vision.parser.
+    GarmentParser`, torch, imported only then), or ``fallback:`` for the untrained baseline."""
+    if path.startswith(FALLBACK_PREFIX):
+        return fallback_parser()
+    from vision.parser import GarmentParser
+
+    return GarmentParser.load(Path(path))
+
+
+def working_pixels(image: Image.Image, working_size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The parser's input: the image resized to long side ``working_size`` (aspect kept, unpadded),
+    normalised as EfficientNet-Lite expects, 3 × h × w float32; and (h, w)."""
+    rgb = image.convert("RGB")
+    scale = working_size / max(rgb.width, rgb.height)
+    w, h = max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))
+    if (w, h) != rgb.size:
+        rgb = rgb.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
+    x = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    mean = np.asarray(LITE_MEAN, np.float32).reshape(3, 1, 1)
+    std = np.asarray(LITE_STD, np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((x - mean) / std), (h, w)
+
+
+def round_up(value: int, multiple: int = 32) -> int:
+    """``value`` rounded up to a multiple of ``multiple`` (the parser's input sides: its stride)."""
+    return -(-value // multiple) * multiple
