@@ -1149,7 +1149,7 @@ def search_photo(
     parallel = _query_threads_usable()
     lookups = [
         (_run_on_query_thread if parallel and i < len(garments) - 1 else _run_here)(
-            _garment_hits, vector, found.label, limit * 4, filters, space
+            _garment_hits, vector, found.label, limit, filters, space
         )
         for i, (found, vector) in enumerate(zip(garments, vectors, strict=True))
     ]
@@ -1162,17 +1162,27 @@ def search_photo(
     return results
 
 
+# A garment's products are looked up in a pool of ``limit`` × 4 nearest; where fewer than ``limit`` of
+# them are of a compatible kind (a skirt in a catalog of mostly tops), the pool grows fourfold up to this.
+GARMENT_POOL_MAX = 2000
+
+
 def _garment_hits(
-    vector: np.ndarray, label: str, pool: int, filters: ProductFilters | None, space: EmbeddingSpace
+    vector: np.ndarray, label: str, limit: int, filters: ProductFilters | None, space: EmbeddingSpace
 ) -> list[Hit]:
-    """The products whose photos look like one garment of a shopper's photo, of a kind compatible with
-    its ``label`` (by the garment class the parser found in each product's own photos)."""
-    hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=PHOTO_EF_SEARCH)
-    kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
+    """The ``limit`` products whose photos look most like one garment of a shopper's photo, of a kind
+    compatible with its ``label`` (by the garment class the parser found in each product's own photos)."""
     allowed = COMPATIBLE_GARMENTS.get(label)
-    if allowed is not None:
-        hits = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
-    return hits
+    pool = limit * 4
+    while True:
+        hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=PHOTO_EF_SEARCH)
+        if allowed is None:
+            return hits[:limit]
+        kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
+        kept = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
+        if len(kept) >= limit or len(hits) < pool or pool >= GARMENT_POOL_MAX:
+            return kept[:limit]
+        pool = min(pool * 4, GARMENT_POOL_MAX)
 
 
 def merge_garment_results(results: list[GarmentResult], limit: int) -> list[Hit]:

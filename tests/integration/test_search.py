@@ -512,6 +512,28 @@ def test_photo_of_a_person_gives_results_per_garment_with_boxes(catalog, scene_p
         services.search_photo(photo, garment=len(results) + 3)
 
 
+def test_a_garment_of_a_rare_kind_looks_further_for_products_of_its_kind(catalog):
+    """The nearest products are all of another kind (every product but the farthest shows a top): the
+    lookup for a skirt widens its pool until it finds the one product that shows a bottom."""
+    import numpy as np
+
+    from catalog.models import ProductImage, ProductVector
+
+    space = services._space()
+    rows = ProductVector.objects.filter(space=space, kind="image").values_list("product_id", "vector")
+    ids = [pid for pid, _ in rows]
+    vectors = np.array([np.asarray(v, dtype=np.float32) for _, v in rows])
+    query = vectors[0]
+    farthest = ids[int(np.argmin(vectors @ query))]
+    assert len(ids) > 5  # more than the first pool (limit 1 × 4)
+    ProductImage.objects.filter(product_id__in=ids).update(garments=[{"label": "top", "area": 5000}])
+    ProductImage.objects.filter(product_id=farthest).update(garments=[{"label": "bottom", "area": 5000}])
+    hits = services._garment_hits(query, "bottom", 1, None, space)
+    assert [h.product_id for h in hits] == [farthest]
+    tops = services._garment_hits(query, "top", 3, None, space)
+    assert len(tops) == 3 and farthest not in [h.product_id for h in tops]
+
+
 def test_photo_with_no_garment_finds_nothing(catalog, scene_parser):
     from tests.support.scenes import scene_photo
 
