@@ -204,25 +204,35 @@ def vector_signal(
 
 
 # Up to this many product vector rows (all spaces: 500,000 products with an image and a text vector)
-# ef_search 200 keeps recall@10 at 0.999 (100,000 products); above it 800 is needed (0.973 at a
-# million products, where 200 gives 0.907), at about 6 ms more per lookup there (bench.search).
+# the short candidate lists below keep recall@10 above 0.97; above it the long ones are needed.
+# Measured on catalogs copied from real articles (bench.search, 100 real product photos no product
+# copies, and 100 shoppers' words, each against exact search): at 100,000 products photos 0.991 at
+# ef_search 100, 0.995 at 200; at a million products photos 0.885 at 100, 0.957 at 200, 0.982 at 400,
+# 0.993 at 800; words (a text vector looked up among image vectors, which lie apart from it)
+# 0.812 / 0.870 / 0.911 at 200 / 400 / 800.
 LARGE_INDEX_ROWS = 1_000_000
 
 
-# A photo's garments are looked up with a short candidate list at any size: at a million products the
-# text search's 800 (recall@10 0.973 against 0.874 at 100) added 10–18 ms at p50 and about 20 at p95
-# to a photo search of two or three garments, which has its own latency target (bench.search, 60 VITON
-# photos; docs/search.md section 8).
-PHOTO_EF_SEARCH = 100
-
-
 def hnsw_ef_search() -> int:
-    """ef_search of an unfiltered vector lookup: ``SHOP_SEARCH_HNSW_EF_SEARCH`` when set, else by the
-    size of the vector table (the planner's estimate, read at most every few minutes)."""
+    """ef_search of an unfiltered lookup of a shopper's words: ``SHOP_SEARCH_HNSW_EF_SEARCH`` when
+    set, else by the size of the vector table (the planner's estimate, read at most every few minutes):
+    200, or 800 on a large index (the words' recall 0.911 there; 400 would save 3 ms a lookup for 0.870)."""
     if settings.SEARCH_HNSW_EF_SEARCH > 0:
         return int(settings.SEARCH_HNSW_EF_SEARCH)
-    rows = catalog_fact("vector_rows", catalog_selectors.product_vector_rows_estimate, VOCABULARY_TTL_S)
-    return 800 if rows > LARGE_INDEX_ROWS else 200
+    return 800 if _vector_rows() > LARGE_INDEX_ROWS else 200
+
+
+def photo_ef_search() -> int:
+    """ef_search of a photo's garment lookups (image vectors among image vectors, an easier search,
+    and a photo search's two or three lookups have their own latency target): 100, or 400 on a large
+    index, the shortest lists with recall@10 ≥ 0.97; ``SHOP_SEARCH_HNSW_EF_SEARCH`` when set."""
+    if settings.SEARCH_HNSW_EF_SEARCH > 0:
+        return int(settings.SEARCH_HNSW_EF_SEARCH)
+    return 400 if _vector_rows() > LARGE_INDEX_ROWS else 100
+
+
+def _vector_rows() -> int:
+    return int(catalog_fact("vector_rows", catalog_selectors.product_vector_rows_estimate, VOCABULARY_TTL_S))
 
 
 def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -> list[Hit]:
@@ -259,11 +269,13 @@ def vector_signals_exact(
 # The "any word" fallback ranks at most this many matching products: on a large catalog a common
 # word matches tens of thousands, and ranking them all costs more than a request may.
 OR_CANDIDATES = 1000
-# Products with every word are ranked up to this many: below it the ranking is exact; above it (a
-# broad query on a large catalog: "black t shirt" matches 30,000 of a million products, 107 ms to rank
-# them all) the first this many the index hands over are ranked (29 ms), and the vector and attribute
-# signals rank the rest of the catalog.
-ALL_WORDS_CANDIDATES = 5000
+# Products with every word are ranked up to this many: below it the ranking is exact (every evaluation
+# here: the H&M dev catalog has 1,001 products); above it (a common query on a large catalog: "black
+# solid dress" matches 17,000 of a million products copied from real articles) the first this many
+# the index hands over are ranked, and the vector and attribute signals rank the rest of the catalog.
+# Reading and ranking them is most of the signal's cost: at a million products (bench.search) a whole
+# search took p50 / p95 40.7 / 59.2 ms ranking up to 5,000, 33.0 / 45.8 at 2,000, 31.6 / 47.8 at 1,000.
+ALL_WORDS_CANDIDATES = 2000
 
 
 def _candidate_cap(cap: int, matching: catalog_selectors.FilterMatch | None) -> int:
@@ -1163,8 +1175,9 @@ def search_photo(
 
 
 # A garment's products are looked up in a pool of ``limit`` × 4 nearest; where fewer than ``limit`` of
-# them are of a compatible kind (a skirt in a catalog of mostly tops), the pool grows fourfold up to this.
-GARMENT_POOL_MAX = 2000
+# them are of a compatible kind (a skirt in a catalog of mostly tops), the pool grows fourfold up to this
+# (pgvector's longest candidate list).
+GARMENT_POOL_MAX = 1000
 
 
 def _garment_hits(
@@ -1175,7 +1188,7 @@ def _garment_hits(
     allowed = COMPATIBLE_GARMENTS.get(label)
     pool = limit * 4
     while True:
-        hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=PHOTO_EF_SEARCH)
+        hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=photo_ef_search())
         if allowed is None:
             return hits[:limit]
         kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])

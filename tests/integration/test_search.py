@@ -154,11 +154,13 @@ def test_ef_search_grows_with_the_vector_index_unless_set(catalog, monkeypatch, 
     settings.SEARCH_HNSW_EF_SEARCH = 0
     catalog_facts_reset()
     assert services.hnsw_ef_search() == 200  # 16 vector rows
+    assert services.photo_ef_search() == 100
     monkeypatch.setattr(services, "LARGE_INDEX_ROWS", -1)
     catalog_facts_reset()
     assert services.hnsw_ef_search() == 800
+    assert services.photo_ef_search() == 400
     settings.SEARCH_HNSW_EF_SEARCH = 300
-    assert services.hnsw_ef_search() == 300
+    assert services.hnsw_ef_search() == 300 and services.photo_ef_search() == 300
     catalog_facts_reset()
 
 
