@@ -206,8 +206,8 @@ def vector_signal(
 # Up to this many product vector rows (all spaces: 500,000 products with an image and a text vector)
 # the short candidate lists below keep recall@10 above 0.97; above it the long ones are needed.
 # Measured on catalogs copied from real articles (bench.search, 100 real product photos no product
-# copies, and 100 shoppers' words, each against exact search): at 100,000 products photos 0.991 at
-# ef_search 100, 0.995 at 200; at a million products photos 0.885 at 100, 0.957 at 200, 0.982 at 400,
+# copies, and 100 shoppers' words, each against exact search): at 100,000 products photos 0.986–0.991 at
+# ef_search 100, 0.995–1.000 at 200 (two runs); at a million products photos 0.885 at 100, 0.957 at 200, 0.982 at 400,
 # 0.993 at 800; words (a text vector looked up among image vectors, which lie apart from it)
 # 0.812 / 0.870 / 0.911 at 200 / 400 / 800.
 LARGE_INDEX_ROWS = 1_000_000
