@@ -302,10 +302,19 @@ def keyword_signal_counted(
     if not words:
         return [], 0
     where, params = catalog_selectors.product_filter_sql(filters)
+    # Under a filter the products with every word are found through the full-text index alone and the
+    # filter tested on each (OFFSET 0 keeps the planner from merging the two): left to itself, on a
+    # million products it scanned the table for the first 2,000 matches of a price + stock filter
+    # (200,000 rows read, 96 ms for "black solid trousers") or AND-ed the text index with a colour
+    # index of 130,000 entries (47 ms for "blue solid trousers" under the blue filter).
+    matches = (
+        "(SELECT * FROM catalog_product p0 WHERE p0.search_document @@ websearch_to_tsquery('english', %s) OFFSET 0)"
+        if filters is not None and filters.active()
+        else "(SELECT * FROM catalog_product p0 WHERE p0.search_document @@ websearch_to_tsquery('english', %s))"
+    )
     all_words = f"""
         SELECT id, ts_rank_cd(doc, q) AS rank FROM (
-            SELECT p.id, p.search_document AS doc FROM catalog_product p, websearch_to_tsquery('english', %s) q
-            WHERE {where} AND p.search_document @@ q LIMIT %s
+            SELECT p.id, p.search_document AS doc FROM {matches} p WHERE {where} LIMIT %s
         ) found, websearch_to_tsquery('english', %s) q
         ORDER BY rank DESC, id
         LIMIT %s
