@@ -15,7 +15,7 @@ encode the photos again.
 
 from __future__ import annotations
 
-import csv
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -32,9 +32,12 @@ CACHE = REPO / "var" / "bench"
 
 @dataclass
 class RealProducts:
-    """Real articles (manifest rows) with their image and text vectors, and the noise scale of each kind."""
+    """Real articles: their manifest rows, the catalog fields the shop's H&M import gives each
+    (``catalog.hm.catalog_rows``: title, description, colour, pattern, "group > type" category), their
+    image and text vectors, and the noise scale of each kind."""
 
     rows: list[dict[str, str]]
+    products: list[dict[str, str]]
     image: np.ndarray
     text: np.ndarray
     image_noise: float
@@ -53,27 +56,40 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+@functools.cache
+def _manifest() -> list[dict[str, str]]:
+    from catalog.hm import SourceError, read_manifest
+
+    try:
+        return read_manifest(HM)
+    except SourceError as exc:
+        raise SystemExit(f"the bench builds its catalog from the H&M set in ../shared/data/hm: {exc}") from exc
+
+
 def manifest_rows(split: str) -> list[dict[str, str]]:
-    manifest = HM / "manifest.csv"
-    if not manifest.is_file():
-        raise SystemExit(f"{manifest} is missing: the bench builds its catalog from the H&M set in ../shared/data/hm")
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        return [r for r in csv.DictReader(fh) if r["split"] == split]
+    return [r for r in _manifest() if r["split"] == split]
 
 
-def category_path(row: dict[str, str]) -> list[str]:
-    """The article's category as the demo catalog files it (``catalog.hm``): group, then type."""
-    return [row["category_group"], row["category"]]
+def catalog_products(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The catalog fields the shop's H&M import gives each article."""
+    from catalog.hm import catalog_rows
+
+    return list(catalog_rows(rows))
 
 
-def colour(row: dict[str, str]) -> str:
-    return row.get("colour_master") or row["colour"]
+def category_path(product: dict[str, str]) -> list[str]:
+    """A catalog product's category path, root first (the import's "group > type")."""
+    return [part.strip() for part in product["category"].split(">") if part.strip()]
 
 
-def product_text(row: dict[str, str]) -> str:
-    """What the shop encodes as a product's text vector (``product_text_for_embedding``)."""
-    facts = " ".join(f for f in (colour(row), row["pattern"], row["category"]) if f)
-    return ". ".join(p.strip() for p in (row["title"], row.get("description", ""), facts) if p and p.strip())
+def product_text(product: dict[str, str]) -> str:
+    """What the shop encodes as the text vector of a product with these fields."""
+    from catalog.models import Category, Product
+    from catalog.services import product_text_for_embedding
+
+    leaf = Category(name=category_path(product)[-1])
+    fields = {key: product[key] for key in ("title", "description", "colour", "pattern")}
+    return product_text_for_embedding(Product(**fields, category=leaf))
 
 
 def median_gap(vectors: np.ndarray) -> float:
@@ -101,7 +117,7 @@ def _encoded(encoder: Any, rows: list[dict[str, str]], what: str) -> tuple[np.nd
         done = min(len(rows), start + batch)
         if done % 1024 < batch or done == len(rows):
             print(f"  encoding {what} photos: {done:,} / {len(rows):,} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    text = encoder.encode_texts([product_text(r) for r in rows])
+    text = encoder.encode_texts([product_text(p) for p in catalog_products(rows)])
     image = np.concatenate(images).astype(np.float32)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(cached, image=image, text=text.astype(np.float32))
@@ -112,7 +128,7 @@ def real_products(encoder: Any, split: str = "train") -> RealProducts:
     """The ``split``'s articles encoded by ``encoder`` (the shop's serving embedder)."""
     rows = manifest_rows(split)
     image, text = _encoded(encoder, rows, split)
-    return RealProducts(rows, image, text, median_gap(image), median_gap(text))
+    return RealProducts(rows, catalog_products(rows), image, text, median_gap(image), median_gap(text))
 
 
 def real_photo_vectors(encoder: Any, split: str = "dev") -> np.ndarray:
@@ -122,7 +138,7 @@ def real_photo_vectors(encoder: Any, split: str = "dev") -> np.ndarray:
 
 def attribute_queries(n: int, seed: int = 1, where: Callable[[dict[str, str]], bool] | None = None) -> list[str]:
     """``n`` shopper queries "<colour> <pattern> <type>" of train articles (what the catalog sells),
-    of those ``where`` keeps when given."""
-    rows = [r for r in manifest_rows("train") if where is None or where(r)]
-    picks = np.random.default_rng(seed).integers(0, len(rows), n)
-    return [f"{colour(rows[i])} {rows[i]['pattern']} {rows[i]['category']}".lower() for i in picks]
+    of those whose catalog fields ``where`` keeps when given."""
+    products = [p for p in catalog_products(manifest_rows("train")) if where is None or where(p)]
+    picks = np.random.default_rng(seed).integers(0, len(products), n)
+    return [f"{products[i]['colour']} {products[i]['pattern']} {category_path(products[i])[-1]}".lower() for i in picks]

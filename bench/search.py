@@ -56,7 +56,6 @@ from typing import Any
 import numpy as np
 
 from bench.real_vectors import RealProducts, attribute_queries, category_path, real_photo_vectors, real_products
-from bench.real_vectors import colour as colour_of
 from bench.stats import latency_summary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,17 +98,17 @@ def load_catalog(
                 "FROM STDIN"
             ) as copy:
                 for i in range(k):
-                    row = real.rows[base[i]]
+                    product = real.products[base[i]]
                     copy.write_row(
                         (
                             int(ids[i]),
                             f"B{ids[i]:07d}",
-                            row["title"].strip() or row["category"],
-                            row.get("description", "").strip(),
+                            product["title"],
+                            product["description"],
                             "",
                             int(categories[base[i]]),
-                            colour_of(row),
-                            row["pattern"],
+                            product["colour"],
+                            product["pattern"],
                             float(price[i]),
                             "EUR",
                             "{}",
@@ -411,8 +410,8 @@ FILTERS = {
 # of what their words found, so the words agree with it (queries of blue articles under the blue
 # filter, of skirts under the skirt filter). Prices and stock are drawn for each copy: any query.
 FILTER_QUERIES: dict[str, Callable[[dict[str, str]], bool]] = {
-    "colour filter": lambda row: colour_of(row) == "Blue",
-    "category filter": lambda row: row["category"] == "Skirt",
+    "colour filter": lambda product: product["colour"] == "Blue",
+    "category filter": lambda product: category_path(product)[-1] == "Skirt",
 }
 # The worst case, measured beside (no target): words for other kinds of garment under the skirt filter,
 # which leave the index scan few skirts near the query (a filter set on a shared link, say).
@@ -442,7 +441,7 @@ def measure(space: Any, queries: list[str], recall_queries: list[np.ndarray], ph
     for name, filters in filtered.items():
         out["text_search"][name] = time_queries(per_filter[name], filters)
         out["stages_p50_ms"][name] = stage_breakdown(per_filter[name][:50], filters)
-    contrary = attribute_queries(50, where=lambda row: not FILTER_QUERIES["category filter"](row))
+    contrary = attribute_queries(50, where=lambda product: not FILTER_QUERIES["category filter"](product))
     out["text_search"][CONTRARY] = time_queries(contrary, filtered["category filter"])
     if memory_on:  # the baseline, same run: the database path alone
         with memory_vectors_off():
@@ -518,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{real.text_noise:.3f} (text)",
             flush=True,
         )
-        categories = np.array([category_ensure_path(category_path(r)).pk for r in real.rows])  # type: ignore[union-attr]
+        categories = np.array([category_ensure_path(category_path(p)).pk for p in real.products])  # type: ignore[union-attr]
         space = embedding_space_ensure(
             name=BENCH_SPACE,
             model_name=encoder.version[:120],

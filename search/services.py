@@ -214,25 +214,25 @@ LARGE_INDEX_ROWS = 1_000_000
 
 
 def hnsw_ef_search() -> int:
-    """ef_search of an unfiltered lookup of a shopper's words: ``SHOP_SEARCH_HNSW_EF_SEARCH`` when
-    set, else by the size of the vector table (the planner's estimate, read at most every few minutes):
-    200, or 800 on a large index (the words' recall 0.911 there; 400 would save 3 ms a lookup for 0.870)."""
-    if settings.SEARCH_HNSW_EF_SEARCH > 0:
-        return int(settings.SEARCH_HNSW_EF_SEARCH)
-    return 800 if _vector_rows() > LARGE_INDEX_ROWS else 200
+    """ef_search of an unfiltered lookup of a shopper's words: 200, or 800 on a large index (the
+    words' recall 0.911 there; 400 would save 3 ms a lookup for 0.870)."""
+    return _ef_search_by_size(200, 800)
 
 
 def photo_ef_search() -> int:
     """ef_search of a photo's garment lookups (image vectors among image vectors, an easier search,
     and a photo search's two or three lookups have their own latency target): 100, or 400 on a large
-    index, the shortest lists with recall@10 ≥ 0.97; ``SHOP_SEARCH_HNSW_EF_SEARCH`` when set."""
+    index, the shortest lists with recall@10 ≥ 0.97."""
+    return _ef_search_by_size(100, 400)
+
+
+def _ef_search_by_size(small: int, large: int) -> int:
+    """``SHOP_SEARCH_HNSW_EF_SEARCH`` when set, else ``small`` or ``large`` by the size of the vector
+    table (the planner's estimate, read at most every few minutes)."""
     if settings.SEARCH_HNSW_EF_SEARCH > 0:
         return int(settings.SEARCH_HNSW_EF_SEARCH)
-    return 400 if _vector_rows() > LARGE_INDEX_ROWS else 100
-
-
-def _vector_rows() -> int:
-    return int(catalog_fact("vector_rows", catalog_selectors.product_vector_rows_estimate, VOCABULARY_TTL_S))
+    rows = catalog_fact("vector_rows", catalog_selectors.product_vector_rows_estimate, VOCABULARY_TTL_S)
+    return large if rows > LARGE_INDEX_ROWS else small
 
 
 def _vector_hits(kind: str, neighbours: Sequence[catalog_selectors.Neighbour]) -> list[Hit]:
@@ -307,14 +307,12 @@ def keyword_signal_counted(
     # million products it scanned the table for the first 2,000 matches of a price + stock filter
     # (200,000 rows read, 96 ms for "black solid trousers") or AND-ed the text index with a colour
     # index of 130,000 entries (47 ms for "blue solid trousers" under the blue filter).
-    matches = (
-        "(SELECT * FROM catalog_product p0 WHERE p0.search_document @@ websearch_to_tsquery('english', %s) OFFSET 0)"
-        if filters is not None and filters.active()
-        else "(SELECT * FROM catalog_product p0 WHERE p0.search_document @@ websearch_to_tsquery('english', %s))"
-    )
+    fence = "OFFSET 0" if filters is not None and filters.active() else ""
     all_words = f"""
         SELECT id, ts_rank_cd(doc, q) AS rank FROM (
-            SELECT p.id, p.search_document AS doc FROM {matches} p WHERE {where} LIMIT %s
+            SELECT p.id, p.search_document AS doc FROM (
+                SELECT * FROM catalog_product p0 WHERE p0.search_document @@ websearch_to_tsquery('english', %s) {fence}
+            ) p WHERE {where} LIMIT %s
         ) found, websearch_to_tsquery('english', %s) q
         ORDER BY rank DESC, id
         LIMIT %s
@@ -1195,9 +1193,10 @@ def _garment_hits(
     """The ``limit`` products whose photos look most like one garment of a shopper's photo, of a kind
     compatible with its ``label`` (by the garment class the parser found in each product's own photos)."""
     allowed = COMPATIBLE_GARMENTS.get(label)
+    ef_search = photo_ef_search()
     pool = limit * 4
     while True:
-        hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=photo_ef_search())
+        hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=ef_search)
         if allowed is None:
             return hits[:limit]
         kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
