@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,12 @@ from rest_framework import serializers
 
 from catalog.csv_format import SKU_RE
 from catalog.models import Product, ProductImage
-from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters
+from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters, category_ancestors, category_get_by_path
 from search.services import DEFAULT_SIGNALS, SIGNALS
 from search.understanding import PART_KEYS
 
 MAX_CATEGORY_LEVELS = 4
+CATEGORY_PATH_RE = re.compile(r"[a-z0-9-]+(?:/[a-z0-9-]+)+")  # "women/tops"; a name has capitals or spaces
 MAX_INT32 = 2_147_483_647
 CENT = Decimal("0.01")
 
@@ -500,8 +502,8 @@ class ProductWriteSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         max_length=600,
-        help_text='names from the root separated by `>`, e.g. "Women > Tops" (missing levels are created); '
-        "empty = no category",
+        help_text='names from the root separated by `>`, e.g. "Women > Tops" (missing levels are created), '
+        'or the path of an existing category as the reads give it, e.g. "women/tops"; empty = no category',
     )
     design_group = serializers.CharField(required=False, allow_blank=True, max_length=64)
     attributes = serializers.DictField(
@@ -515,6 +517,15 @@ class ProductWriteSerializer(serializers.Serializer):
     )
 
     def validate_category(self, value: str) -> list[str]:
+        if ">" not in value and "/" in value:  # a path, as reads and filters write it
+            found = category_get_by_path(value.strip())
+            if found is not None:
+                return [c.name for c in [*category_ancestors(found), found]]
+            if CATEGORY_PATH_RE.fullmatch(value.strip()):
+                raise serializers.ValidationError(
+                    f'no category has the path "{value.strip()}" (GET /api/v1/categories lists them); to '
+                    'create one, write the names from the root as "Men > Shirts"'
+                )
         names = [part.strip() for part in value.split(">")] if value.strip() else []
         if any(not name for name in names):
             raise serializers.ValidationError('empty level: write the names from the root as "Women > Tops"')

@@ -386,7 +386,20 @@ def test_product_create_permissions_and_validation(anon, shopper, staff):
         in error_of(staff.post(f"{API}/products", too_deep, format="json"), 400, "validation_error")["fields"]
     )
     error_of(staff.post(f"{API}/products", "sku=X", content_type="text/plain"), 415, "unsupported_media_type")
-    assert not Product.objects.filter(sku__in=["X-1", "X-2", "bad sku!"]).exists()
+    # the path of an existing category, as every read writes it, names that category
+    by_path = staff.post(
+        f"{API}/products", {**NEW_PRODUCT, "sku": "TEE-NEW-2", "category": "women/shirts"}, format="json"
+    )
+    assert by_path.status_code == 201, by_path.content
+    assert by_path.json()["category"]["path"] == body["category"]["path"] == "women/shirts"
+    # a path that names no category is refused, never made into a new top-level "men/shirts"
+    error = error_of(
+        staff.post(f"{API}/products", {**NEW_PRODUCT, "sku": "X-3", "category": "men/shirts"}, format="json"),
+        400,
+        "validation_error",
+    )
+    assert "no category has the path" in error["fields"]["category"][0]
+    assert not Product.objects.filter(sku__in=["X-1", "X-2", "X-3", "bad sku!"]).exists()
 
 
 def test_product_update_and_variant_stock(anon, shopper, staff):
