@@ -108,7 +108,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "vision.json")
     args = parser.parse_args()
     setup_django()
-    import onnxruntime as ort
+    from vision.ort_runtime import onnxruntime
+
+    ort = onnxruntime()
     import torch
 
     from vision.assets import u2netp_onnx

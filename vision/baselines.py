@@ -29,7 +29,9 @@ def _session_options(threads: int | None, arena: bool = True) -> Any:
     """``arena=False``: no memory arena, which keeps the largest photo's buffers for the life of the
     process (the fallback parser after 15 VITON photos: 602 MB resident with it, 85 MB without), at
     10–20 % more time per photo — what a web process wants; a worker keeps the arena's speed."""
-    import onnxruntime as ort
+    from vision.ort_runtime import onnxruntime
+
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = arena
@@ -51,7 +53,9 @@ class U2NetPBaseline:
     STD = (0.229, 0.224, 0.225)
 
     def __init__(self, model_path: Path | None = None, threads: int | None = None, arena: bool = True) -> None:
-        import onnxruntime as ort
+        from vision.ort_runtime import onnxruntime
+
+        ort = onnxruntime()
 
         path = Path(model_path) if model_path is not None else u2netp_onnx()
         self.session = ort.InferenceSession(
@@ -84,7 +88,9 @@ class PanBaseline:
     CHANNELS = ("skin", "clothes", "hair")
 
     def __init__(self, model_path: Path | None = None, threads: int | None = None, arena: bool = True) -> None:
-        import onnxruntime as ort
+        from vision.ort_runtime import onnxruntime
+
+        ort = onnxruntime()
 
         path = Path(model_path) if model_path is not None else pan_onnx()
         self.session = ort.InferenceSession(

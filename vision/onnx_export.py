@@ -111,7 +111,9 @@ def _export(
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
+    from vision.ort_runtime import onnxruntime
+
+    ort = onnxruntime()
 
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 

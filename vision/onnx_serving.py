@@ -79,7 +79,9 @@ def _serving_read(folder: Path, kind: str) -> dict[str, Any]:
 
 
 def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
+    from vision.ort_runtime import onnxruntime
+
+    ort = onnxruntime()
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
