@@ -1120,6 +1120,133 @@ COMPATIBLE_GARMENTS: dict[str, frozenset[str]] = {
 }
 MIN_GARMENT_SHARE = 0.004  # garments smaller than this share of the photo are noise
 
+# What kind of garment a product is, for photo search, where its catalog category's name says it. The
+# parser's own label for a product's photo is the fallback only: trained on person photos and on VITON's
+# product photos, which are all tops, it called 399 of the 400 demo products (H&M photos of the product
+# alone) a "top", trousers, shoes and bags included, so a photo's trousers found no trousers.
+GARMENT_KIND_WORDS: dict[str, frozenset[str]] = {
+    "bottom": frozenset(
+        [
+            "trousers",
+            "trouser",
+            "jeans",
+            "pants",
+            "skirt",
+            "skirts",
+            "shorts",
+            "leggings",
+            "tights",
+            "joggers",
+            "chinos",
+            "bottom",
+            "bottoms",
+        ]
+    ),
+    "dress": frozenset(["dress", "dresses", "gown", "jumpsuit", "playsuit", "romper", "dungarees"]),
+    "footwear": frozenset(
+        [
+            "shoe",
+            "shoes",
+            "boot",
+            "boots",
+            "sandal",
+            "sandals",
+            "sneakers",
+            "trainers",
+            "heels",
+            "ballerinas",
+            "slippers",
+            "wedge",
+            "loafers",
+            "pumps",
+            "footwear",
+            "socks",
+        ]
+    ),
+    "bag": frozenset(["bag", "bags", "backpack", "handbag", "purse", "tote"]),
+    "accessory": frozenset(
+        [
+            "earring",
+            "earrings",
+            "necklace",
+            "bracelet",
+            "ring",
+            "hat",
+            "hats",
+            "cap",
+            "beanie",
+            "scarf",
+            "belt",
+            "hair",
+            "sunglasses",
+            "gloves",
+            "jewellery",
+            "jewelry",
+            "watch",
+            "umbrella",
+            "accessories",
+        ]
+    ),
+    "outerwear": frozenset(["jacket", "jackets", "coat", "coats", "blazer", "waistcoat", "parka", "gilet", "anorak"]),
+    "top": frozenset(
+        [
+            "top",
+            "tops",
+            "t-shirt",
+            "tee",
+            "shirt",
+            "shirts",
+            "blouse",
+            "sweater",
+            "jumper",
+            "hoodie",
+            "cardigan",
+            "bodysuit",
+            "polo",
+            "sweatshirt",
+            "bra",
+        ]
+    ),
+}
+
+
+def garment_kind_of_category(name: str, parent: str = "") -> str | None:
+    """The garment kind a category's name says ("Swimwear bottom" → bottom, "Hat/beanie" → accessory),
+    read from its last word back, then its parent's; None when no word says one."""
+    import re
+
+    for text in (name, parent):
+        for word in reversed(re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())):
+            for kind, words in GARMENT_KIND_WORDS.items():
+                if word in words:
+                    return kind
+    return None
+
+
+def _category_kinds() -> dict[int, str]:
+    """Each leaf category's garment kind, where its name says one (cached with the category tree)."""
+
+    def load() -> dict[int, str]:
+        kinds = {}
+        for cid, name, in_tree in catalog_selectors.leaf_categories_in_tree():
+            parent = in_tree[len(name) :].strip(" ()")
+            kind = garment_kind_of_category(name, parent)
+            if kind is not None:
+                kinds[cid] = kind
+        return kinds
+
+    return catalog_fact("category_garment_kinds", load, VOCABULARY_TTL_S)
+
+
+def product_garment_kinds(product_ids: Sequence[int]) -> dict[int, str]:
+    """Each product's garment kind: its category's (:func:`garment_kind_of_category`), else the class
+    the parser found largest in its photos; products with neither are left out."""
+    by_category = _category_kinds()
+    facts = catalog_selectors.product_rank_facts(list(product_ids))
+    kinds = {pid: by_category[f.category_id] for pid, f in facts.items() if f.category_id in by_category}
+    rest = [pid for pid in product_ids if pid not in kinds]
+    return {**catalog_selectors.product_garment_classes(rest), **kinds} if rest else kinds
+
 
 class PhotoError(ValueError):
     """The photo or the requested crop cannot be searched; ``str(exc)`` says why."""
@@ -1133,8 +1260,8 @@ def search_photo(
     crop: tuple[int, int, int, int] | None = None,
     garment: int | None = None,
 ) -> list[GarmentResult]:
-    """A shopper's photo → each garment the parser finds → products of a compatible kind (by the
-    garment class the parser found in the products' own photos) that look like it, with the
+    """A shopper's photo → each garment the parser finds → products of a compatible kind (by their
+    category, else the garment class the parser found in their own photos) that look like it, with the
     garment's box. ``crop`` (x0, y0, x1, y1 in photo pixels) searches only that part; ``garment``
     keeps only that garment (an index into the unpicked result)."""
     from lifecycle.serving import query_embedder_for_space, query_parser
@@ -1191,7 +1318,7 @@ def _garment_hits(
     vector: np.ndarray, label: str, limit: int, filters: ProductFilters | None, space: EmbeddingSpace
 ) -> list[Hit]:
     """The ``limit`` products whose photos look most like one garment of a shopper's photo, of a kind
-    compatible with its ``label`` (by the garment class the parser found in each product's own photos)."""
+    compatible with its ``label`` (each product's kind: :func:`product_garment_kinds`)."""
     allowed = COMPATIBLE_GARMENTS.get(label)
     ef_search = photo_ef_search()
     pool = limit * 4
@@ -1199,7 +1326,7 @@ def _garment_hits(
         hits = vector_signal(vector, "image", pool, filters, space=space, ef_search=ef_search)
         if allowed is None:
             return hits[:limit]
-        kinds = catalog_selectors.product_garment_classes([h.product_id for h in hits])
+        kinds = product_garment_kinds([h.product_id for h in hits])
         kept = [h for h in hits if kinds.get(h.product_id) in allowed or h.product_id not in kinds]
         if len(kept) >= limit or len(hits) < pool or pool >= GARMENT_POOL_MAX:
             return kept[:limit]

@@ -516,11 +516,14 @@ def test_photo_of_a_person_gives_results_per_garment_with_boxes(catalog, scene_p
 
 def test_a_garment_of_a_rare_kind_looks_further_for_products_of_its_kind(catalog):
     """The nearest products are all of another kind (every product but the farthest shows a top): the
-    lookup for a skirt widens its pool until it finds the one product that shows a bottom."""
+    lookup for a skirt widens its pool until it finds the one product that shows a bottom. (No product
+    has a category here, so the parser's labels of their photos say their kinds.)"""
     import numpy as np
 
-    from catalog.models import ProductImage, ProductVector
+    from catalog.models import Product, ProductImage, ProductVector
 
+    Product.objects.update(category=None)
+    services.search_caches_reset()
     space = services._space()
     rows = ProductVector.objects.filter(space=space, kind="image").values_list("product_id", "vector")
     ids = [pid for pid, _ in rows]
@@ -534,6 +537,23 @@ def test_a_garment_of_a_rare_kind_looks_further_for_products_of_its_kind(catalog
     assert [h.product_id for h in hits] == [farthest]
     tops = services._garment_hits(query, "top", 3, None, space)
     assert len(tops) == 3 and farthest not in [h.product_id for h in tops]
+
+
+def test_a_products_category_says_its_kind_before_the_parsers_label(catalog):
+    """The parser called every product photo a top (as the trained parser does with photos of a product
+    alone): a photo's trousers still find the products filed under trousers, and dresses, never tops."""
+    from catalog.models import ProductImage
+
+    ProductImage.objects.update(garments=[{"label": "top", "area": 5000}])
+    services.search_caches_reset()
+    space = services._space()
+    from catalog.selectors import product_vectors
+
+    query = product_vectors([catalog["B1"]], space, "image")[catalog["B1"]]
+    bottoms = services._garment_hits(query, "bottom", 5, None, space)
+    assert set(skus(bottoms, catalog)) == {"B1", "R2", "G1"}  # Men > Trousers, Women > Dresses
+    tops = services._garment_hits(query, "top", 8, None, space)
+    assert "B1" not in skus(tops, catalog) and {"K1", "R1"} <= set(skus(tops, catalog))
 
 
 def test_photo_with_no_garment_finds_nothing(catalog, scene_parser):
