@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from catalog.csv_format import SKU_RE
 from catalog.models import Product, ProductImage
-from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters, category_ancestors, category_get_by_path
+from catalog.selectors import PRODUCT_ORDERINGS, ProductFilters, category_names_from_root
 from search.services import DEFAULT_SIGNALS, SIGNALS
 from search.understanding import PART_KEYS
 
@@ -518,9 +518,9 @@ class ProductWriteSerializer(serializers.Serializer):
 
     def validate_category(self, value: str) -> list[str]:
         if ">" not in value and "/" in value:  # a path, as reads and filters write it
-            found = category_get_by_path(value.strip())
-            if found is not None:
-                return [c.name for c in [*category_ancestors(found), found]]
+            names = category_names_from_root(value.strip())
+            if names is not None:
+                return names
             if CATEGORY_PATH_RE.fullmatch(value.strip()):
                 raise serializers.ValidationError(
                     f'no category has the path "{value.strip()}" (GET /api/v1/categories lists them); to '

@@ -1124,99 +1124,26 @@ MIN_GARMENT_SHARE = 0.004  # garments smaller than this share of the photo are n
 # parser's own label for a product's photo is the fallback only: trained on person photos and on VITON's
 # product photos, which are all tops, it called 399 of the 400 demo products (H&M photos of the product
 # alone) a "top", trousers, shoes and bags included, so a photo's trousers found no trousers.
-GARMENT_KIND_WORDS: dict[str, frozenset[str]] = {
-    "bottom": frozenset(
-        [
-            "trousers",
-            "trouser",
-            "jeans",
-            "pants",
-            "skirt",
-            "skirts",
-            "shorts",
-            "leggings",
-            "tights",
-            "joggers",
-            "chinos",
-            "bottom",
-            "bottoms",
-        ]
-    ),
-    "dress": frozenset(["dress", "dresses", "gown", "jumpsuit", "playsuit", "romper", "dungarees"]),
-    "footwear": frozenset(
-        [
-            "shoe",
-            "shoes",
-            "boot",
-            "boots",
-            "sandal",
-            "sandals",
-            "sneakers",
-            "trainers",
-            "heels",
-            "ballerinas",
-            "slippers",
-            "wedge",
-            "loafers",
-            "pumps",
-            "footwear",
-            "socks",
-        ]
-    ),
-    "bag": frozenset(["bag", "bags", "backpack", "handbag", "purse", "tote"]),
-    "accessory": frozenset(
-        [
-            "earring",
-            "earrings",
-            "necklace",
-            "bracelet",
-            "ring",
-            "hat",
-            "hats",
-            "cap",
-            "beanie",
-            "scarf",
-            "belt",
-            "hair",
-            "sunglasses",
-            "gloves",
-            "jewellery",
-            "jewelry",
-            "watch",
-            "umbrella",
-            "accessories",
-        ]
-    ),
-    "outerwear": frozenset(["jacket", "jackets", "coat", "coats", "blazer", "waistcoat", "parka", "gilet", "anorak"]),
-    "top": frozenset(
-        [
-            "top",
-            "tops",
-            "t-shirt",
-            "tee",
-            "shirt",
-            "shirts",
-            "blouse",
-            "sweater",
-            "jumper",
-            "hoodie",
-            "cardigan",
-            "bodysuit",
-            "polo",
-            "sweatshirt",
-            "bra",
-        ]
-    ),
+_KIND_WORDS = {
+    "bottom": "trousers trouser jeans pants skirt skirts shorts leggings tights joggers chinos bottom bottoms",
+    "dress": "dress dresses gown jumpsuit playsuit romper dungarees",
+    "footwear": "shoe shoes boot boots sandal sandals sneakers trainers heels ballerinas slippers wedge loafers "
+    "pumps footwear socks",
+    "bag": "bag bags backpack handbag purse tote",
+    "accessory": "earring earrings necklace bracelet ring hat hats cap beanie scarf belt hair sunglasses gloves "
+    "jewellery jewelry watch umbrella accessories",
+    "outerwear": "jacket jackets coat coats blazer waistcoat parka gilet anorak",
+    "top": "top tops t-shirt tee shirt shirts blouse sweater jumper hoodie cardigan bodysuit polo sweatshirt bra",
 }
+GARMENT_KIND_WORDS: dict[str, frozenset[str]] = {kind: frozenset(words.split()) for kind, words in _KIND_WORDS.items()}
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
 def garment_kind_of_category(name: str, parent: str = "") -> str | None:
     """The garment kind a category's name says ("Swimwear bottom" → bottom, "Hat/beanie" → accessory),
     read from its last word back, then its parent's; None when no word says one."""
-    import re
-
     for text in (name, parent):
-        for word in reversed(re.findall(r"[a-z]+(?:-[a-z]+)*", text.lower())):
+        for word in reversed(_WORD.findall(text.lower())):
             for kind, words in GARMENT_KIND_WORDS.items():
                 if word in words:
                     return kind
@@ -1229,7 +1156,7 @@ def _category_kinds() -> dict[int, str]:
     def load() -> dict[int, str]:
         kinds = {}
         for cid, name, in_tree in catalog_selectors.leaf_categories_in_tree():
-            parent = in_tree[len(name) :].strip(" ()")
+            parent = in_tree[len(name) + 2 : -1]  # "name (parent)", or the name alone at the root
             kind = garment_kind_of_category(name, parent)
             if kind is not None:
                 kinds[cid] = kind

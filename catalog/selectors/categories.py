@@ -64,6 +64,13 @@ def category_get_by_path(path: str) -> Category | None:
     return Category.objects.filter(path=path.strip("/")).first()
 
 
+def category_names_from_root(path: str) -> list[str] | None:
+    """The names from the root down to the category at ``path`` ("women/tops" → ["Women", "Tops"]), or
+    None when no category has that path."""
+    found = category_get_by_path(path)
+    return None if found is None else [c.name for c in [*category_ancestors(found), found]]
+
+
 def category_list_top() -> list[Category]:
     """The root categories, by name."""
     return list(Category.objects.filter(parent__isnull=True).order_by("name"))
