@@ -8,6 +8,8 @@ fraction of that, with the weights in files the operating system maps and shares
 ``export_embedder`` / ``export_parser`` write a folder that :mod:`vision.onnx_serving` loads:
 
 * ``<part>.onnx`` and ``<part>.weights`` (the graph, and its weights as external data: memory-mapped);
+* ``text.tokens``: the text tower's word-vector table, one float32 row per token id, which the web
+  process reads row by row (:class:`vision.onnx_serving.TokenVectors`) instead of mapping it;
 * ``tokenizer.json`` (the embedder's Hugging Face tokenizer, read by the ``tokenizers`` library);
 * ``serving.json`` (what the runtime needs: preprocessing, sizes, classes) — written last, so a folder
   without it is an interrupted export and is redone.
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vision.onnx_serving import FORMAT, SERVING_NAME, source_fingerprint
+from vision.onnx_serving import FORMAT, SERVING_NAME, TOKENS_NAME, source_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +57,16 @@ class _Visual(torch.nn.Module):
 
 
 class _Text(torch.nn.Module):
-    """The shop's Hugging Face text tower: projected vector and the tower's own sentence vector."""
+    """The shop's Hugging Face text tower from its tokens' word vectors (the rows of the tower's word
+    embedding table, looked up outside the graph): projected vector and the tower's own sentence vector."""
 
     def __init__(self, text: torch.nn.Module) -> None:
         super().__init__()
         self.text: Any = text  # open_clip's HFTextEncoder (transformer, pooler, proj), untyped
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, token_vectors: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.text.pooler(
-            self.text.transformer(input_ids=input_ids, attention_mask=attention_mask), attention_mask
+            self.text.transformer(inputs_embeds=token_vectors, attention_mask=attention_mask), attention_mask
         )
         normalize = torch.nn.functional.normalize
         return normalize(self.text.proj(pooled), dim=-1), normalize(pooled, dim=-1)
@@ -164,6 +167,7 @@ def export_embedder(folder: Path, out: Path) -> Path:
     size = int(config["model_cfg"]["vision_cfg"]["image_size"])
     context = int(config["model_cfg"]["text_cfg"].get("context_length", 77))
     pad = int(text.config.pad_token_id or 0)
+    table_shape = tuple(text.transformer.get_input_embeddings().weight.shape)
     serving = {
         "format": FORMAT,
         "kind": "embedder",
@@ -179,13 +183,19 @@ def export_embedder(folder: Path, out: Path) -> Path:
                 if k in config["preprocess_cfg"]
             },
         },
-        "text": {"context_length": context, "pad_token_id": pad},
+        "text": {
+            "context_length": context,
+            "pad_token_id": pad,
+            "tokens": {"file": TOKENS_NAME, "rows": int(table_shape[0]), "width": int(table_shape[1])},
+        },
         "card_version": card.get("version"),
     }
 
     def fill(tmp: Path) -> None:
         tokens = emb.tokenizer(["a red dress", "something warm for a cold winter walk"])
         mask = (tokens != pad).long()
+        table = text.transformer.get_input_embeddings().weight.detach().float().contiguous()
+        table.numpy().astype("<f4").tofile(tmp / TOKENS_NAME)
         _export(
             _Visual(model),
             (torch.randn(2, 3, size, size),),
@@ -196,12 +206,12 @@ def export_embedder(folder: Path, out: Path) -> Path:
         )
         _export(
             _Text(text),
-            (tokens, mask),
+            (table[tokens], mask),
             tmp / "text.onnx",
-            ["input_ids", "attention_mask"],
+            ["token_vectors", "attention_mask"],
             ["vectors", "sentences"],
             {
-                "input_ids": {0: "n", 1: "t"},
+                "token_vectors": {0: "n", 1: "t"},
                 "attention_mask": {0: "n", 1: "t"},
                 "vectors": {0: "n"},
                 "sentences": {0: "n"},

@@ -8,13 +8,17 @@ model's size, padded with the fill colour), the tokenizer is the text tower's ow
 parser's logits are upsampled and labelled exactly as :func:`vision.parser.upsample_labels` does.
 
 The weights are external data files that onnxruntime maps into memory: pages the operating system
-shares between every web process on a machine.
+shares between every web process on a machine. The text tower's word-vector table (30,522 rows, 47 MB
+for the shop's MiniLM tower) is the exception: a query reads a handful of its rows, which are read from
+``text.tokens`` one by one (:class:`TokenVectors`). Mapped, each row read faulted in its 64 KB
+neighbourhood, and a web process kept about 30 MB of the table resident after a day's queries.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,8 +28,9 @@ from PIL import Image
 from vision.images import to_rgb_on_white
 from vision.parsing import PARSER_CLASSES, ParseResult, parse_result, round_up, working_pixels
 
-FORMAT = "shop-onnx/1"
+FORMAT = "shop-onnx/2"  # 2: the text graph reads its tokens' word vectors, looked up in TOKENS_NAME
 SERVING_NAME = "serving.json"
+TOKENS_NAME = "text.tokens"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 # the parser's upsampling runs whole up to this many C × H × W values, in strips of rows above it
 MAX_UPSAMPLE_ELEMENTS = 8_000_000
@@ -106,6 +111,31 @@ def _clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
+class TokenVectors:
+    """A text tower's word-vector table in a file of float32 rows (one per token id), read a row at a
+    time with ``pread``: only the page cache holds the table, shared by every process, and no process
+    keeps rows it read once. Safe across threads and forked processes (no shared file offset)."""
+
+    def __init__(self, path: Path, rows: int, width: int) -> None:
+        self.rows, self.width = rows, width
+        self.row_bytes = width * 4
+        size = path.stat().st_size
+        if size != rows * self.row_bytes:
+            raise ValueError(f"{path} holds {size} bytes, not {rows} rows of {width} float32 values")
+        self._file = path.open("rb")
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The rows of ``ids`` (any shape), float32 of shape ``ids.shape + (width,)``."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        if unique.size and (unique[0] < 0 or unique[-1] >= self.rows):
+            raise ValueError(f"token ids outside the table of {self.rows} rows")
+        fd = self._file.fileno()
+        table = np.empty((unique.size, self.width), np.float32)
+        for i, token in enumerate(unique.tolist()):
+            table[i] = np.frombuffer(os.pread(fd, self.row_bytes, token * self.row_bytes), dtype="<f4")
+        return table[inverse.reshape(ids.shape)]
+
+
 class OnnxEmbedder:
     """An exported shop embedder: normalised image and text vectors, as :class:`vision.clip.Embedder`."""
 
@@ -131,6 +161,8 @@ class OnnxEmbedder:
         # padded to the batch's longest text (the towers mask padding out): a three-word query runs
         # on 6 tokens, not the context length
         self.tokenizer.enable_padding(pad_id=self.pad_id)
+        table = serving["text"]["tokens"]
+        self.token_vectors = TokenVectors(folder / str(table["file"]), int(table["rows"]), int(table["width"]))
         self.visual = _session(folder / "visual.onnx", threads)
         self.text = _session(folder / "text.onnx", threads)
 
@@ -169,7 +201,7 @@ class OnnxEmbedder:
     def _tokens(self, texts: list[str]) -> dict[str, np.ndarray]:
         encoded = self.tokenizer.encode_batch([_clean_text(t) for t in texts])
         return {
-            "input_ids": np.asarray([e.ids for e in encoded], dtype=np.int64),
+            "token_vectors": self.token_vectors.lookup(np.asarray([e.ids for e in encoded], dtype=np.int64)),
             "attention_mask": np.asarray([e.attention_mask for e in encoded], dtype=np.int64),
         }
 

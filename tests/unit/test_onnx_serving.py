@@ -75,6 +75,33 @@ def test_the_exported_embedder_gives_the_torch_vectors_for_words_and_photos(expo
     assert (served.name, served.version, served.dim) == (torch_model.name, torch_model.version, torch_model.dim)
 
 
+def test_the_word_vectors_are_read_row_by_row_not_mapped(exported):
+    """The text tower's word-vector table is read with pread: the rows are the tower's own, and no
+    process maps the table (mapped, every row read kept its 64 KB neighbourhood resident)."""
+    torch_model = load_embedder(f"local-dir:{exported['embedder_model']}")
+    table = torch_model.model.text.transformer.get_input_embeddings().weight.detach().numpy()
+    served = OnnxEmbedder.load(exported["embedder"])
+    ids = np.array([[0, 5, table.shape[0] - 1], [5, 5, 7]])
+    assert np.array_equal(served.token_vectors.lookup(ids), table[ids])
+    served.encode_texts([f"word{i} dress {i}" for i in range(300)])
+    maps = Path("/proc/self/maps").read_text()
+    assert str(exported["embedder"] / "text.weights") in maps  # the transformer's weights: mapped, shared
+    assert onnx_serving.TOKENS_NAME not in maps
+    with pytest.raises(ValueError, match="outside the table"):
+        served.token_vectors.lookup(np.array([[table.shape[0]]]))
+
+
+def test_a_token_table_of_the_wrong_size_is_refused(exported, tmp_path):
+    table = json.loads((exported["embedder"] / SERVING_NAME).read_text())["text"]["tokens"]
+    whole = tmp_path / "whole.tokens"
+    whole.write_bytes((exported["embedder"] / onnx_serving.TOKENS_NAME).read_bytes())
+    assert onnx_serving.TokenVectors(whole, table["rows"], table["width"]).rows == table["rows"]
+    short = tmp_path / "short.tokens"  # an interrupted copy
+    short.write_bytes(whole.read_bytes()[:-4])
+    with pytest.raises(ValueError, match=r"not \d+ rows of \d+ float32 values"):
+        onnx_serving.TokenVectors(short, table["rows"], table["width"])
+
+
 def test_the_exported_parser_finds_the_torch_parsers_garments(exported):
     torch_parser = GarmentParser.load(exported["parser_model"])
     served = OnnxParser.load(exported["parser"])
@@ -114,6 +141,11 @@ def test_an_export_is_current_until_the_weights_change(exported, tmp_path):
     (out / SERVING_NAME).write_text(json.dumps(serving))
     assert export_current(model, out)
     os.utime(model / "parser.pt", ns=(1, 1))  # new weights
+    assert not export_current(model, out)
+    serving["source"] = onnx_serving.source_fingerprint(model)
+    (out / SERVING_NAME).write_text(json.dumps(serving))
+    assert export_current(model, out)
+    (out / SERVING_NAME).write_text(json.dumps({**serving, "format": "shop-onnx/1"}))  # an earlier layout
     assert not export_current(model, out)
     assert not export_current(model, tmp_path / "missing")
 
