@@ -210,9 +210,10 @@ SEARCH_MEMORY_REFRESH_S = env_float("SHOP_SEARCH_MEMORY_REFRESH_S", 1.0)
 SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 # HNSW ef_search of unfiltered vector lookups (the candidate list the index walks); 0: by the index's
 # size (search.services.hnsw_ef_search and photo_ef_search): a shopper's words 200 up to a million
-# vector rows, 800 above; a photo's garments 100, 400 above. Recall@10 of real product photos against
-# exact search (bench.search, a catalog copied from real articles): 0.986–0.991 at 100 and 0.995–1.000 at
-# 200 on 100,000 products (two runs); on a million 0.957 at 200, 0.982 at 400, 0.993 at 800.
+# vector rows, 800 above; a photo's garments 100, 800 above. Recall@10 of real product photos against
+# exact search (bench.search, a catalog copied from real articles): 0.986–0.999 at 100 and 0.995–1.000 at
+# 200 on 100,000 products (three runs); on a million 0.957 / 0.900 at 200, 0.982 / 0.945 at 400, 0.993 /
+# 0.989 at 800 (two embedders: the catalog's spread depends on the model a machine trained).
 SEARCH_HNSW_EF_SEARCH = env_int("SHOP_SEARCH_HNSW_EF_SEARCH", 0)
 # A text search runs its signals' database queries on this many threads of its process (each with a
 # database connection of its own) beside the vector scoring; 0 runs everything in the request's thread.

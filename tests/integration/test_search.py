@@ -158,7 +158,7 @@ def test_ef_search_grows_with_the_vector_index_unless_set(catalog, monkeypatch, 
     monkeypatch.setattr(services, "LARGE_INDEX_ROWS", -1)
     catalog_facts_reset()
     assert services.hnsw_ef_search() == 800
-    assert services.photo_ef_search() == 400
+    assert services.photo_ef_search() == 800
     settings.SEARCH_HNSW_EF_SEARCH = 300
     assert services.hnsw_ef_search() == 300 and services.photo_ef_search() == 300
     catalog_facts_reset()
