@@ -167,7 +167,7 @@ def export_embedder(folder: Path, out: Path) -> Path:
     size = int(config["model_cfg"]["vision_cfg"]["image_size"])
     context = int(config["model_cfg"]["text_cfg"].get("context_length", 77))
     pad = int(text.config.pad_token_id or 0)
-    table_shape = tuple(text.transformer.get_input_embeddings().weight.shape)
+    table = text.transformer.get_input_embeddings().weight.detach().float().contiguous()  # word vectors
     serving = {
         "format": FORMAT,
         "kind": "embedder",
@@ -186,7 +186,7 @@ def export_embedder(folder: Path, out: Path) -> Path:
         "text": {
             "context_length": context,
             "pad_token_id": pad,
-            "tokens": {"file": TOKENS_NAME, "rows": int(table_shape[0]), "width": int(table_shape[1])},
+            "tokens": {"file": TOKENS_NAME, "rows": int(table.shape[0]), "width": int(table.shape[1])},
         },
         "card_version": card.get("version"),
     }
@@ -194,7 +194,6 @@ def export_embedder(folder: Path, out: Path) -> Path:
     def fill(tmp: Path) -> None:
         tokens = emb.tokenizer(["a red dress", "something warm for a cold winter walk"])
         mask = (tokens != pad).long()
-        table = text.transformer.get_input_embeddings().weight.detach().float().contiguous()
         table.numpy().astype("<f4").tofile(tmp / TOKENS_NAME)
         _export(
             _Visual(model),
