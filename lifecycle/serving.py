@@ -203,7 +203,7 @@ def _onnx(kind: str, location: str) -> Any:
         if folder is None:
             return None
         loader = OnnxEmbedder.load if kind == "embedder" else OnnxParser.load
-        _onnx_serving[kind] = (location, loader(folder, threads=max(1, int(settings.SHOP_TORCH_THREADS))))
+        _onnx_serving[kind] = (location, loader(folder, threads=max(1, int(settings.SHOP_QUERY_MODEL_THREADS))))
         return _onnx_serving[kind][1]
 
 

@@ -419,7 +419,11 @@ SHOP_IMPORT_ZIP_MAX_RATIO = env_int("SHOP_IMPORT_ZIP_MAX_RATIO", 100)  # unpacke
 # Worker and web processes load the models they serve before their first task or request; the torch
 # threads of each worker process (one process per core: more threads only fight over the cores).
 SHOP_PRELOAD_MODELS = env_bool("SHOP_PRELOAD_MODELS", True)
-SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)  # also onnxruntime's threads for a web process's queries
+SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)
+# onnxruntime threads of each model a web process serves (parser, image and text towers), without
+# spinning: on 2 cores of an AMD EPYC, 2 threads parsed a photo in 76 ms against 102 with 1, encoded its
+# garments in 43 against 58 and a shopper's words in 9.8 against 14.2 (docs/search.md, section 7).
+SHOP_QUERY_MODEL_THREADS = env_int("SHOP_QUERY_MODEL_THREADS", min(2, os.cpu_count() or 1))
 # What answers a shopper's words and photos in a web process: "onnx" (the served models exported to
 # ONNX and run by onnxruntime: no torch in the web process) or "torch" (lifecycle/serving.py).
 SHOP_QUERY_RUNTIME = env_str("SHOP_QUERY_RUNTIME", "onnx").strip().lower()

@@ -35,6 +35,8 @@ def _session_options(threads: int | None, arena: bool = True) -> Any:
 
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = arena
+    if not arena:  # a web process: its threads do not spin between runs (see vision.onnx_serving)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

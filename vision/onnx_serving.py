@@ -95,6 +95,10 @@ def _session(path: Path, threads: int) -> Any:
     # second copy of the weights (measured: the same speed on these nets)
     opts.enable_cpu_mem_arena = False
     opts.add_session_config_entry("session.disable_prepacking", "1")
+    # no spinning: a process holds several sessions (parser, its upsampling, two towers), and one's
+    # threads spinning after a run stole the cores from the next (2 threads: a photo's parse 125 ms
+    # spinning against 76 without, 102 on 1 thread)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
