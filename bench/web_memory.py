@@ -1,6 +1,7 @@
 """Memory per web process, and what its queries cost, for each query runtime in one run.
 
-    .venv/bin/python -m bench.web_memory [--runtimes onnx,torch] [--photos 20] [--out var/bench/web-memory]
+    .venv/bin/python -m bench.web_memory [--runtimes onnx,torch] [--photos 20] [--phone-photos 4]
+        [--out var/bench/web-memory]
 
 Against the local stack that ``bin/run`` started (its web server is restarted by this command, and left
 running with the default runtime at the end). For each runtime (``SHOP_QUERY_RUNTIME``; the first one is
@@ -8,9 +9,10 @@ the shop's default, the others the baselines) it:
 
 1. restarts the web server (``python -m shop.localstack restart web``) with that runtime and the shared
    answers off (``SHOP_ANSWER_CACHE_S=0``: every request is computed);
-2. sends, through the REST API, every text query of ``bench.api_load`` (once each, then again: warm) and
-   ``--photos`` photo searches with real studio photos of people (``../shared/data/viton/image``), then
-   a storefront result page and a product page;
+2. sends, through the REST API, every text query of ``bench.api_load`` (once each, then again: warm),
+   ``--photos`` photo searches with real studio photos of people (``../shared/data/viton/image``, 256
+   pixels high) and ``--phone-photos`` with street photos of people (``../shared/data/ccp``) scaled to
+   a phone camera's 4000 × 3000, then a storefront result page and a product page;
 3. reads every web worker process (gunicorn's children): resident memory (RSS), private memory (USS:
    what one more web process adds), proportional memory (PSS: shared pages split among the processes
    that map them), and whether torch and onnxruntime are mapped;
@@ -42,6 +44,8 @@ from bench.stats import latency_summary
 
 REPO = Path(__file__).resolve().parent.parent
 VITON = REPO.parent / "shared" / "data" / "viton" / "image"
+CCP = REPO.parent / "shared" / "data" / "ccp"
+PHONE_SIDE = 4000  # a 12-megapixel phone photo, 4000 × 3000
 
 
 def _get(url: str) -> bytes:
@@ -80,6 +84,29 @@ def _photos(count: int) -> list[bytes]:
     for path in found:
         buffer = io.BytesIO()
         Image.open(path).convert("RGB").save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+def _phone_photos(count: int, side: int = PHONE_SIDE) -> list[bytes]:
+    """CCP street photos of people (dev split) scaled to a phone camera's 12 megapixels (``side`` pixels
+    high), as JPEG: what the API receives from a shopper's phone (it searches them as they came)."""
+    import csv
+
+    from PIL import Image
+
+    manifest = CCP / "manifest.csv"
+    if count <= 0 or not manifest.is_file():
+        return []
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"][:count]
+    out = []
+    for row in rows:
+        photo = Image.open(CCP / row["file"]).convert("RGB")
+        scale = side / max(photo.size)
+        photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        photo.save(buffer, "JPEG", quality=90)
         out.append(buffer.getvalue())
     return out
 
@@ -126,7 +153,7 @@ def _restart_web(runtime: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(url: str, runtime: str, photos: list[bytes]) -> dict[str, Any]:
+def measure(url: str, runtime: str, photos: list[bytes], phone: list[bytes]) -> dict[str, Any]:
     startup = _restart_web(runtime)
     for query in QUERIES:  # cold: each query's first encoding
         _get(f"{url}/api/v1/search?{urllib.parse.urlencode({'q': query})}")
@@ -146,6 +173,11 @@ def measure(url: str, runtime: str, photos: list[bytes]) -> dict[str, Any]:
         answer = photo_search(url, jpeg)
         photo.append(time.perf_counter() - started)
         garments += len(answer["garments"])
+    phone_photo = []
+    for jpeg in phone:
+        started = time.perf_counter()
+        photo_search(url, jpeg)
+        phone_photo.append(time.perf_counter() - started)
     _get(f"{url}/search?q=red+dress")
     products = json.loads(_get(f"{url}/api/v1/products?limit=1"))["results"]
     if products:
@@ -162,6 +194,7 @@ def measure(url: str, runtime: str, photos: list[bytes]) -> dict[str, Any]:
         "text_search_new_words": latency_summary(fresh),
         "photo_search": latency_summary(photo),
         "garments_found": garments,
+        "phone_photo_search": latency_summary(phone_photo) if phone_photo else None,
     }
 
 
@@ -170,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--host", default=os.environ.get("SHOP_URL", "http://127.0.0.1:8000"))
     cli.add_argument("--runtimes", default="onnx,torch")
     cli.add_argument("--photos", type=int, default=20)
+    cli.add_argument("--phone-photos", type=int, default=4, help="12-megapixel photos sent after the others")
     cli.add_argument("--out", type=Path, default=REPO / "var" / "bench" / "web-memory")
     args = cli.parse_args(argv)
     photos = _photos(args.photos)
+    phone = _phone_photos(args.phone_photos)
     runs = []
     try:
         for runtime in args.runtimes.split(","):
             print(f"[web_memory] {runtime}: restarting the web server and querying it …", flush=True)
-            run = measure(args.host.rstrip("/"), runtime.strip(), photos)
+            run = measure(args.host.rstrip("/"), runtime.strip(), photos, phone)
             runs.append(run)
             print(f"  restart {run['restart_s']} s; {len(run['processes'])} web processes")
             for p in run["processes"]:
@@ -190,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                 s = run[kind]
                 print(f"  {kind.replace('_', ' ')}: p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms (n={s['n']})")
             print(f"  garments found in {len(photos)} photos: {run['garments_found']}")
+            if run["phone_photo_search"]:
+                s = run["phone_photo_search"]
+                print(f"  photo search, {len(phone)} 12-megapixel photos: p50 {s['p50_ms']} ms, p95 {s['p95_ms']} ms")
     finally:  # leave the shop as bin/run started it (its own environment: the default runtime)
         subprocess.run([sys.executable, "-m", "shop.localstack", "restart", "web"], cwd=REPO, capture_output=True)
     args.out.mkdir(parents=True, exist_ok=True)

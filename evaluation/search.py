@@ -29,6 +29,11 @@ from django.db import connections
 from PIL import Image
 from tqdm import tqdm
 
+# Each photo query also runs scaled up to the size the storefront keeps a phone's photo at
+# (search/query_photos.py): the shop parses it at SEARCH_PHOTO_MAX_SIDE, and it should find what the
+# photo as taken finds.
+PHONE_PHOTO_SIDE = 1600
+PHONE_MODE = f"photo-{PHONE_PHOTO_SIDE}px"
 TEXT_MODES = {
     "image": ("image",),
     "text": ("text",),
@@ -312,13 +317,19 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
             else:
                 with Image.open(q["image"]) as im:
                     image = im.convert("RGB")
-                t0 = time.perf_counter()
-                hits = merge_garment_results(search_photo(image, limit=20), limit=10)
-                timings["photo"].append(time.perf_counter() - t0)
-                ranked = [sku_of[h.product_id] for h in hits]
-                runs["photo"].append((ranked, relevant))
-                by_family[family]["photo"].append((ranked, relevant))
-                per_query["photo"].append(_query_row(q, ranked, relevant))
+                # the photo as taken, and scaled up to the size a phone's photo is kept at (the shop
+                # parses it at SEARCH_PHOTO_MAX_SIDE): the same answers are expected of both
+                scale = PHONE_PHOTO_SIDE / max(image.size)
+                size = (round(image.width * scale), round(image.height * scale))
+                phone = image.resize(size, Image.Resampling.LANCZOS)
+                for mode, photo in (("photo", image), (PHONE_MODE, phone)):
+                    t0 = time.perf_counter()
+                    hits = merge_garment_results(search_photo(photo, limit=20), limit=10)
+                    timings[mode].append(time.perf_counter() - t0)
+                    ranked = [sku_of[h.product_id] for h in hits]
+                    runs[mode].append((ranked, relevant))
+                    by_family[family][mode].append((ranked, relevant))
+                    per_query[mode].append(_query_row(q, ranked, relevant))
         tuning = None
         if options.get("tune_fusion"):
             tuning = tune_fusion(queries, sku_of, log, options.get("write_weights"), options["queries"].name)

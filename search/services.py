@@ -1180,6 +1180,16 @@ class PhotoError(ValueError):
     """The photo or the requested crop cannot be searched; ``str(exc)`` says why."""
 
 
+def _photo_working_copy(image: Image.Image, max_side: int) -> tuple[Image.Image, tuple[float, float]]:
+    """``image`` scaled down to at most ``max_side`` pixels on its long side (aspect kept; an image
+    within it is returned as it is), and the factors that take its x and y back to ``image``'s pixels."""
+    if max_side <= 0 or max(image.size) <= max_side:
+        return image, (1.0, 1.0)
+    small = image.copy()
+    small.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return small, (image.width / small.width, image.height / small.height)
+
+
 def search_photo(
     image: Image.Image,
     *,
@@ -1203,6 +1213,8 @@ def search_photo(
         if x1 - x0 < 16 or y1 - y0 < 16:
             raise PhotoError("the crop is too small: draw a box of at least 16 × 16 pixels around the garment")
         image, offset = image.crop((x0, y0, x1, y1)), (x0, y0)
+    width, height = image.size  # boxes are given in these pixels (plus the crop's offset)
+    image, scale = _photo_working_copy(image, int(settings.SEARCH_PHOTO_MAX_SIDE))
     parser = query_parser()  # the active parser, or the fallback until one is trained
     parsed = parser.parse(image)
     area = image.width * image.height
@@ -1230,8 +1242,13 @@ def search_photo(
     results = []
     for found, lookup in zip(garments, lookups, strict=True):
         hits = lookup.result()
-        x0, y0, x1, y1 = (int(v) for v in found.box)
-        box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
+        x0, y0, x1, y1 = found.box
+        box = (
+            offset[0] + int(x0 * scale[0]),
+            offset[1] + int(y0 * scale[1]),
+            offset[0] + min(round(x1 * scale[0]), width),
+            offset[1] + min(round(y1 * scale[1]), height),
+        )
         results.append(GarmentResult(found.label, box, hits[:limit], round(float(found.score), 4)))
     return results
 

@@ -215,6 +215,10 @@ SEARCH_MEMORY_RELOAD_S = env_float("SHOP_SEARCH_MEMORY_RELOAD_S", 600.0)
 # 200 on 100,000 products (three runs); on a million 0.957 / 0.900 at 200, 0.982 / 0.945 at 400, 0.993 /
 # 0.989 at 800 (two embedders: the catalog's spread depends on the model a machine trained).
 SEARCH_HNSW_EF_SEARCH = env_int("SHOP_SEARCH_HNSW_EF_SEARCH", 0)
+# A shopper's photo is parsed and its garments cut out with its long side scaled down to at most this many
+# pixels (boxes are given in the photo's own pixels). The parser reads 384 pixels and the image tower 224
+# per garment; a 12-megapixel phone photo parsed whole took 4.6 s and 430 MB more memory on 2 cores.
+SEARCH_PHOTO_MAX_SIDE = env_int("SHOP_SEARCH_PHOTO_MAX_SIDE", 1024)
 # A text search runs its signals' database queries on this many threads of its process (each with a
 # database connection of its own) beside the vector scoring; 0 runs everything in the request's thread.
 SEARCH_QUERY_THREADS = env_int("SHOP_SEARCH_QUERY_THREADS", 2)

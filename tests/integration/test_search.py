@@ -514,6 +514,27 @@ def test_photo_of_a_person_gives_results_per_garment_with_boxes(catalog, scene_p
         services.search_photo(photo, garment=len(results) + 3)
 
 
+def test_a_large_photo_is_parsed_scaled_down_and_its_boxes_are_in_its_own_pixels(catalog, scene_parser, settings):
+    """A phone's photo is parsed at SEARCH_PHOTO_MAX_SIDE: the same garments are found as at full size, with
+    boxes in the photo's own pixels (here the cap halves the photo)."""
+    from tests.support.scenes import scene_photo
+
+    photo = scene_photo(200)
+    whole = {r.label: r for r in services.search_photo(photo, limit=3)}
+    settings.SEARCH_PHOTO_MAX_SIDE = max(photo.size) // 2
+    scaled = {r.label: r for r in services.search_photo(photo, limit=3)}
+    assert set(scaled) == set(whole) and {"top", "bottom"} <= set(scaled)
+    for label, found in scaled.items():
+        x0, y0, x1, y1 = found.box
+        assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+        assert max(abs(a - b) for a, b in zip(found.box, whole[label].box, strict=True)) <= 6, (label, found.box)
+        assert [h.product_id for h in found.hits[:1]] == [h.product_id for h in whole[label].hits[:1]]
+    # a crop of the large photo: boxes still in the photo's pixels, inside the crop
+    top = whole["top"].box
+    cropped = services.search_photo(photo, crop=(0, top[1], photo.width, photo.height))
+    assert cropped and all(r.box[1] >= top[1] and r.box[3] <= photo.height for r in cropped)
+
+
 def test_a_garment_of_a_rare_kind_looks_further_for_products_of_its_kind(catalog):
     """The nearest products are all of another kind (every product but the farthest shows a top): the
     lookup for a skirt widens its pool until it finds the one product that shows a bottom. (No product

@@ -1,4 +1,5 @@
-"""A product's garment kind for photo search, read from its category's name (search.services)."""
+"""Photo search's parts that need no services: a product's garment kind, read from its category's name, and the
+working copy of a large photo (search.services)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,20 @@ def test_every_kind_is_one_a_photo_garment_can_be_matched_with():
     assert set(GARMENT_KIND_WORDS) == set(COMPATIBLE_GARMENTS)
     words = [w for ws in GARMENT_KIND_WORDS.values() for w in ws]
     assert len(words) == len(set(words)), "a word names one kind"
+
+
+def test_a_photo_larger_than_the_working_side_is_scaled_down_with_the_factors_back():
+    from PIL import Image
+
+    from search.services import _photo_working_copy
+
+    phone = Image.new("RGB", (3000, 4000))
+    small, (sx, sy) = _photo_working_copy(phone, 1024)
+    assert small.size == (768, 1024) and phone.size == (3000, 4000)  # the shopper's photo is left as it was
+    assert (768 * sx, 1024 * sy) == (3000, 4000)
+    wide = Image.new("RGB", (1500, 301))
+    small, (sx, sy) = _photo_working_copy(wide, 1024)
+    assert max(small.size) == 1024 and round(small.height * sy) == 301
+    within = Image.new("RGB", (1024, 700))
+    assert _photo_working_copy(within, 1024) == (within, (1.0, 1.0))
+    assert _photo_working_copy(phone, 0) == (phone, (1.0, 1.0))  # 0: never scaled
