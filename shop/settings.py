@@ -424,6 +424,9 @@ SHOP_IMPORT_ZIP_MAX_RATIO = env_int("SHOP_IMPORT_ZIP_MAX_RATIO", 100)  # unpacke
 # threads of each worker process (one process per core: more threads only fight over the cores).
 SHOP_PRELOAD_MODELS = env_bool("SHOP_PRELOAD_MODELS", True)
 SHOP_TORCH_THREADS = env_int("SHOP_TORCH_THREADS", 1)
+# A web process maps memory blocks of at least this many bytes on their own, so a photo's buffers go back
+# to the system when freed (shop/gunicorn_conf.py); 0 leaves glibc's own threshold, which grows to 32 MB.
+SHOP_WEB_MMAP_THRESHOLD = env_int("SHOP_WEB_MMAP_THRESHOLD", 4 * 1024 * 1024)
 # onnxruntime threads of each model a web process serves (parser, image and text towers), without
 # spinning: on 2 cores of an AMD EPYC, 2 threads parsed a photo in 76 ms against 102 with 1, encoded its
 # garments in 43 against 58 and a shopper's words in 9.8 against 14.2 (docs/search.md, section 7).
