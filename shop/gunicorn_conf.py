@@ -9,8 +9,8 @@ against a million products, the larger of the two processes 332 → 283 MB propo
 And blocks above ``SHOP_WEB_MMAP_THRESHOLD`` bytes (a photo, the parser's activations) are mapped on
 their own and unmapped when freed: glibc otherwise raises that threshold to the largest block freed so
 far (up to 32 MB), and the heap that then holds a photo's buffers stays fragmented (demo shop, 20 studio
-photos and four of 12 megapixels, four runs each: the larger process 305–335 MB resident with glibc's
-own threshold, 278–280 MB with 4 MB fixed; photo search 10–70 ms slower)."""
+photos and four of 12 megapixels: the larger process 285–335 MB resident in four runs with glibc's own
+threshold, 280–282 MB in two with 4 MB fixed; a 12-megapixel photo about 40 ms slower; docs/search.md)."""
 
 from __future__ import annotations
 
