@@ -373,21 +373,29 @@ def process_rss_mb() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def photo_latency(limit: int) -> dict[str, float] | str:
+def _dev_rows(folder: str, count: int, role: str | None = None) -> list[dict[str, str]] | str:
+    """The first ``count`` dev rows (of ``role``, where given) of a shared data set's manifest, or why
+    there are none."""
     import csv
 
+    manifest = SHARED / folder / "manifest.csv"
+    if count <= 0:
+        return "skipped (--photos 0)"
+    if not manifest.is_file():
+        return f"no {folder.upper()} photos under ../shared/data"
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        return [r for r in csv.DictReader(fh) if r["split"] == "dev" and role in (None, r.get("role"))][:count]
+
+
+def photo_latency(limit: int) -> dict[str, float] | str:
     from PIL import Image
 
     from search.services import search_photo
     from vision.assets import AssetMissing
 
-    manifest = SHARED / "viton" / "manifest.csv"
-    if limit <= 0:
-        return "skipped (--photos 0)"
-    if not manifest.is_file():
-        return "no VITON photos under ../shared/data"
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["role"] == "person" and r["split"] == "dev"][:limit]
+    rows = _dev_rows("viton", limit, role="person")
+    if isinstance(rows, str):
+        return rows
     try:
         photos = [Image.open(SHARED / "viton" / r["file"]).convert("RGB") for r in rows]
         search_photo(photos[0])  # models loaded
@@ -410,20 +418,14 @@ def phone_photo_search(limit: int) -> dict[str, Any] | str:
     """Photo search on CCP street photos of people (dev split) scaled to ``PHONE_SIDE`` pixels: as the
     shop runs it (parsed at ``SEARCH_PHOTO_MAX_SIDE``) and, as the baseline of the same run, parsed at
     full size; with how far the two agree (the same garments, each garment's top 10)."""
-    import csv
-
     from django.test import override_settings
     from PIL import Image
 
     from search.services import search_photo
 
-    manifest = SHARED / "ccp" / "manifest.csv"
-    if limit <= 0:
-        return "skipped (--photos 0)"
-    if not manifest.is_file():
-        return "no CCP photos under ../shared/data"
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"][: max(1, limit // 3)]
+    rows = _dev_rows("ccp", max(1, limit // 3) if limit > 0 else 0)
+    if isinstance(rows, str):
+        return rows
     photos = []
     for row in rows:
         photo = Image.open(SHARED / "ccp" / row["file"]).convert("RGB")
