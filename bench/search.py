@@ -58,10 +58,10 @@ from typing import Any
 import numpy as np
 
 from bench.real_vectors import RealProducts, attribute_queries, category_path, real_photo_vectors, real_products
+from bench.shared_photos import SHARED, dev_rows, phone_sized
 from bench.stats import latency_summary
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
 DIM = 256
 SIZES = ["XS", "S", "M", "L", "XL"]
 BENCH_SPACE = "bench-random-256"
@@ -373,27 +373,13 @@ def process_rss_mb() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def _dev_rows(folder: str, count: int, role: str | None = None) -> list[dict[str, str]] | str:
-    """The first ``count`` dev rows (of ``role``, where given) of a shared data set's manifest, or why
-    there are none."""
-    import csv
-
-    manifest = SHARED / folder / "manifest.csv"
-    if count <= 0:
-        return "skipped (--photos 0)"
-    if not manifest.is_file():
-        return f"no {folder.upper()} photos under ../shared/data"
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        return [r for r in csv.DictReader(fh) if r["split"] == "dev" and role in (None, r.get("role"))][:count]
-
-
 def photo_latency(limit: int) -> dict[str, float] | str:
     from PIL import Image
 
     from search.services import search_photo
     from vision.assets import AssetMissing
 
-    rows = _dev_rows("viton", limit, role="person")
+    rows = dev_rows("viton", limit, role="person")
     if isinstance(rows, str):
         return rows
     try:
@@ -409,28 +395,22 @@ def photo_latency(limit: int) -> dict[str, float] | str:
     return latency_summary(timings)
 
 
-# The size a shopper's photo is kept at (search/query_photos.py): a phone's photo after the storefront
-# scaled it down; the API passes larger ones as they came.
-PHONE_SIDE = 1600
-
-
 def phone_photo_search(limit: int) -> dict[str, Any] | str:
-    """Photo search on CCP street photos of people (dev split) scaled to ``PHONE_SIDE`` pixels: as the
-    shop runs it (parsed at ``SEARCH_PHOTO_MAX_SIDE``) and, as the baseline of the same run, parsed at
-    full size; with how far the two agree (the same garments, each garment's top 10)."""
+    """Photo search on CCP street photos of people (dev split) scaled to the size the storefront keeps a
+    shopper's photo at (``search.query_photos.MAX_SIDE``): as the shop runs it (parsed at
+    ``SEARCH_PHOTO_MAX_SIDE``) and, as the baseline of the same run, parsed at full size; with how far the
+    two agree (the same garments, each garment's top 10)."""
+    from django.conf import settings
     from django.test import override_settings
-    from PIL import Image
 
+    from search.query_photos import MAX_SIDE
     from search.services import search_photo
 
-    rows = _dev_rows("ccp", max(1, limit // 3) if limit > 0 else 0)
-    if isinstance(rows, str):
-        return rows
-    photos = []
-    for row in rows:
-        photo = Image.open(SHARED / "ccp" / row["file"]).convert("RGB")
-        scale = PHONE_SIDE / max(photo.size)
-        photos.append(photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS))
+    if limit <= 0:
+        return "skipped (--photos 0)"
+    photos = phone_sized("ccp", max(1, limit // 3), MAX_SIDE)
+    if not photos:
+        return "no CCP photos under ../shared/data"
 
     def timed(max_side: int) -> tuple[dict[str, float], list[dict[str, list[int]]]]:
         found, timings = [], []
@@ -443,8 +423,6 @@ def phone_photo_search(limit: int) -> dict[str, Any] | str:
                 found.append({r.label: [h.product_id for h in r.hits] for r in results})
         return latency_summary(timings), found
 
-    from django.conf import settings
-
     shop, shop_found = timed(settings.SEARCH_PHOTO_MAX_SIDE)
     whole, whole_found = timed(0)
     same_garments = sum(set(a) == set(b) for a, b in zip(shop_found, whole_found, strict=True))
@@ -455,7 +433,7 @@ def phone_photo_search(limit: int) -> dict[str, Any] | str:
     ]
     return {
         "photos": len(photos),
-        "side_px": PHONE_SIDE,
+        "side_px": MAX_SIDE,
         f"parsed at {settings.SEARCH_PHOTO_MAX_SIDE} px (the shop)": shop,
         "parsed at full size (baseline)": whole,
         "photos with the same garments": same_garments,

@@ -25,7 +25,6 @@ figures are the result.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -40,11 +39,11 @@ from typing import Any
 import psutil
 
 from bench.api_load import QUERIES
+from bench.shared_photos import jpeg_bytes, phone_sized
 from bench.stats import latency_summary
 
 REPO = Path(__file__).resolve().parent.parent
 VITON = REPO.parent / "shared" / "data" / "viton" / "image"
-CCP = REPO.parent / "shared" / "data" / "ccp"
 PHONE_SIDE = 4000  # a 12-megapixel phone photo, 4000 × 3000
 
 
@@ -80,35 +79,13 @@ def _photos(count: int) -> list[bytes]:
     found = sorted(VITON.glob("*.jpg"))[:count]
     if not found:
         raise SystemExit(f"no photos under {VITON}: the bench needs ../shared/data beside the repository")
-    out = []
-    for path in found:
-        buffer = io.BytesIO()
-        Image.open(path).convert("RGB").save(buffer, "JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    return [jpeg_bytes(Image.open(path).convert("RGB")) for path in found]
 
 
 def _phone_photos(count: int, side: int = PHONE_SIDE) -> list[bytes]:
     """CCP street photos of people (dev split) scaled to a phone camera's 12 megapixels (``side`` pixels
     high), as JPEG: what the API receives from a shopper's phone (it searches them as they came)."""
-    import csv
-
-    from PIL import Image
-
-    manifest = CCP / "manifest.csv"
-    if count <= 0 or not manifest.is_file():
-        return []
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "dev"][:count]
-    out = []
-    for row in rows:
-        photo = Image.open(CCP / row["file"]).convert("RGB")
-        scale = side / max(photo.size)
-        photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
-        buffer = io.BytesIO()
-        photo.save(buffer, "JPEG", quality=90)
-        out.append(buffer.getvalue())
-    return out
+    return [jpeg_bytes(photo) for photo in phone_sized("ccp", count, side)]
 
 
 def _web_workers() -> list[psutil.Process]:

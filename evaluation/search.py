@@ -29,10 +29,12 @@ from django.db import connections
 from PIL import Image
 from tqdm import tqdm
 
+from search.query_photos import MAX_SIDE as PHONE_PHOTO_SIDE
+from vision.images import resized_to_long_side
+
 # Each photo query also runs scaled up to the size the storefront keeps a phone's photo at
 # (search/query_photos.py): the shop parses it at SEARCH_PHOTO_MAX_SIDE, and it should find what the
 # photo as taken finds.
-PHONE_PHOTO_SIDE = 1600
 PHONE_MODE = f"photo-{PHONE_PHOTO_SIDE}px"
 TEXT_MODES = {
     "image": ("image",),
@@ -319,9 +321,7 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                     image = im.convert("RGB")
                 # the photo as taken, and scaled up to the size a phone's photo is kept at (the shop
                 # parses it at SEARCH_PHOTO_MAX_SIDE): the same answers are expected of both
-                scale = PHONE_PHOTO_SIDE / max(image.size)
-                size = (round(image.width * scale), round(image.height * scale))
-                phone = image.resize(size, Image.Resampling.LANCZOS)
+                phone = resized_to_long_side(image, PHONE_PHOTO_SIDE)
                 for mode, photo in (("photo", image), (PHONE_MODE, phone)):
                     t0 = time.perf_counter()
                     hits = merge_garment_results(search_photo(photo, limit=20), limit=10)

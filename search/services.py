@@ -45,6 +45,7 @@ from search.caching import catalog_fact, catalog_facts_reset
 from search.fact_memory import ProductFacts
 from search.spelling import speller
 from search.understanding import PART_KEYS, Part, Understood, understand_query
+from vision.images import resized_to_long_side
 
 logger = logging.getLogger(__name__)
 
@@ -1185,8 +1186,7 @@ def _photo_working_copy(image: Image.Image, max_side: int) -> tuple[Image.Image,
     within it is returned as it is), and the factors that take its x and y back to ``image``'s pixels."""
     if max_side <= 0 or max(image.size) <= max_side:
         return image, (1.0, 1.0)
-    small = image.copy()
-    small.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    small = resized_to_long_side(image, max_side, Image.Resampling.BICUBIC)
     return small, (image.width / small.width, image.height / small.height)
 
 
@@ -1205,7 +1205,8 @@ def search_photo(
     from lifecycle.serving import query_embedder_for_space, query_parser
     from vision.parsing import cutout
 
-    image = image.convert("RGB")
+    if image.mode != "RGB":  # convert() copies even an RGB photo: a phone's is 36 MB
+        image = image.convert("RGB")
     offset = (0, 0)
     if crop is not None:
         x0, y0, x1, y1 = (int(v) for v in crop)

@@ -13,3 +13,12 @@ def to_rgb_on_white(image: Image.Image) -> Image.Image:
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
     return image.convert("RGB")
+
+
+def resized_to_long_side(
+    image: Image.Image, side: int, resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> Image.Image:
+    """A copy of ``image`` scaled (down or up, aspect kept) so that its long side is ``side`` pixels."""
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, resample, reducing_gap=2.0 if scale < 1 else None)
