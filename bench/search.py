@@ -373,11 +373,18 @@ def process_rss_mb() -> float:
     return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def photo_latency(limit: int) -> dict[str, float] | str:
+def photo_latency(limit: int, parse_size: int | None = None) -> dict[str, float] | str:
+    """Photo search on VITON person photos (dev split) as the shop runs it, or with the parser reading
+    them at ``parse_size`` (0: the parser's own working size, the baseline of the shop's smaller one)."""
+    from django.test import override_settings
     from PIL import Image
 
     from search.services import search_photo
     from vision.assets import AssetMissing
+
+    if parse_size is not None:
+        with override_settings(SEARCH_PHOTO_PARSE_SIZE=parse_size):
+            return photo_latency(limit)
 
     rows = dev_rows("viton", limit, role="person")
     if isinstance(rows, str):
@@ -508,6 +515,7 @@ def measure(space: Any, queries: list[str], recall_queries: list[np.ndarray], ph
         for ef in (100, 200, 400, 800)
     }
     out["photo_search"] = photo_latency(photos)
+    out["photo_search_parsed_at_the_parser_size"] = photo_latency(photos, parse_size=0)
     out["photo_search_phone_sized"] = phone_photo_search(photos)
     out["rss_mb_after_searches"] = process_rss_mb()
     return out

@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
+from django.test import override_settings
 from PIL import Image
 from tqdm import tqdm
 
@@ -36,6 +37,9 @@ from vision.images import resized_to_long_side
 # (search/query_photos.py): the shop parses it at SEARCH_PHOTO_MAX_SIDE, and it should find what the
 # photo as taken finds.
 PHONE_MODE = f"photo-{PHONE_PHOTO_SIDE}px"
+# The baseline of the shop's parse size (SEARCH_PHOTO_PARSE_SIZE): each photo as taken, read by the
+# parser at its own working size.
+PARSER_SIZE_MODE = "photo-parser-size"
 TEXT_MODES = {
     "image": ("image",),
     "text": ("text",),
@@ -322,9 +326,14 @@ def run(options: dict[str, Any], out_dir: Path, log: Callable[[str], None]) -> d
                 # the photo as taken, and scaled up to the size a phone's photo is kept at (the shop
                 # parses it at SEARCH_PHOTO_MAX_SIDE): the same answers are expected of both
                 phone = resized_to_long_side(image, PHONE_PHOTO_SIDE)
-                for mode, photo in (("photo", image), (PHONE_MODE, phone)):
+                for mode, photo, parse_size in (
+                    ("photo", image, settings.SEARCH_PHOTO_PARSE_SIZE),
+                    (PHONE_MODE, phone, settings.SEARCH_PHOTO_PARSE_SIZE),
+                    (PARSER_SIZE_MODE, image, 0),
+                ):
                     t0 = time.perf_counter()
-                    hits = merge_garment_results(search_photo(photo, limit=20), limit=10)
+                    with override_settings(SEARCH_PHOTO_PARSE_SIZE=parse_size):
+                        hits = merge_garment_results(search_photo(photo, limit=20), limit=10)
                     timings[mode].append(time.perf_counter() - t0)
                     ranked = [sku_of[h.product_id] for h in hits]
                     runs[mode].append((ranked, relevant))

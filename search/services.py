@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -46,6 +46,9 @@ from search.fact_memory import ProductFacts
 from search.spelling import speller
 from search.understanding import PART_KEYS, Part, Understood, understand_query
 from vision.images import resized_to_long_side
+
+if TYPE_CHECKING:
+    from vision.parsing import Parser
 
 logger = logging.getLogger(__name__)
 
@@ -1190,6 +1193,14 @@ def _photo_working_copy(image: Image.Image, max_side: int) -> tuple[Image.Image,
     return small, (image.width / small.width, image.height / small.height)
 
 
+def photo_parse_size(parser: Parser) -> int | None:
+    """The long side at which ``parser`` reads a shopper's photo: ``SEARCH_PHOTO_PARSE_SIZE`` when it is
+    set and below the parser's own working size, else None (the parser's own)."""
+    size = int(settings.SEARCH_PHOTO_PARSE_SIZE)
+    own = getattr(parser, "working_size", None)
+    return size if size > 0 and (own is None or size < int(own)) else None
+
+
 def search_photo(
     image: Image.Image,
     *,
@@ -1217,7 +1228,7 @@ def search_photo(
     width, height = image.size  # boxes are given in these pixels (plus the crop's offset)
     image, scale = _photo_working_copy(image, int(settings.SEARCH_PHOTO_MAX_SIDE))
     parser = query_parser()  # the active parser, or the fallback until one is trained
-    parsed = parser.parse(image)
+    parsed = parser.parse(image, photo_parse_size(parser))
     area = image.width * image.height
     garments = [
         g

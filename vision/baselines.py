@@ -157,7 +157,8 @@ class FallbackParser:
             self.method = U2NetPBaseline.name
         self.version = FALLBACK_PREFIX + self.method
 
-    def parse(self, image: Image.Image) -> Any:
+    def parse(self, image: Image.Image, working_size: int | None = None) -> Any:
+        """One item mask; ``working_size`` is ignored (u2netp and PAN read fixed input sizes)."""
         from vision.parsing import PARSER_CLASSES, Garment, ParseResult, mask_box
 
         rgb = image.convert("RGB")

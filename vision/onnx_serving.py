@@ -253,9 +253,10 @@ class OnnxParser:
     def load(cls, folder: Path, threads: int = 1) -> OnnxParser:
         return cls(Path(folder), _serving_read(Path(folder), "parser"), threads)
 
-    def logits(self, image: Image.Image) -> np.ndarray:
-        """C × h × w logits at the working resolution (as ``GarmentParser.logits_batch([image])[0]``)."""
-        x, (h, w) = working_pixels(image, self.working_size)
+    def logits(self, image: Image.Image, working_size: int | None = None) -> np.ndarray:
+        """C × h × w logits at the working resolution (as ``GarmentParser.logits_batch([image])[0]``);
+        ``working_size``: another long side than the parser's own."""
+        x, (h, w) = working_pixels(image, working_size or self.working_size)
         batch = np.zeros((1, 3, round_up(h), round_up(w)), np.float32)  # 0 = mid-grey
         batch[0, :, :h, :w] = x
         return self.net.run(["logits"], {"pixels": batch})[0][0, :, :h, :w]
@@ -294,8 +295,8 @@ class OnnxParser:
         counts = np.bincount(flat, minlength=c)[:c].astype(np.float64)
         return labels, prob_sum, counts
 
-    def parse(self, image: Image.Image) -> ParseResult:
-        logits = self.logits(image)
+    def parse(self, image: Image.Image, working_size: int | None = None) -> ParseResult:
+        logits = self.logits(image, working_size)
         if logits.shape[0] != len(PARSER_CLASSES):
             raise ValueError(f"the exported parser gives {logits.shape[0]} classes, not {len(PARSER_CLASSES)}")
         labels, prob_sum, counts = self.upsample_labels(logits, image.height, image.width)

@@ -252,11 +252,12 @@ class GarmentParser:
 
     # ------------------------------------------------------------------------------ inference
     @torch.inference_mode()
-    def logits_batch(self, images: list[Image.Image]) -> list[torch.Tensor]:
-        """Per image, C × h × w logits at the working resolution (padding removed)."""
+    def logits_batch(self, images: list[Image.Image], working_size: int | None = None) -> list[torch.Tensor]:
+        """Per image, C × h × w logits at the working resolution (padding removed); ``working_size``:
+        another long side than the parser's own."""
         if not images:
             return []
-        inputs = [to_input(im, self.working_size) for im in images]
+        inputs = [to_input(im, working_size or self.working_size) for im in images]
         hmax = round_up(max(s[0] for _, s in inputs))
         wmax = round_up(max(s[1] for _, s in inputs))
         batch = torch.zeros(len(inputs), 3, hmax, wmax)  # 0 = mid-grey after normalisation
@@ -265,13 +266,13 @@ class GarmentParser:
         out = self.model(batch.contiguous(memory_format=torch.channels_last))
         return [out[i, :, :h, :w] for i, (_, (h, w)) in enumerate(inputs)]
 
-    def parse(self, image: Image.Image) -> ParseResult:
-        return self.parse_batch([image])[0]
+    def parse(self, image: Image.Image, working_size: int | None = None) -> ParseResult:
+        return self.parse_batch([image], working_size)[0]
 
     @torch.inference_mode()
-    def parse_batch(self, images: list[Image.Image]) -> list[ParseResult]:
+    def parse_batch(self, images: list[Image.Image], working_size: int | None = None) -> list[ParseResult]:
         results = []
-        for image, logits in zip(images, self.logits_batch(images), strict=True):
+        for image, logits in zip(images, self.logits_batch(images, working_size), strict=True):
             labels, prob_sum, counts = upsample_labels(logits, image.height, image.width)
             results.append(parse_result(labels, prob_sum, counts, self.min_area_fraction))
         return results

@@ -118,7 +118,10 @@ class Parser(Protocol):
 
     version: str
 
-    def parse(self, image: Image.Image) -> ParseResult: ...
+    def parse(self, image: Image.Image, working_size: int | None = None) -> ParseResult:
+        """The photo's label map and items; ``working_size``: the long side the parser reads the photo at
+        (None: its own; a parser with a fixed input ignores it)."""
+        ...
 
 
 FALLBACK_PREFIX = "fallback:"

@@ -1,5 +1,5 @@
 """Photo search's parts that need no services: a product's garment kind, read from its category's name, and the
-working copy of a large photo (search.services)."""
+working copy of a large photo and the size its parser reads (search.services)."""
 
 from __future__ import annotations
 
@@ -52,3 +52,18 @@ def test_a_photo_larger_than_the_working_side_is_scaled_down_with_the_factors_ba
     within = Image.new("RGB", (1024, 700))
     assert _photo_working_copy(within, 1024) == (within, (1.0, 1.0))
     assert _photo_working_copy(phone, 0) == (phone, (1.0, 1.0))  # 0: never scaled
+
+
+def test_a_shoppers_photo_is_parsed_at_the_smaller_size_never_a_larger_one(settings):
+    from types import SimpleNamespace
+
+    from search.services import photo_parse_size
+
+    parser = SimpleNamespace(working_size=384)
+    settings.SEARCH_PHOTO_PARSE_SIZE = 320
+    assert photo_parse_size(parser) == 320
+    assert photo_parse_size(SimpleNamespace()) == 320  # a parser with a fixed input ignores it
+    settings.SEARCH_PHOTO_PARSE_SIZE = 512  # above the parser's own: its own
+    assert photo_parse_size(parser) is None
+    settings.SEARCH_PHOTO_PARSE_SIZE = 0
+    assert photo_parse_size(parser) is None

@@ -115,6 +115,21 @@ def test_the_exported_parser_finds_the_torch_parsers_garments(exported):
             assert abs(a.score - b.score) < 1e-3
 
 
+def test_a_parser_reads_a_photo_at_a_smaller_working_size_when_asked(exported):
+    """A shopper's photo is parsed at a smaller long side than the catalog's (SEARCH_PHOTO_PARSE_SIZE):
+    both runtimes read it at that size, and the labels still cover the photo's own pixels."""
+    torch_parser = GarmentParser.load(exported["parser_model"])
+    served = OnnxParser.load(exported["parser"])
+    image = photos()[0]
+    small = served.working_size * 5 // 6
+    logits, own = served.logits(image, small), served.logits(image)
+    assert max(logits.shape[1:]) == small and max(own.shape[1:]) == served.working_size
+    want, got = torch_parser.parse(image, small), served.parse(image, small)
+    assert got.labels.shape == want.labels.shape == (image.height, image.width)
+    assert (got.labels == want.labels).mean() > 0.999
+    assert [g.label for g in got.garments] == [g.label for g in want.garments]
+
+
 def test_a_large_photo_is_labelled_in_strips_as_a_whole(exported, monkeypatch):
     served = OnnxParser.load(exported["parser"])
     logits = np.random.RandomState(1).randn(10, 40, 30).astype(np.float32) * 3
