@@ -83,6 +83,7 @@ from catalog.selectors.search import (
     products_by_predicted,
 )
 from catalog.selectors.vectors import (
+    CategoryGate,
     Neighbour,
     SpaceCoverage,
     embedding_space_active,
@@ -106,6 +107,7 @@ __all__ = [
     "PRODUCT_ORDERINGS",
     "SUMMARY_PRODUCT_FIELDS",
     "CatalogHealth",
+    "CategoryGate",
     "FilterMatch",
     "Neighbour",
     "ProductBrief",

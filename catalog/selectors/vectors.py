@@ -101,6 +101,15 @@ class Neighbour:
     distance: float
 
 
+@dataclass(frozen=True)
+class CategoryGate:
+    """Products in one of the ``allowed`` categories, or in none of the ``judged`` ones (a category the
+    caller cannot judge, or no category): what a garment of a shopper's photo may be matched with."""
+
+    allowed: tuple[int, ...]
+    judged: tuple[int, ...]
+
+
 def vector_nearest(
     *,
     table: str,
@@ -112,12 +121,17 @@ def vector_nearest(
     using: str | None = None,
     filters: ProductFilters | None = None,
     matching: FilterMatch | None = None,
+    categories: CategoryGate | None = None,
+    max_scan_tuples: int | None = None,
 ) -> list[Neighbour]:
     """The ``k`` nearest owners (image ids or product ids) by cosine distance, through the
     (space, kind) partial HNSW index. Reads go to the search database (a replica when configured).
     ``filters`` (product table only) restrict the products; a selective filter switches to an exact
     scan of the matching products so that the index never starves the result of candidates.
-    ``matching`` is what ``product_filter_match(filters)`` returned, when the caller read it already."""
+    ``matching`` is what ``product_filter_match(filters)`` returned, when the caller read it already.
+    ``categories`` (product table only) keeps the products it lets through, tested as the index scan
+    goes on; ``max_scan_tuples`` bounds how many rows a filtered index scan reads (pgvector's
+    ``hnsw.max_scan_tuples``, 20,000 unless given), so a rare kind of product may come back short."""
     using = using or settings.SEARCH_DB_ALIAS
     if table not in VECTOR_TABLES:
         raise ValueError(f"table must be one of {sorted(VECTOR_TABLES)}")
@@ -126,8 +140,8 @@ def vector_nearest(
     model, kinds = VECTOR_TABLES[table]
     if kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}")
-    if filters is not None and table != "product":
-        raise ValueError("filters apply to the product table only")
+    if (filters is not None or categories is not None) and table != "product":
+        raise ValueError("filters and categories apply to the product table only")
     owner = "image_id" if table == "image" else "product_id"
     dim = int(space.dim)
     literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
@@ -148,7 +162,14 @@ def vector_nearest(
         else:
             where, condition_params = product_filter_sql(filters)
             join, condition = "JOIN catalog_product p ON p.id = t.product_id", f" AND {where}"
-            statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    if categories is not None:
+        join = "JOIN catalog_product p ON p.id = t.product_id"
+        condition += " AND (p.category_id IS NULL OR p.category_id = ANY(%s) OR NOT (p.category_id = ANY(%s)))"
+        condition_params = [*condition_params, list(categories.allowed), list(categories.judged)]
+    if join and not exact:  # the scan goes on past ef_search candidates until enough rows pass
+        statements.append("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        if max_scan_tuples:
+            statements.append(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan_tuples)}")
     # Exact: order by an expression the HNSW index cannot serve ("+ 0"), so the planner reaches the
     # few matching rows through the (product, space, kind) index instead.
     order = f"({distance}) + 0" if exact else indexed

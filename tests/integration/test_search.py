@@ -577,6 +577,32 @@ def test_a_products_category_says_its_kind_before_the_parsers_label(catalog):
     assert "B1" not in skus(tops, catalog) and {"K1", "R1"} <= set(skus(tops, catalog))
 
 
+def test_the_index_scan_keeps_the_products_a_category_gate_lets_through(catalog):
+    """A garment's lookup tests each candidate's category inside the index scan: the products of the
+    allowed categories, and of a category the gate cannot judge, nearest first, as an exact search of
+    those products would rank them."""
+    import numpy as np
+
+    from catalog.models import Product, ProductVector
+    from catalog.selectors import CategoryGate, vector_nearest
+
+    space = services._space()
+    category_of = dict(Product.objects.values_list("id", "category_id"))
+    trousers, unjudged = catalog_category_id(catalog, "B1"), catalog_category_id(catalog, "K1")
+    judged = tuple(sorted({c for c in category_of.values() if c is not None and c != unjudged}))
+    gate = CategoryGate(allowed=(trousers,), judged=judged)
+    rows = ProductVector.objects.filter(space=space, kind="image").values_list("product_id", "vector")
+    vectors = {pid: np.asarray(v, dtype=np.float32) for pid, v in rows}
+    query = vectors[catalog["R1"]]
+    passing = [pid for pid in vectors if category_of[pid] in (trousers, unjudged, None)]
+    assert 2 <= len(passing) < len(vectors)
+    exact = sorted(passing, key=lambda pid: (-float(vectors[pid] @ query / np.linalg.norm(vectors[pid])), pid))
+    found = vector_nearest(table="product", space=space, kind="image", query=query, k=len(passing), categories=gate)
+    assert [n.owner_id for n in found] == exact
+    with pytest.raises(ValueError, match="product table only"):
+        vector_nearest(table="image", space=space, kind="cutout", query=query, categories=gate)
+
+
 def test_photo_with_no_garment_finds_nothing(catalog, scene_parser):
     from tests.support.scenes import scene_photo
 
